@@ -1,0 +1,1 @@
+"""fender: make a web service production-ready in one integration."""

@@ -1,0 +1,29 @@
+"""ASGI and WSGI type aliases shared by the adapters (after ``starlette.types``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from types import TracebackType
+from typing import Any, TypeAlias
+
+__all__ = [
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "StartResponse",
+    "WSGIApp",
+    "WSGIEnviron",
+]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WSGIEnviron: TypeAlias = dict[str, Any]
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse: TypeAlias = Callable[..., Callable[[bytes], object]]
+WSGIApp: TypeAlias = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]

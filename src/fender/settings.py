@@ -1,0 +1,532 @@
+"""Settings from the environment (and an optional ``.env``), validated when the app is built.
+
+The names are the ones services already use (``SECRET_KEY``, ``DATABASE_URL``, ``REDIS_URL``,
+``WEB_WORKERS``...); everything fender adds is ``FENDER_*``. Loading never prints or logs a
+secret: errors show secrets masked (:func:`fender.errors.mask`).
+
+Two levels of checking:
+
+* :func:`load_settings` rejects values that cannot be right anywhere (a port of ``abc``, an
+  unknown log level) with :class:`~fender.errors.ConfigurationError`;
+* :func:`production_findings` says what is not ready for production (a short ``SECRET_KEY``,
+  debug on); :meth:`Settings.require_production_ready` raises on the first failure when the
+  environment is production, and ``fender doctor`` prints them all.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from fender._status import Finding, Status
+from fender.errors import ConfigurationError, mask
+
+__all__ = [
+    "EnvVar",
+    "Settings",
+    "env_vars",
+    "load_settings",
+    "production_findings",
+    "redact_url",
+    "render_env_example",
+    "render_env_table",
+]
+
+Environment = Literal["development", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+MIN_SECRET_KEY_LENGTH = 32
+# Distinct characters below which a key of the right length is still a pattern, not a secret.
+MIN_SECRET_KEY_DISTINCT = 10
+# Values copied from tutorials, templates and seed files; compared lower-cased and stripped.
+PLACEHOLDER_SECRET_KEYS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "dev",
+        "development",
+        "development-secret-key",
+        "insecure",
+        "please-change-me",
+        "production-secret-key",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "super-secret",
+        "supersecret",
+        "test",
+        "your-secret-key",
+        "your-secret-key-here",
+        "your_secret_key",
+        "your_secret_key_here",
+    }
+)
+# The environment load_settings() was given, when not os.environ (a contextvar: thread-safe).
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "fender_settings_environ", default=None
+)
+PLACEHOLDER_PREFIXES = ("your-secret", "your_secret", "change-me", "changeme", "django-insecure")
+
+
+def _env(*names: str, description: str, secret: bool = False, **kwargs: Any) -> Any:
+    """Declare a field read from the first of ``names`` that is set."""
+    return Field(
+        validation_alias=AliasChoices(*names),
+        description=description,
+        json_schema_extra={"env": list(names), "secret": secret},
+        **kwargs,
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting fender reads, with its environment names and embedded default.
+
+    Build it with :func:`load_settings` (which turns validation errors into
+    :class:`~fender.errors.ConfigurationError`); keyword arguments override the environment.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+    env: Environment = _env(
+        "FENDER_ENV",
+        "APP_ENV",
+        "FLASK_ENV",
+        default="production",
+        description="development or production; production turns on the production rules.",
+    )
+    debug: bool = _env(
+        "FENDER_DEBUG",
+        "FLASK_DEBUG",
+        default=False,
+        description="Debug mode; must be off in production.",
+    )
+    secret_key: SecretStr | None = _env(
+        "SECRET_KEY",
+        default=None,
+        secret=True,
+        description=f"Signing key; required in production, at least {MIN_SECRET_KEY_LENGTH} "
+        "random characters (python -c 'import secrets; print(secrets.token_urlsafe(48))').",
+    )
+    service_name: str = _env(
+        "FENDER_SERVICE_NAME",
+        default="app",
+        min_length=1,
+        description="Service name shown in logs, metrics and /health/version.",
+    )
+    release: str = _env(
+        "FENDER_RELEASE",
+        default="",
+        description="Release id (image tag, git describe) shown in /health/version.",
+    )
+    host: str = _env(
+        "FENDER_HOST",
+        default="127.0.0.1",
+        min_length=1,
+        description="Address `fender run` binds to; 0.0.0.0 inside a container.",
+    )
+    port: int = _env(
+        "FENDER_PORT",
+        "PORT",
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Port `fender run` binds to.",
+    )
+    log_level: LogLevel = _env(
+        "LOG_LEVEL",
+        default="INFO",
+        description="Lowest level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    )
+    database_url: str = _env(
+        "DATABASE_URL",
+        default="sqlite:///fender.db",
+        min_length=1,
+        secret=True,
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for real.",
+    )
+    db_pool_size: int = _env(
+        "DB_POOL_SIZE", default=5, ge=1, le=1000, description="Connections kept open per worker."
+    )
+    db_max_overflow: int = _env(
+        "DB_MAX_OVERFLOW",
+        default=10,
+        ge=0,
+        le=1000,
+        description="Extra connections a worker may open under load.",
+    )
+    db_pool_recycle: int = _env(
+        "DB_POOL_RECYCLE",
+        default=1800,
+        ge=-1,
+        description="Seconds after which a connection is replaced (-1: never).",
+    )
+    db_pool_timeout: float = _env(
+        "DB_POOL_TIMEOUT",
+        default=30.0,
+        gt=0,
+        description="Seconds to wait for a free connection before failing.",
+    )
+    redis_url: str = _env(
+        "REDIS_URL",
+        default="",
+        secret=True,
+        description="redis://, rediss://, unix:// URL; empty means the in-memory tier.",
+    )
+    network_timeout_sec: float = _env(
+        "NETWORK_TIMEOUT_SEC",
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Connect and read timeout for network dependencies, in seconds.",
+    )
+    memory_limit_mb: int | None = _env(
+        "MEMORY_LIMIT_MB",
+        default=None,
+        ge=16,
+        description="Memory limit of the container in MiB; empty: read from the cgroup.",
+    )
+    workers: int | None = _env(
+        "WEB_WORKERS",
+        "GUNICORN_WORKERS",
+        default=None,
+        ge=1,
+        le=512,
+        description="Worker processes; empty: min(CPU formula, memory / per-worker).",
+    )
+    threads: int = _env(
+        "GUNICORN_THREADS",
+        default=1,
+        ge=1,
+        le=256,
+        description="Threads per worker (sync workers only).",
+    )
+    metrics_enabled: bool = _env(
+        "METRICS_ENABLED", default=True, description="Serve Prometheus metrics on /metrics."
+    )
+    max_staleness_ms: int = _env(
+        "MAX_STALENESS_MS",
+        default=5000,
+        ge=0,
+        description="How stale a replicated read may be, in milliseconds (AP mode).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003  (the signature pydantic calls)
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read the mapping given to :func:`load_settings` instead of ``os.environ``."""
+        environ = _ENVIRON.get()
+        if environ is not None and isinstance(env_settings, EnvSettingsSource):
+            # Same normalisation as for os.environ: names case-insensitive, empty means unset.
+            env_settings.env_vars = {k.lower(): v for k, v in environ.items() if v != ""}
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _normalise_env(cls, value: object) -> object:
+        aliases = {"dev": "development", "prod": "production"}
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return aliases.get(value, value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _normalise_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().upper()
+            return "WARNING" if value == "WARN" else value
+        return value
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _check_url(cls, value: str, info: Any) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if not parts.scheme:
+            raise ValueError(f"a URL with a scheme, like {_URL_EXAMPLES[info.field_name]}")
+        if info.field_name == "redis_url" and parts.scheme not in REDIS_SCHEMES:
+            raise ValueError(f"one of the schemes {', '.join(sorted(REDIS_SCHEMES))}")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        """True when the production rules apply."""
+        return self.env == "production"
+
+    def require_production_ready(self) -> None:
+        """Raise :class:`ConfigurationError` for the first failing production rule, if any."""
+        if not self.is_production:
+            return
+        for finding in production_findings(self):
+            if finding.status is Status.FAIL:
+                secret = finding.field in _SECRET_ENV_NAMES
+                value = _raw_value(self, finding.field)
+                raise ConfigurationError(
+                    finding.field, value, f"{finding.reason}; {finding.fix}", secret=secret
+                )
+
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel", "redis+cluster"})
+_URL_EXAMPLES = {
+    "database_url": "postgresql+psycopg://user@host/db or sqlite:///app.db",
+    "redis_url": "redis://localhost:6379/0",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One documented environment variable of the settings model."""
+
+    name: str
+    aliases: tuple[str, ...]
+    field: str
+    default: str
+    description: str
+    secret: bool
+
+
+def _field_meta(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    if not isinstance(extra, dict):  # every field is declared through _env
+        raise TypeError("settings fields must be declared with _env()")
+    return extra
+
+
+def _render_default(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def env_vars() -> list[EnvVar]:
+    """Describe every environment variable the settings model reads, in declaration order."""
+    result = []
+    for name, info in Settings.model_fields.items():
+        meta = _field_meta(info)
+        names = tuple(str(n) for n in meta["env"])
+        result.append(
+            EnvVar(
+                name=names[0],
+                aliases=names[1:],
+                field=name,
+                default=_render_default(info.default),
+                description=info.description or "",
+                secret=bool(meta["secret"]),
+            )
+        )
+    return result
+
+
+_ENV_NAME_OF_FIELD = {var.field: var.name for var in env_vars()}
+_FIELD_OF_NAME = {name: var.field for var in env_vars() for name in (var.name, *var.aliases)}
+_SECRET_ENV_NAMES = frozenset(var.name for var in env_vars() if var.secret)
+
+
+def _allowed(field: str) -> str:
+    annotation = Settings.model_fields[field].annotation
+    choices = get_args(annotation)
+    if choices and all(isinstance(c, str) for c in choices):
+        return " | ".join(choices)
+    return ""
+
+
+def render_env_example() -> str:
+    """Return an annotated ``.env.example``; loaded back as a ``.env`` it yields the defaults."""
+    lines = [
+        "# fender settings. Generated by `fender env`; every line shows the embedded default.",
+        "# Empty means unset. Secrets: never commit real values.",
+        "",
+    ]
+    for var in env_vars():
+        lines.append(f"# {var.description}")
+        allowed = _allowed(var.field)
+        if allowed:
+            lines.append(f"# One of: {allowed}.")
+        if var.aliases:
+            lines.append(f"# Also read from: {', '.join(var.aliases)}.")
+        lines.append(f"{var.name}={var.default}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_env_table() -> str:
+    """Return the Markdown table of environment variables embedded in the README."""
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for var in env_vars():
+        names = f"`{var.name}`" + "".join(f" / `{alias}`" for alias in var.aliases)
+        default = f"`{var.default}`" if var.default else "(empty)"
+        rows.append(f"| {names} | {default} | {var.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    **overrides: Any,
+) -> Settings:
+    """Build :class:`Settings`, turning any validation error into :class:`ConfigurationError`.
+
+    Args:
+        environ: variables to read instead of ``os.environ`` (tests, ``fender doctor``).
+        env_file: a dotenv file read under the environment; ``None`` reads none.
+        overrides: field values that win over the environment (keyword arguments to
+            ``fender.install`` end up here).
+
+    Example:
+        >>> load_settings({"FENDER_ENV": "development"}, env_file=None).env
+        'development'
+    """
+    token = _ENVIRON.set(environ)
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = str(error["loc"][0]) if error["loc"] else "settings"
+        field = _FIELD_OF_NAME.get(loc.upper(), loc)
+        name = _name_in_use(field, environ) or _ENV_NAME_OF_FIELD.get(field, loc)
+        expected = str(error["msg"]).removeprefix("Value error, ").removeprefix("Input should be ")
+        allowed = _allowed(field) if field in Settings.model_fields else ""
+        if allowed:
+            expected = f"one of {allowed}"
+        raise ConfigurationError(
+            name, error.get("input"), expected, secret=name in _SECRET_ENV_NAMES
+        ) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _name_in_use(field: str, environ: Mapping[str, str] | None) -> str | None:
+    """The variable that set ``field``: the one to name in an error (APP_ENV, not FENDER_ENV)."""
+    source = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+    names = [n for n, f in _FIELD_OF_NAME.items() if f == field]
+    return next((n for n in names if source.get(n)), None)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, safe to show or log.
+
+    >>> redact_url("postgresql://app:hunter2@db:5432/app")
+    'postgresql://app:***@db:5432/app'
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _raw_value(settings: Settings, env_name: str) -> object:
+    for field, name in _ENV_NAME_OF_FIELD.items():
+        if name == env_name:
+            value = getattr(settings, field)
+            return value.get_secret_value() if isinstance(value, SecretStr) else value
+    return None
+
+
+def _secret_key_finding(settings: Settings) -> Finding:
+    production = settings.is_production
+    missing = Status.FAIL if production else Status.WARN
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    fix = "set SECRET_KEY to python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    normalised = key.strip().lower()
+    if not key:
+        return Finding("secret_key", missing, "SECRET_KEY is not set", fix, "SECRET_KEY")
+    if normalised in PLACEHOLDER_SECRET_KEYS or normalised.startswith(PLACEHOLDER_PREFIXES):
+        return Finding(
+            "secret_key", missing, "SECRET_KEY is a known placeholder value", fix, "SECRET_KEY"
+        )
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        reason = f"SECRET_KEY has {len(key)} characters, fewer than {MIN_SECRET_KEY_LENGTH}"
+        return Finding("secret_key", missing, reason, fix, "SECRET_KEY")
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
+        reason = f"SECRET_KEY uses only {len(set(key))} distinct characters: not random"
+        return Finding("secret_key", missing, reason, fix, "SECRET_KEY")
+    return Finding("secret_key", Status.PASS, f"SECRET_KEY is set ({mask(key)})")
+
+
+def production_findings(settings: Settings) -> list[Finding]:
+    """Judge ``settings`` for production; in development, what would fail is only a warning."""
+    production = settings.is_production
+    bad = Status.FAIL if production else Status.WARN
+    findings = [
+        Finding("environment", Status.PASS, "FENDER_ENV is production")
+        if production
+        else Finding(
+            "environment",
+            Status.WARN,
+            f"FENDER_ENV is {settings.env}",
+            "set FENDER_ENV=production in the deployed environment",
+            "FENDER_ENV",
+        ),
+        _secret_key_finding(settings),
+        Finding(
+            "debug", bad, "debug mode is on", "unset FENDER_DEBUG / FLASK_DEBUG", "FENDER_DEBUG"
+        )
+        if settings.debug
+        else Finding("debug", Status.PASS, "debug mode is off"),
+    ]
+    if settings.database_url.startswith("sqlite"):
+        findings.append(
+            Finding(
+                "database",
+                Status.WARN,
+                "DATABASE_URL is SQLite: one file, one host",
+                "set DATABASE_URL=postgresql+psycopg://... for a shared database",
+                "DATABASE_URL",
+            )
+        )
+    else:
+        shown = redact_url(settings.database_url)
+        findings.append(Finding("database", Status.PASS, f"DATABASE_URL is {shown}"))
+    if settings.redis_url:
+        shown = redact_url(settings.redis_url)
+        findings.append(Finding("redis", Status.PASS, f"REDIS_URL is {shown}"))
+    else:
+        findings.append(
+            Finding(
+                "redis",
+                Status.WARN,
+                "REDIS_URL is empty: rate limits and cache are per process",
+                "set REDIS_URL=redis://host:6379/0 to share them across instances",
+                "REDIS_URL",
+            )
+        )
+    return findings
