@@ -1,0 +1,62 @@
+# fender: the two commands of the README's quick start are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+DEMO_APP ?= examples.fastapi_app:app
+
+.PHONY: demo demo-serve test lint typecheck imports pytest services readme bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstalled when pyproject.toml changes.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,flask,fastapi,postgres]'
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[fastapi]'
+	touch $@
+
+## demo: run the reference service on embedded defaults (SQLite, in-memory tier) on 127.0.0.1:8000
+demo: $(VENV)/.installed-demo demo-serve
+
+demo-serve:
+	FENDER_ENV=$${FENDER_ENV:-development} exec $(BIN)/gunicorn $(DEMO_APP) \
+	  --worker-class uvicorn_worker.UvicornWorker --workers 2 \
+	  --bind $(DEMO_HOST):$(DEMO_PORT) --graceful-timeout 20
+
+## test: lint, type-check, import contract and the whole test suite, with real services
+test: $(VENV)/.installed-dev services lint typecheck imports pytest
+
+services:
+	@scripts/install-services.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench examples scripts
+	$(BIN)/ruff format --check src tests bench examples scripts
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it collected nothing: a broken collection, never a pass.
+pytest: $(VENV)/.installed-dev
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+## readme: regenerate the environment table of README.md from the settings model
+readme: $(VENV)/.installed-dev
+	$(BIN)/python scripts/readme_env_table.py --write
+
+bench: $(VENV)/.installed-dev
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

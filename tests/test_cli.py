@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fender.cli import main
+from fender.settings import load_settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No fender variable from the developer's shell, and no .env in the working directory."""
+    for name in list(os.environ):
+        if name.startswith(
+            ("FENDER_", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "FLASK_", "APP_ENV")
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_doctor_fails_on_a_short_key_and_names_it(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("FENDER_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "short")
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "[FAIL] secret_key" in out
+    assert "SECRET_KEY" in out
+    assert "short" not in out.replace("fewer", "")
+
+
+def test_doctor_passes_the_settings_checks_with_a_good_key(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("FENDER_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "[FAIL]" not in out
+    assert "[pass] secret_key" in out
+    # the embedded stores are warnings: --strict makes them count
+    assert main(["doctor", "--strict"]) == 1
+
+
+def test_doctor_reports_an_unparsable_setting(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("WEB_WORKERS", "many")
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "WEB_WORKERS='many'" in out
+    assert "fix:" in out
+
+
+def test_doctor_reads_the_env_file(clean_env, tmp_path, capsys):
+    (tmp_path / "prod.env").write_text(
+        f"FENDER_ENV=production\nSECRET_KEY={secrets.token_urlsafe(48)}\n"
+        "REDIS_URL=redis://cache:6379/0\nDATABASE_URL=postgresql+psycopg://db/app\n"
+    )
+    assert main(["doctor", "--strict", "--env-file", "prod.env"]) == 0
+    assert "0 warnings, 0 failures" in capsys.readouterr().out
+
+
+def test_a_crashing_doctor_check_is_a_failure_not_a_traceback(clean_env, capsys):
+    from fender import doctor
+
+    def broken(settings):
+        raise RuntimeError("boom")
+
+    doctor.doctor_check(broken)
+    try:
+        assert main(["doctor"]) == 2
+    finally:
+        doctor._CHECKS.remove(broken)
+    assert "[FAIL] broken: check raised RuntimeError: boom" in capsys.readouterr().out
+
+
+def test_env_prints_a_dotenv_that_loads(clean_env, tmp_path, capsys):
+    assert main(["env"]) == 0
+    (tmp_path / ".env").write_text(capsys.readouterr().out)
+    assert load_settings({}, env_file=tmp_path / ".env") == load_settings({}, env_file=None)
+
+
+def test_env_markdown_is_the_readme_table(capsys):
+    assert main(["env", "--format", "markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert table in readme, "README's environment table is stale: run `make readme`"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["env", "--help"], ["doctor", "--help"]])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 0
+    assert "usage: fender" in capsys.readouterr().out
+
+
+def test_console_script_runs(clean_env):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "fender"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("fender ")

@@ -1,0 +1,64 @@
+"""The server fixtures work, faults included: later suites inject faults with them."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+
+@pytest.mark.redis
+def test_redis_kill_pause_resume_restart(redis_server):
+    client = redis_server.client(socket_timeout=0.3)
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+
+    redis_server.pause()
+    with pytest.raises(redis.TimeoutError):
+        client.get("k")
+    redis_server.resume()
+    assert client.ping()
+
+    redis_server.kill()
+    assert not redis_server.running
+    with pytest.raises(redis.ConnectionError):
+        client.get("k")
+
+    redis_server.restart()
+    assert client.ping()
+    assert client.get("k") is None  # no persistence: a restart is a fresh server
+    client.close()
+
+
+@pytest.mark.redis
+def test_redis_url_is_a_clean_database(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    assert client.dbsize() == 0
+    client.set("left-behind", 1)
+    client.close()
+
+
+@pytest.mark.postgres
+def test_postgres_url_gives_a_fresh_database(postgres_url):
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x int)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+        assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_kill_and_restart(postgres_server):
+    engine = sa.create_engine(
+        postgres_server.url, pool_pre_ping=True, connect_args={"connect_timeout": 1}
+    )
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    postgres_server.kill()
+    with pytest.raises(sa.exc.OperationalError), engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    postgres_server.restart()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    engine.dispose()

@@ -1,0 +1,325 @@
+from __future__ import annotations
+
+import secrets
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fender._status import Status
+from fender.errors import ConfigurationError
+from fender.settings import (
+    PLACEHOLDER_SECRET_KEYS,
+    Settings,
+    env_vars,
+    load_settings,
+    production_findings,
+    redact_url,
+    render_env_example,
+)
+
+GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gD"
+
+
+def load(**env: str) -> Settings:
+    return load_settings(env, env_file=None)
+
+
+def test_embedded_defaults_need_nothing_installed():
+    settings = load()
+    assert settings.env == "production"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.redis_url == ""
+    assert settings.workers is None
+    assert settings.memory_limit_mb is None
+    assert settings.log_level == "INFO"
+    assert settings.metrics_enabled is True
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "expected"),
+    [
+        ({"SECRET_KEY": GOOD_KEY}, "secret_key", GOOD_KEY),
+        (
+            {"DATABASE_URL": "postgresql+psycopg://u:p@db/app"},
+            "database_url",
+            "postgresql+psycopg://u:p@db/app",
+        ),
+        ({"REDIS_URL": "redis://cache:6379/1"}, "redis_url", "redis://cache:6379/1"),
+        ({"MEMORY_LIMIT_MB": "512"}, "memory_limit_mb", 512),
+        ({"WEB_WORKERS": "3"}, "workers", 3),
+        ({"GUNICORN_WORKERS": "4"}, "workers", 4),
+        ({"GUNICORN_THREADS": "8"}, "threads", 8),
+        ({"LOG_LEVEL": "debug"}, "log_level", "DEBUG"),
+        ({"LOG_LEVEL": "warn"}, "log_level", "WARNING"),
+        ({"FLASK_ENV": "development"}, "env", "development"),
+        ({"APP_ENV": "prod"}, "env", "production"),
+        ({"FENDER_ENV": "Dev"}, "env", "development"),
+        ({"DB_POOL_SIZE": "20"}, "db_pool_size", 20),
+        ({"DB_MAX_OVERFLOW": "0"}, "db_max_overflow", 0),
+        ({"DB_POOL_RECYCLE": "-1"}, "db_pool_recycle", -1),
+        ({"DB_POOL_TIMEOUT": "2.5"}, "db_pool_timeout", 2.5),
+        ({"METRICS_ENABLED": "false"}, "metrics_enabled", False),
+        ({"METRICS_ENABLED": "0"}, "metrics_enabled", False),
+        ({"NETWORK_TIMEOUT_SEC": "0.05"}, "network_timeout_sec", 0.05),
+        ({"MAX_STALENESS_MS": "250"}, "max_staleness_ms", 250),
+        ({"FENDER_PORT": "9000"}, "port", 9000),
+        ({"PORT": "9001"}, "port", 9001),
+        ({"FLASK_DEBUG": "1"}, "debug", True),
+        ({"fender_service_name": "orders"}, "service_name", "orders"),
+    ],
+)
+def test_names_users_already_have(env, field, expected):
+    value = getattr(load(**env), field)
+    if field == "secret_key":
+        value = value.get_secret_value()
+    assert value == expected
+
+
+def test_fender_name_wins_over_alias():
+    assert load(FENDER_ENV="development", FLASK_ENV="production").env == "development"
+    assert load(WEB_WORKERS="2", GUNICORN_WORKERS="9").workers == 2
+
+
+def test_empty_values_mean_unset():
+    settings = load(MEMORY_LIMIT_MB="", SECRET_KEY="", WEB_WORKERS="")
+    assert settings.memory_limit_mb is None
+    assert settings.secret_key is None
+    assert settings.workers is None
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "fragment"),
+    [
+        ({"FENDER_PORT": "abc"}, "FENDER_PORT", "integer"),
+        ({"FENDER_PORT": "70000"}, "FENDER_PORT", "65535"),
+        ({"WEB_WORKERS": "0"}, "WEB_WORKERS", "greater than or equal to 1"),
+        ({"GUNICORN_WORKERS": "-2"}, "GUNICORN_WORKERS", "greater than or equal to 1"),
+        ({"MEMORY_LIMIT_MB": "8"}, "MEMORY_LIMIT_MB", "16"),
+        ({"MEMORY_LIMIT_MB": "512MB"}, "MEMORY_LIMIT_MB", "integer"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG | INFO | WARNING | ERROR | CRITICAL"),
+        ({"APP_ENV": "staging"}, "APP_ENV", "development | production"),
+        ({"FENDER_DEBUG": "maybe"}, "FENDER_DEBUG", "boolean"),
+        ({"METRICS_ENABLED": "perhaps"}, "METRICS_ENABLED", "boolean"),
+        ({"NETWORK_TIMEOUT_SEC": "0"}, "NETWORK_TIMEOUT_SEC", "greater than 0"),
+        ({"DB_POOL_TIMEOUT": "-1"}, "DB_POOL_TIMEOUT", "greater than 0"),
+        ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL", "redis"),
+        ({"REDIS_URL": "cache:6379"}, "REDIS_URL", "scheme"),
+        ({"DATABASE_URL": "just-a-name"}, "DATABASE_URL", "scheme"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_expected(env, name, fragment):
+    with pytest.raises(ConfigurationError) as raised:
+        load(**env)
+    error = raised.value
+    assert error.field == name
+    assert str(error).startswith(f"{name}=")
+    assert fragment in error.expected
+
+
+def test_secret_values_are_masked_in_errors():
+    password = "hunter2-very-secret-password"
+    with pytest.raises(ConfigurationError) as raised:
+        load(REDIS_URL=f"http://user:{password}@cache:6379")
+    assert password not in str(raised.value)
+    assert "***" in str(raised.value)
+    assert password not in repr(raised.value.value)
+
+
+def test_secret_key_is_not_in_repr():
+    settings = load(SECRET_KEY=GOOD_KEY)
+    assert GOOD_KEY not in repr(settings)
+    assert GOOD_KEY not in str(settings)
+
+
+def production(**env: str) -> Settings:
+    return load(FENDER_ENV="production", **env)
+
+
+def finding(settings: Settings, check: str):
+    (match,) = [f for f in production_findings(settings) if f.check == check]
+    return match
+
+
+def test_production_requires_secret_key():
+    settings = production()
+    with pytest.raises(ConfigurationError, match="SECRET_KEY") as raised:
+        settings.require_production_ready()
+    assert raised.value.field == "SECRET_KEY"
+    assert finding(settings, "secret_key").status is Status.FAIL
+
+
+def test_production_rejects_short_key_without_showing_it():
+    key = "short-but-secret"
+    with pytest.raises(ConfigurationError) as raised:
+        production(SECRET_KEY=key).require_production_ready()
+    assert "fewer than 32" in str(raised.value)
+    assert key not in str(raised.value)
+
+
+@pytest.mark.parametrize("placeholder", sorted(PLACEHOLDER_SECRET_KEYS))
+def test_production_rejects_known_placeholders(placeholder):
+    assert finding(production(SECRET_KEY=placeholder), "secret_key").status is Status.FAIL
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "your-secret-key-here-please-change-it-now",
+        "django-insecure-0123456789abcdefghijklmnopqrstuv",
+        "CHANGEME-changeme-changeme-changeme-changeme",
+        "a" * 64,
+        "ab" * 40,
+    ],
+)
+def test_production_rejects_padded_placeholders_and_patterns(key):
+    assert finding(production(SECRET_KEY=key), "secret_key").status is Status.FAIL
+
+
+def test_production_accepts_a_random_key():
+    settings = production(SECRET_KEY=secrets.token_urlsafe(48))
+    settings.require_production_ready()
+    assert finding(settings, "secret_key").status is Status.PASS
+
+
+def test_production_forbids_debug():
+    settings = production(SECRET_KEY=GOOD_KEY, FLASK_DEBUG="true")
+    with pytest.raises(ConfigurationError) as raised:
+        settings.require_production_ready()
+    assert raised.value.field == "FENDER_DEBUG"
+
+
+def test_development_only_warns():
+    settings = load(FENDER_ENV="development", FENDER_DEBUG="1")
+    settings.require_production_ready()  # nothing raised
+    statuses = {f.check: f.status for f in production_findings(settings)}
+    assert statuses["environment"] is Status.WARN
+    assert statuses["secret_key"] is Status.WARN
+    assert statuses["debug"] is Status.WARN
+
+
+def test_embedded_stores_are_warnings_with_a_fix():
+    settings = production(SECRET_KEY=GOOD_KEY)
+    for check in ("database", "redis"):
+        f = finding(settings, check)
+        assert f.status is Status.WARN
+        assert f.fix
+
+
+def test_findings_never_show_passwords():
+    settings = production(
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL="postgresql+psycopg://app:pg-password-1@db/app",
+        REDIS_URL="redis://:redis-password-2@cache:6379/0",
+    )
+    text = repr(production_findings(settings))
+    assert "pg-password-1" not in text
+    assert "redis-password-2" not in text
+    assert GOOD_KEY not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("", ""),
+        ("sqlite:///app.db", "sqlite:///app.db"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
+        (
+            "postgresql://u:p%40ss@db:5432/x?sslmode=require",
+            "postgresql://u:***@db:5432/x?sslmode=require",
+        ),
+    ],
+)
+def test_redact_url(url, expected):
+    assert redact_url(url) == expected
+
+
+@given(password=st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=1))
+def test_redact_url_never_leaks_the_password(password):
+    url = f"postgresql://user:{password}@db:5432/app"
+    redacted = redact_url(url)
+    assert f":{password}@" not in redacted
+    assert redacted.endswith("@db:5432/app")
+
+
+@given(port=st.integers(min_value=-(10**6), max_value=10**6))
+def test_port_parsing_is_total(port):
+    if 1 <= port <= 65535:
+        assert load(FENDER_PORT=str(port)).port == port
+    else:
+        with pytest.raises(ConfigurationError):
+            load(FENDER_PORT=str(port))
+
+
+@given(text=st.text(max_size=30))
+def test_any_text_for_an_int_either_parses_or_names_the_variable(text):
+    stripped = text.strip()
+    if stripped.isascii() and stripped.isdigit() and 1 <= int(stripped) <= 512:
+        assert load(WEB_WORKERS=text).workers == int(stripped)
+    elif text == "":
+        assert load(WEB_WORKERS=text).workers is None
+    else:
+        with pytest.raises(ConfigurationError) as raised:
+            load(WEB_WORKERS=text)
+        assert raised.value.field == "WEB_WORKERS"
+
+
+def test_env_example_loads_back_as_defaults(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(render_env_example(), encoding="utf-8")
+    from_file = load_settings({}, env_file=dotenv)
+    assert from_file == load()
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("WEB_WORKERS=3\nLOG_LEVEL=ERROR\n", encoding="utf-8")
+    settings = load_settings({"LOG_LEVEL": "DEBUG"}, env_file=dotenv)
+    assert settings.workers == 3
+    assert settings.log_level == "DEBUG"
+
+
+def test_keyword_overrides_win():
+    assert load_settings({"WEB_WORKERS": "3"}, env_file=None, workers=5).workers == 5
+
+
+# A valid value other than the default, for every field.
+_SAMPLES = {
+    "env": "development",
+    "debug": "true",
+    "secret_key": GOOD_KEY,
+    "service_name": "orders",
+    "release": "v1.2.3",
+    "host": "0.0.0.0",
+    "port": "8080",
+    "log_level": "ERROR",
+    "database_url": "postgresql+psycopg://db/app",
+    "db_pool_size": "7",
+    "db_max_overflow": "3",
+    "db_pool_recycle": "60",
+    "db_pool_timeout": "1.5",
+    "redis_url": "redis://cache:6379/2",
+    "network_timeout_sec": "0.25",
+    "memory_limit_mb": "512",
+    "workers": "3",
+    "threads": "4",
+    "metrics_enabled": "false",
+    "max_staleness_ms": "100",
+}
+
+
+def test_every_documented_name_is_read():
+    assert set(_SAMPLES) == {var.field for var in env_vars()}
+    default = load()
+    for var in env_vars():
+        for name in (var.name, *var.aliases):
+            settings = load(**{name: _SAMPLES[var.field]})
+            assert getattr(settings, var.field) != getattr(default, var.field), name
+
+
+def test_settings_are_immutable():
+    settings = load()
+    with pytest.raises(Exception, match="frozen"):
+        settings.port = 1  # type: ignore[misc]
