@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
 DEMO_APP ?= examples.fastapi_app:app
+LINTED := $(wildcard src tests bench examples scripts)
 
 .PHONY: demo demo-serve test lint typecheck imports pytest services readme bench clean
 
@@ -37,8 +38,8 @@ services:
 	@scripts/install-services.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench examples scripts
-	$(BIN)/ruff format --check src tests bench examples scripts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
