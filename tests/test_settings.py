@@ -307,6 +307,14 @@ _SAMPLES = {
     "threads": "4",
     "metrics_enabled": "false",
     "max_staleness_ms": "100",
+    "commit": "0123abc",
+    "log_format": "console",
+    "access_log": "false",
+    "access_log_own_endpoints": "true",
+    "server_access_log": "true",
+    "slow_request_ms": "250",
+    "metrics_path": "/internal/metrics",
+    "metrics_max_series": "50",
 }
 
 

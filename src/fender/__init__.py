@@ -6,6 +6,7 @@ Example:
     'development'
 """
 
+from fender import asgi, wsgi
 from fender._clock import Clock, ManualClock
 from fender._status import Finding, Status
 from fender._version import __version__
@@ -15,7 +16,13 @@ from fender.errors import (
     FenderError,
     RateLimited,
 )
+from fender.observability.logging import (
+    configure_logging,
+    current_request,
+    log_performance,
+)
 from fender.settings import Settings, load_settings
+from fender.web.fastapi import install
 
 __all__ = [
     "CallNotPermitted",
@@ -28,5 +35,11 @@ __all__ = [
     "Settings",
     "Status",
     "__version__",
+    "asgi",
+    "configure_logging",
+    "current_request",
+    "install",
     "load_settings",
+    "log_performance",
+    "wsgi",
 ]

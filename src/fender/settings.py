@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         default="",
         description="Release id (image tag, git describe) shown in /health/version.",
     )
+    commit: str = _env(
+        "FENDER_COMMIT",
+        "GIT_COMMIT",
+        "SOURCE_COMMIT",
+        default="",
+        description="Commit the service was built from (app_build_info, /health/version).",
+    )
     host: str = _env(
         "FENDER_HOST",
         default="127.0.0.1",
@@ -161,6 +168,33 @@ class Settings(BaseSettings):
         "LOG_LEVEL",
         default="INFO",
         description="Lowest level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    )
+    log_format: Literal["auto", "json", "console"] = _env(
+        "FENDER_LOG_FORMAT",
+        default="auto",
+        description="auto: JSON lines in production or when stdout is not a terminal, colored "
+        "console lines otherwise.",
+    )
+    access_log: bool = _env(
+        "FENDER_ACCESS_LOG",
+        default=True,
+        description="One JSON access event per request (request id, route, status, duration).",
+    )
+    access_log_own_endpoints: bool = _env(
+        "FENDER_ACCESS_LOG_OWN_ENDPOINTS",
+        default=False,
+        description="Also log requests to fender's own endpoints (/metrics, /health...).",
+    )
+    server_access_log: bool = _env(
+        "FENDER_SERVER_ACCESS_LOG",
+        default=False,
+        description="Keep gunicorn's and uvicorn's own access lines (fender's replace them).",
+    )
+    slow_request_ms: float = _env(
+        "FENDER_SLOW_REQUEST_MS",
+        default=1000.0,
+        gt=0,
+        description="A request slower than this logs a slow_request warning and is counted.",
     )
     database_url: str = _env(
         "DATABASE_URL",
@@ -227,6 +261,18 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = _env(
         "METRICS_ENABLED", default=True, description="Serve Prometheus metrics on /metrics."
+    )
+    metrics_path: str = _env(
+        "FENDER_METRICS_PATH",
+        default="/metrics",
+        pattern=r"^/[A-Za-z0-9._~/-]*$",
+        description="Path of the Prometheus endpoint.",
+    )
+    metrics_max_series: int = _env(
+        "FENDER_METRICS_MAX_SERIES",
+        default=500,
+        ge=10,
+        description="Cap on label sets per HTTP metric; past it new routes count as _overflow.",
     )
     max_staleness_ms: int = _env(
         "MAX_STALENESS_MS",
@@ -411,6 +457,11 @@ def load_settings(
         >>> load_settings({"FENDER_ENV": "development"}, env_file=None).env
         'development'
     """
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigurationError(
+            "option", unknown[0], f"a settings field, one of {', '.join(Settings.model_fields)}"
+        )
     token = _ENVIRON.set(environ)
     try:
         return Settings(_env_file=env_file, **overrides)

@@ -1,0 +1,284 @@
+"""Prometheus metrics: declared once, correct under gunicorn's many workers.
+
+Other modules declare their metrics through :func:`counter`, :func:`gauge` and :func:`histogram`
+(idempotent: the same name returns the same object; a conflicting redeclaration is a
+:class:`~fender.errors.ConfigurationError`). Everything lands on prometheus_client's default
+registry, beside the application's own metrics, and :func:`exposition` renders it.
+
+Multiprocess mode: under gunicorn (which exports ``SERVER_SOFTWARE=gunicorn/...`` to its
+workers) each worker is its own process, so counts would differ from scrape to scrape. fender
+then switches prometheus_client to its multiprocess mode by itself, before the first metric is
+declared: values go to mmap files in ``PROMETHEUS_MULTIPROC_DIR`` (set by
+``fender.runtime.gunicorn_conf``, or else a directory named after the gunicorn master's pid, so a
+new master never reads an old one's files) and every scrape builds a fresh registry over them.
+Gauges use the ``live*`` modes only, and at each scrape the files of workers that are gone are
+marked dead, so a killed worker leaves no stale gauge while its counts still add up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import prometheus_client
+from prometheus_client import values as _values
+from prometheus_client.metrics import MetricWrapperBase
+
+from fender._version import __version__
+from fender.errors import ConfigurationError
+
+__all__ = [
+    "OTEL_DURATION_BUCKETS",
+    "LabelGuard",
+    "counter",
+    "exposition",
+    "gauge",
+    "histogram",
+    "multiprocess_dir",
+    "set_build_info",
+]
+
+# OpenTelemetry's default buckets for http.server.request.duration, in seconds.
+OTEL_DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+OVERFLOW_LABEL: Final = "_overflow"
+LIVE_GAUGE_MODES: Final = frozenset({"livesum", "livemax", "livemin", "liveall", "livemostrecent"})
+OPENMETRICS_TYPE: Final = "application/openmetrics-text"
+
+_lock = threading.RLock()
+_declared: dict[str, tuple[type[MetricWrapperBase], tuple[str, ...], MetricWrapperBase]] = {}
+_multiprocess: str | None = None
+_configured = False
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+def _under_gunicorn() -> bool:
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+
+
+def _auto_dir() -> Path:
+    """The directory all workers of this gunicorn master share (the master is our parent)."""
+    return Path(tempfile.gettempdir()) / f"fender-metrics-{os.getppid()}"
+
+
+def _drop_files_older_than_master(directory: Path) -> None:
+    """Remove files a previous master with the same pid left behind (pids are reused)."""
+    import psutil
+
+    try:
+        master_started = psutil.Process(os.getppid()).create_time()
+    except psutil.Error:
+        return
+    for path in directory.glob("*.db"):
+        try:
+            if path.stat().st_mtime < master_started:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+
+
+def _configure() -> None:
+    """Choose single- or multiprocess mode once, before the first metric is declared."""
+    global _configured, _multiprocess  # noqa: PLW0603  (process-wide, decided once)
+    if _configured:
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory and _under_gunicorn():
+        auto = _auto_dir()
+        auto.mkdir(mode=0o700, exist_ok=True)
+        _drop_files_older_than_master(auto)
+        directory = str(auto)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        # prometheus_client picked its value class at import; metrics read it at creation.
+        _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        _multiprocess = directory
+    _configured = True
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory in use, or None in single-process mode."""
+    with _lock:
+        _configure()
+    return _multiprocess
+
+
+def _declare(
+    kind: type[M],
+    name: str,
+    documentation: str,
+    labelnames: Sequence[str],
+    **kwargs: Any,
+) -> M:
+    labels = tuple(labelnames)
+    with _lock:
+        _configure()
+        existing = _declared.get(name)
+        if existing is not None:
+            old_kind, old_labels, metric = existing
+            if old_kind is not kind or old_labels != labels:
+                raise ConfigurationError(
+                    "metric",
+                    name,
+                    f"one declaration: {name} is already a {old_kind.__name__} "
+                    f"with labels {old_labels}",
+                )
+            return metric  # type: ignore[return-value]
+        metric = kind(name, documentation, labelnames=labels, **kwargs)
+        _declared[name] = (kind, labels, metric)
+        return metric
+
+
+def counter(
+    name: str, documentation: str, labelnames: Sequence[str] = ()
+) -> prometheus_client.Counter:
+    """Declare (or get) a counter. Name it without ``_total``; prometheus_client adds it."""
+    return _declare(prometheus_client.Counter, name, documentation, labelnames)
+
+
+def gauge(
+    name: str,
+    documentation: str,
+    labelnames: Sequence[str] = (),
+    *,
+    multiprocess_mode: str = "livesum",
+) -> prometheus_client.Gauge:
+    """Declare (or get) a gauge; across workers it is combined by ``multiprocess_mode``.
+
+    Only the ``live*`` modes are accepted, so that a dead worker's value disappears.
+    """
+    if multiprocess_mode not in LIVE_GAUGE_MODES:
+        raise ConfigurationError(
+            "multiprocess_mode", multiprocess_mode, f"one of {sorted(LIVE_GAUGE_MODES)}"
+        )
+    return _declare(
+        prometheus_client.Gauge,
+        name,
+        documentation,
+        labelnames,
+        multiprocess_mode=multiprocess_mode,
+    )
+
+
+def histogram(
+    name: str,
+    documentation: str,
+    labelnames: Sequence[str] = (),
+    *,
+    buckets: Sequence[float] = OTEL_DURATION_BUCKETS,
+) -> prometheus_client.Histogram:
+    """Declare (or get) a histogram (OpenTelemetry's duration buckets by default)."""
+    return _declare(prometheus_client.Histogram, name, documentation, labelnames, buckets=buckets)
+
+
+class LabelGuard:
+    """Cached label children with a cap on distinct series (a cardinality guard).
+
+    ``child(a, b, c)`` costs one dict lookup once a series exists. Past ``max_series`` distinct
+    label sets, new values of the label at ``overflow_index`` become ``_overflow``: a client
+    cannot grow the registry without bound by inventing paths or methods.
+    """
+
+    __slots__ = ("_children", "_lock", "_max", "_metric", "_overflow_index", "dropped")
+
+    def __init__(
+        self, metric: MetricWrapperBase, *, max_series: int = 200, overflow_index: int = 0
+    ) -> None:
+        """Guard ``metric``'s label sets, replacing label ``overflow_index`` when full."""
+        if max_series < 1:
+            raise ConfigurationError("max_series", max_series, "at least 1")
+        self._metric = metric
+        self._max = max_series
+        self._overflow_index = overflow_index
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def child(self, *labels: str) -> Any:
+        """The metric child for ``labels`` (or for the overflow series when full)."""
+        found = self._children.get(labels)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._children.get(labels)
+            if found is not None:
+                return found
+            key = labels
+            if len(self._children) >= self._max:
+                self.dropped += 1
+                replaced = list(labels)
+                replaced[self._overflow_index] = OVERFLOW_LABEL
+                key = tuple(replaced)
+                found = self._children.get(key)
+                if found is not None:
+                    return found
+            found = self._metric.labels(*key)
+            self._children[key] = found
+            return found
+
+    def __len__(self) -> int:
+        """The number of series created so far."""
+        return len(self._children)
+
+
+def set_build_info(version: str, commit: str) -> None:
+    """Publish ``app_build_info{version,commit,python} 1``."""
+    python = ".".join(map(str, sys.version_info[:3]))
+    info = gauge(
+        "app_build_info",
+        "Build of the running service: 1 with version, commit and Python as labels.",
+        ("version", "commit", "python", "fender"),
+        multiprocess_mode="livemax",
+    )
+    info.labels(version or "unknown", commit or "unknown", python, __version__).set(1)
+
+
+def _reap_dead_workers(directory: str) -> None:
+    """Mark workers whose process is gone as dead, so their live gauges disappear."""
+    import psutil
+    from prometheus_client import multiprocess
+
+    seen: set[int] = set()
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rsplit("_", 1)[-1]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def exposition(accept: str | None = None) -> tuple[bytes, str]:
+    """Render every metric; OpenMetrics when ``accept`` asks for it. Returns (body, type)."""
+    directory = multiprocess_dir()
+    if directory is None:
+        registry: prometheus_client.CollectorRegistry = prometheus_client.REGISTRY
+    else:
+        from prometheus_client import multiprocess
+
+        _reap_dead_workers(directory)
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    if accept and OPENMETRICS_TYPE in accept:
+        from prometheus_client.openmetrics import exposition as openmetrics
+
+        generate: Callable[[prometheus_client.CollectorRegistry], bytes] = (
+            openmetrics.generate_latest
+        )
+        return generate(registry), openmetrics.CONTENT_TYPE_LATEST
+    return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST

@@ -1,0 +1,62 @@
+"""gunicorn configuration module: ``gunicorn -c python:fender.runtime.gunicorn_conf app:app``.
+
+* Logging: gunicorn's own lines (master and workers) go through fender's renderer, so the
+  service writes one format; gunicorn's access lines are off (fender's replace them).
+* Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
+  and marks each exiting worker dead, so its live gauges disappear while its counts remain.
+
+Settings of your own go in a file that star-imports this one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from fender.observability.logging import configure_logging
+
+__all__ = ["GunicornLogger", "child_exit", "logger_class", "on_starting", "prepare_metrics_dir"]
+
+
+class GunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, rendering through fender's handler instead of its own."""
+
+    def setup(self, cfg: Any) -> None:
+        """Let gunicorn set levels, then route its loggers to fender's renderer."""
+        super().setup(cfg)
+        configure_logging()
+
+
+def prepare_metrics_dir(master_pid: int) -> str:
+    """Create (or empty) the multiprocess metrics directory; export it to the workers."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+        Path(tempfile.gettempdir()) / f"fender-metrics-{master_pid}"
+    )
+    path = Path(directory)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
+
+
+def on_starting(server: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
+    """Gunicorn hook (master, before workers fork): a fresh metrics directory."""
+    prepare_metrics_dir(os.getpid())
+
+
+def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
+    """Gunicorn hook (master): a worker is gone; drop its live gauges."""
+    from prometheus_client import multiprocess
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        multiprocess.mark_process_dead(worker.pid, directory)  # type: ignore[no-untyped-call]
+
+
+logger_class = GunicornLogger
+accesslog = None

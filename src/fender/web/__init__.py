@@ -1,0 +1,3 @@
+"""The request path: pure ASGI classes and a WSGI wrapper, and fender's own endpoints."""
+
+__all__: list[str] = []

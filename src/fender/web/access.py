@@ -1,0 +1,121 @@
+"""Pure ASGI: time the request, record metrics and the access event, turn crashes into JSON 500.
+
+Sits inside :class:`~fender.web.requestid.RequestIdMiddleware`, so the access event and the
+error log carry the request id. A crash before the response started becomes
+``500 {"error": "internal_error", "request_id": ...}`` with no traceback or exception text;
+the traceback is logged once, with the request id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from fender._types import ASGIApp, Message, Receive, Scope, Send
+from fender.observability.logging import current_request, get_logger
+from fender.web.endpoints import error_response
+from fender.web.observe import UNMATCHED, Observer
+
+__all__ = ["AccessMiddleware", "route_of_scope"]
+
+_USER_AGENT: Final = b"user-agent"
+_logger = get_logger("fender.errors")
+
+
+def route_of_scope(scope: Scope, status: int, root_path: str) -> str:
+    """The route template a request matched (Starlette and FastAPI put it in the scope).
+
+    Mounted apps prefix their templates with the mount path; without a router, ``unmatched``
+    for a 404 and the raw path otherwise (bounded by the metrics' cardinality guard).
+    """
+    route = scope.get("route")
+    if route is not None:
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if isinstance(template, str):
+            mount_prefix: str = scope.get("root_path", "")[len(root_path) :]
+            return mount_prefix + template
+    if status == 404:  # noqa: PLR2004
+        return UNMATCHED
+    path = scope.get("path", "")
+    return path if isinstance(path, str) else UNMATCHED
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+class AccessMiddleware:
+    """Pure ASGI middleware recording every HTTP request through an :class:`Observer`."""
+
+    def __init__(
+        self, app: ASGIApp, observer: Observer, reraise: Callable[[], bool] | None = None
+    ) -> None:
+        """Wrap ``app``.
+
+        Args:
+            app: the ASGI app.
+            observer: records each request.
+            reraise: asked on a crash; True lets the exception through untouched (the app
+                has its own handler for it, or runs in debug mode).
+        """
+        self.app = app
+        self.observer = observer
+        self.reraise = reraise
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        root_path = scope.get("root_path", "")
+        active = self.observer.active(scope["method"])
+        active.inc()
+        state: list[Any] = [0, 0]  # status, response bytes
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                state[1] += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                state[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        except Exception:
+            if self.reraise is not None and self.reraise():
+                state[0] = state[0] or 500
+                raise
+            context = current_request()
+            request_id = context.request_id if context is not None else None
+            _logger.exception("unhandled_exception", method=scope["method"], path=scope.get("path"))
+            if state[0]:
+                raise  # headers are out: only the server can end the response now
+            response = error_response(500, "internal_error", request_id)
+            await send_observed(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [(k.encode(), v.encode()) for k, v in response.headers],
+                }
+            )
+            await send_observed({"type": "http.response.body", "body": response.body})
+        finally:
+            active.dec()
+            status = state[0] or 500
+            user_agent = None
+            for name, value in scope["headers"]:
+                if name == _USER_AGENT:
+                    user_agent = value.decode("latin-1")
+                    break
+            self.observer.finish(
+                method=scope["method"],
+                route=route_of_scope(scope, status, root_path),
+                status=status,
+                duration=time.perf_counter() - start,
+                response_bytes=state[1],
+                client=_client(scope),
+                user_agent=user_agent,
+            )

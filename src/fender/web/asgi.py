@@ -1,0 +1,165 @@
+"""ASGI integration: fender's endpoints, the lifespan hooks, and ``wrap()`` for any ASGI app.
+
+Order of the stack, outermost first: lifespan hooks -> request id -> fender's endpoints ->
+access (metrics, access event, JSON 500) -> the app. fender's endpoints are not in the access
+log unless FENDER_ACCESS_LOG_OWN_ENDPOINTS is on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fender._types import ASGIApp, Message, Receive, Scope, Send
+from fender.observability.logging import current_request, get_logger
+from fender.settings import Settings
+from fender.web.access import AccessMiddleware
+from fender.web.endpoints import Request, Response, error_response
+from fender.web.requestid import RequestIdMiddleware
+from fender.web.runtime import Runtime, build_runtime
+
+__all__ = ["EndpointsMiddleware", "LifespanMiddleware", "send_response", "stack", "wrap"]
+
+_logger = get_logger("fender.errors")
+
+
+async def send_response(send: Send, response: Response) -> None:
+    """Send a framework-free :class:`Response` over ASGI."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _request(scope: Scope) -> Request:
+    client = scope.get("client")
+    return Request(
+        method=scope["method"],
+        path=scope["path"],
+        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+        client=client[0] if client else None,
+        query=scope.get("query_string", b"").decode("latin-1"),
+    )
+
+
+class EndpointsMiddleware:
+    """Pure ASGI: answer fender's own paths (``/metrics``...) before the app sees them."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        """Wrap ``app``, serving ``runtime.endpoints``."""
+        self.app = app
+        self.runtime = runtime
+        self.endpoints = runtime.endpoints
+        self.observe = runtime.settings.access_log_own_endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection scope."""
+        if scope["type"] != "http" or scope["path"] not in self.endpoints:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        try:
+            response = self.endpoints.handle(_request(scope))
+        except Exception:
+            _logger.exception("endpoint_failed", path=scope["path"])
+            context = current_request()
+            response = error_response(
+                500, "internal_error", context.request_id if context else None
+            )
+        await send_response(send, response)
+        if self.observe:
+            client = scope.get("client")
+            self.runtime.observer.finish(
+                method=scope["method"],
+                route=scope["path"],
+                status=response.status,
+                duration=time.perf_counter() - start,
+                response_bytes=len(response.body),
+                client=client[0] if client else None,
+                user_agent=None,
+            )
+
+
+class LifespanMiddleware:
+    """Pure ASGI: run fender's startup and shutdown hooks around the app's lifespan.
+
+    Apps that do not speak the lifespan protocol (they raise on the scope) still get
+    fender's hooks: the middleware then answers the server itself.
+    """
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection scope."""
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        progress = {"started": False, "stopped": False, "app_answered": False}
+
+        async def receive_hooked() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.runtime.startup()
+                progress["started"] = True
+            return message
+
+        async def send_hooked(message: Message) -> None:
+            kind = message["type"]
+            progress["app_answered"] = True
+            if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.runtime.shutdown()
+                progress["stopped"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_hooked, send_hooked)
+        except Exception:
+            if progress["app_answered"]:
+                raise
+            await self._speak_lifespan(receive, send, started=progress["started"])
+
+    async def _speak_lifespan(self, receive: Receive, send: Send, *, started: bool) -> None:
+        if started:
+            await send({"type": "lifespan.startup.complete"})
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
+    """The request path around ``app``, without the lifespan layer."""
+    inner: ASGIApp = AccessMiddleware(app, runtime.observer, reraise=None)
+    inner = EndpointsMiddleware(inner, runtime)
+    return RequestIdMiddleware(inner)
+
+
+def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> ASGIApp:
+    """Wrap any ASGI app in fender: request ids, JSON logs, metrics, fender's endpoints.
+
+    ``options`` are settings fields (``slow_request_ms=250``...) overriding the environment.
+
+    Example:
+        >>> async def app(scope, receive, send): ...
+        >>> app = wrap(app, env="development")
+
+    The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
+    """
+    runtime = build_runtime(settings, **options)
+    return LifespanMiddleware(stack(app, runtime), runtime)

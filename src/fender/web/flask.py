@@ -1,0 +1,67 @@
+"""The Flask extension: ``Fender(app)`` or ``Fender().init_app(app)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fender.errors import ConfigurationError
+from fender.settings import Settings
+from fender.web.endpoints import error_response
+from fender.web.observe import template_of_rule
+from fender.web.runtime import Runtime, build_runtime
+from fender.web.wsgi import ROUTE_KEY, FenderWSGI
+
+__all__ = ["Fender"]
+
+
+class Fender:
+    """fender for Flask, after the Flask extension pattern.
+
+    State lives in ``app.extensions["fender"]`` (the app's :class:`Runtime`), never on the
+    extension object, so one ``Fender`` can serve several apps.
+
+    Example:
+        >>> from flask import Flask
+        >>> app = Flask(__name__)
+        >>> Fender(app, env="development")  # doctest: +ELLIPSIS
+        <fender.web.flask.Fender object at ...>
+    """
+
+    def __init__(
+        self, app: Any = None, *, settings: Settings | None = None, **options: Any
+    ) -> None:
+        """Keep the options; install on ``app`` at once when given."""
+        self._settings = settings
+        self._options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Any, **options: Any) -> Runtime:
+        """Install fender on the Flask ``app``; ``options`` override the constructor's."""
+        from flask import request
+
+        if "fender" in app.extensions:
+            raise ConfigurationError("app", app.name, "an app without fender installed")
+        runtime = build_runtime(self._settings, **{**self._options, **options})
+        app.wsgi_app = FenderWSGI(app.wsgi_app, runtime)
+        app.extensions["fender"] = runtime
+
+        @app.before_request  # type: ignore[untyped-decorator,unused-ignore]
+        def _record_route() -> None:
+            rule = request.url_rule
+            if rule is not None:
+                request.environ[ROUTE_KEY] = template_of_rule(rule.rule)
+
+        @app.errorhandler(500)  # type: ignore[untyped-decorator,unused-ignore]
+        def _internal_error(_error: Exception) -> Any:
+            # Flask has logged the exception with its traceback (once, with the request id).
+            response = error_response(
+                500, "internal_error", request.environ.get("fender.request_id")
+            )
+            return response.body, response.status, list(response.headers)
+
+        secret = runtime.settings.secret_key
+        if not app.secret_key and secret is not None:
+            app.secret_key = secret.get_secret_value()
+        runtime.start_sync()
+        return runtime

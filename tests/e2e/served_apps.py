@@ -1,0 +1,68 @@
+"""Apps served by real gunicorn processes in the end-to-end tests (module path: served_apps)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from flask import Flask, jsonify
+
+import fender
+from fender.flask import Fender
+
+
+def _record_pid() -> None:
+    pidfile = os.environ.get("FENDER_TEST_PIDFILE")
+    if pidfile:
+        Path(pidfile).write_text(str(os.getpid()))
+
+
+asgi = FastAPI()
+
+
+@asgi.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "pass"}
+
+
+@asgi.get("/items/{item_id}")
+async def item(item_id: int) -> dict[str, int]:
+    await asyncio.sleep(0.01)  # a little work, so concurrent requests reach both workers
+    return {"item_id": item_id, "pid": os.getpid()}
+
+
+@asgi.get("/hang")
+async def hang() -> dict[str, str]:
+    _record_pid()
+    await asyncio.sleep(30)
+    return {"status": "woke"}
+
+
+fender.install(asgi)
+
+wsgi = Flask(__name__)
+
+
+@wsgi.get("/health/live")
+def wsgi_live() -> Any:
+    return jsonify(status="pass")
+
+
+@wsgi.get("/items/<int:item_id>")
+def wsgi_item(item_id: int) -> Any:
+    time.sleep(0.01)
+    return jsonify(item_id=item_id, pid=os.getpid())
+
+
+@wsgi.get("/hang")
+def wsgi_hang() -> Any:
+    _record_pid()
+    time.sleep(30)
+    return jsonify(status="woke")
+
+
+Fender(wsgi)

@@ -1,0 +1,197 @@
+"""Real gunicorn, two workers: metrics add up, gauges of a killed worker vanish, logs are JSON."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from servers import CommandServer, missing, wait_for
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = {
+    "uvicorn": ("uvicorn_worker.UvicornWorker", "served_apps:asgi"),
+    "sync": ("sync", "served_apps:wsgi"),
+}
+
+
+def gunicorn(worker: str, tmp_path: Path, **env: str) -> CommandServer:
+    worker_class, app = WORKERS[worker]
+    return CommandServer(
+        [
+            str(BIN / "gunicorn"),
+            "-c", "python:fender.runtime.gunicorn_conf",
+            "--workers", "2",
+            "--worker-class", worker_class,
+            "--bind", "127.0.0.1:{port}",
+            "--graceful-timeout", "5",
+            app,
+        ],
+        cwd=HERE,
+        ready_path="/metrics",  # fender's own endpoint: not in the access log
+        env={
+            "FENDER_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "FENDER_TEST_PIDFILE": str(tmp_path / "hang.pid"),
+            "PROMETHEUS_MULTIPROC_DIR": "",
+            "PYTHONPATH": str(HERE),
+            **env,
+        },
+    )  # fmt: skip
+
+
+@pytest.fixture(params=list(WORKERS))
+def server(request, tmp_path):
+    process = gunicorn(request.param, tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    process.start()
+    yield process
+    process.terminate()
+    process.close()
+
+
+def metric(body: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in body.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def scrape(url: str) -> str:
+    response = httpx.get(f"{url}/metrics", timeout=5)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_counts_add_up_across_workers(server):
+    pids: set[int] = set()
+    sent = 0
+
+    def one(i: int) -> int:
+        return httpx.get(f"{server.url}/items/{i}", timeout=5).json()["pid"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        while len(pids) < 2 and sent < 800:
+            pids.update(pool.map(one, range(sent, sent + 40)))
+            sent += 40
+    assert len(pids) == 2, "requests never reached both workers"
+    for _ in range(6):  # every scrape, whichever worker answers, sees all of them
+        body = scrape(server.url)
+        count = metric(body, "http_server_request_duration_seconds_count", route="/items/{item_id}")
+        assert count == sent
+    assert 'pid="' not in body  # live gauges are combined, not one series per worker
+
+
+def test_promtool_accepts_the_exposition(server):
+    promtool = (
+        BIN.parent / "promtool" if (BIN.parent / "promtool").exists() else Path("/usr/bin/promtool")
+    )
+    if not promtool.exists():
+        missing("promtool (Debian package prometheus)")
+    httpx.get(f"{server.url}/items/1", timeout=5)
+    for accept in ("text/plain", "application/openmetrics-text; version=1.0.0"):
+        body = httpx.get(f"{server.url}/metrics", headers={"Accept": accept}, timeout=5).content
+        result = subprocess.run(
+            [str(promtool), "check", "metrics"], input=body, capture_output=True, check=False
+        )
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_a_killed_worker_leaves_no_stale_gauge(server, tmp_path):
+    pidfile = tmp_path / "hang.pid"
+    outcome: list[BaseException] = []
+
+    def hang() -> None:
+        try:
+            httpx.get(f"{server.url}/hang", timeout=40)
+        except httpx.HTTPError as exc:  # the worker dies under it: the connection drops
+            outcome.append(exc)
+
+    hanging = threading.Thread(target=hang, daemon=True)
+    hanging.start()
+    wait_for(pidfile.exists, 10, "the hanging request")
+    wait_for(
+        lambda: metric(scrape(server.url), "http_server_active_requests", method="GET") == 1,
+        10,
+        "the in-flight gauge",
+    )
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    wait_for(
+        lambda: metric(scrape(server.url), "http_server_active_requests", method="GET") == 0,
+        15,
+        "the dead worker's gauge to vanish",
+    )
+    hanging.join(45)
+    assert len(outcome) == 1
+
+
+def test_every_output_line_is_json_including_gunicorns_own(server):
+    httpx.get(f"{server.url}/items/1", timeout=5)
+    httpx.get(f"{server.url}/nope", timeout=5)
+    server.terminate()
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    events = [orjson.loads(line) for line in lines]  # raises on any non-JSON line
+    messages = " | ".join(str(e.get("event")) for e in events)
+    assert re.search(r"Starting gunicorn", messages)
+    assert re.search(r"Booting worker", messages)
+    access = [e for e in events if e.get("event") == "request"]
+    assert {(e["route"], e["status"]) for e in access} == {
+        ("/items/{item_id}", 200),
+        ("unmatched", 404),
+    }
+    for event in access:
+        assert {
+            "timestamp",
+            "level",
+            "request_id",
+            "method",
+            "duration_ms",
+            "bytes",
+            "client",
+        } <= set(event)
+
+
+def test_multiprocess_mode_switches_on_by_itself(tmp_path):
+    """No gunicorn_conf, no PROMETHEUS_MULTIPROC_DIR: still one truth across workers."""
+    worker_class, app = WORKERS["uvicorn"]
+    process = CommandServer(
+        [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", worker_class,
+         "--bind", "127.0.0.1:{port}", "--graceful-timeout", "3", app],
+        cwd=HERE,
+        env={"FENDER_ENV": "development", "PYTHONPATH": str(HERE), "PROMETHEUS_MULTIPROC_DIR": ""},
+    )  # fmt: skip
+    process.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            pids = set(
+                pool.map(
+                    lambda i: httpx.get(f"{process.url}/items/{i}", timeout=5).json()["pid"],
+                    range(200),
+                )
+            )
+        assert len(pids) == 2
+        for _ in range(4):
+            body = scrape(process.url)
+            assert (
+                metric(body, "http_server_request_duration_seconds_count", route="/items/{item_id}")
+                == 200
+            )
+    finally:
+        process.terminate()
+        process.close()

@@ -1,0 +1,159 @@
+"""install(), wrap() and Fender(): options, errors, lifespan hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+from apps import fastapi_app, flask_app
+
+import fender
+from fender.errors import ConfigurationError
+
+
+def test_install_twice_is_an_error():
+    app = fastapi_app()
+    with pytest.raises(ConfigurationError, match="without fender installed"):
+        fender.install(app, env="development")
+
+
+def test_install_on_a_bare_asgi_app_points_to_wrap():
+    async def app(scope, receive, send): ...
+
+    with pytest.raises(ConfigurationError, match=r"fender\.asgi\.wrap"):
+        fender.install(app)
+
+
+def test_flask_twice_is_an_error():
+    from fender.flask import Fender
+
+    app = flask_app()
+    with pytest.raises(ConfigurationError):
+        Fender(app, env="development")
+
+
+def test_a_typo_in_an_option_is_an_error_naming_it():
+    with pytest.raises(ConfigurationError, match="slow_requst_ms"):
+        fastapi_app(slow_requst_ms=5)
+
+
+def test_a_bad_option_value_names_the_setting():
+    with pytest.raises(ConfigurationError, match="FENDER_SLOW_REQUEST_MS"):
+        fastapi_app(slow_request_ms=-1)
+
+
+def test_production_without_secret_key_refuses_to_build():
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        fastapi_app(env="production")
+
+
+def test_production_with_a_good_key_builds():
+    fastapi_app(env="production", secret_key=secrets.token_urlsafe(48))
+
+
+def test_flask_gets_the_secret_key_and_the_extension_state():
+    key = secrets.token_urlsafe(48)
+    app = flask_app(secret_key=key)
+    assert app.secret_key == key
+    assert app.extensions["fender"].settings.service_name == "app"
+
+
+def test_flask_init_app_pattern():
+    from flask import Flask
+
+    from fender.flask import Fender
+
+    ext = Fender(env="development")
+    first, second = Flask("first"), Flask("second")
+    ext.init_app(first)
+    ext.init_app(second, service_name="second")
+    assert first.extensions["fender"] is not second.extensions["fender"]
+    assert second.extensions["fender"].settings.service_name == "second"
+
+
+async def _lifespan(app) -> list[str]:
+    """Drive the ASGI lifespan protocol as a server does; return what the app answered."""
+    inbox: asyncio.Queue = asyncio.Queue()
+    answers: list[str] = []
+    answered = asyncio.Event()
+
+    async def receive():
+        return await inbox.get()
+
+    async def send(message):
+        answers.append(message["type"])
+        answered.set()
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await asyncio.wait_for(answered.wait(), 5)
+    await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(task, 5)
+    return answers
+
+
+def test_install_runs_hooks_around_the_app_lifespan():
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    order: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app):
+        order.append("app startup")
+        yield
+        order.append("app shutdown")
+
+    app = FastAPI(lifespan=lifespan)
+    runtime = fender.install(app, env="development")
+    runtime.on_startup(lambda: order.append("fender startup"))
+
+    async def async_hook() -> None:
+        order.append("fender shutdown")
+
+    runtime.on_shutdown(async_hook)
+    answers = asyncio.run(_lifespan(app))
+    assert answers == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert order == ["fender startup", "app startup", "app shutdown", "fender shutdown"]
+
+
+def test_wrap_speaks_lifespan_for_an_app_that_does_not():
+    order: list[str] = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            raise RuntimeError("lifespan not supported")
+
+    wrapped = fender.asgi.wrap(app, env="development")
+    wrapped.runtime.on_startup(lambda: order.append("startup"))
+    wrapped.runtime.on_shutdown(lambda: order.append("shutdown"))
+    answers = asyncio.run(_lifespan(wrapped))
+    assert answers == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert order == ["startup", "shutdown"]
+
+
+def test_a_failing_shutdown_hook_does_not_stop_the_others(caplog):
+    app = fastapi_app()
+    runtime = app.state.fender
+    ran: list[str] = []
+    runtime.on_shutdown(lambda: ran.append("first registered, runs last"))
+
+    def broken() -> None:
+        raise RuntimeError("cannot close")
+
+    runtime.on_shutdown(broken)
+    asyncio.run(runtime.shutdown())
+    assert ran == ["first registered, runs last"]
+
+
+def test_websocket_scopes_pass_through_untouched():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    wrapped = fender.asgi.wrap(app, env="development")
+    asyncio.run(wrapped({"type": "websocket", "path": "/ws", "headers": []}, None, None))
+    assert seen == ["websocket"]
