@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from fender._clock import ManualClock
+from fender.errors import ConfigurationError
+from fender.ratelimit import MemoryLimiter, parse_policy
+
+
+def test_bounded_lru_evicts_the_least_recently_used():
+    limiter = MemoryLimiter(max_keys=3, clock=ManualClock())
+    policy = parse_policy("2/minute")
+    for key in "abc":
+        limiter.hit(key, policy)
+    limiter.hit("a", policy)  # a is now the most recent
+    limiter.hit("d", policy)
+    assert len(limiter) == 3
+    assert limiter.ttl("b:g60") is None
+    assert limiter.ttl("a:g60") is not None
+
+
+def test_a_rejected_key_stays_recent_so_eviction_grants_no_fresh_burst():
+    limiter = MemoryLimiter(max_keys=2, clock=ManualClock())
+    policy = parse_policy("1/minute")
+    assert limiter.hit("attacker", policy).allowed
+    limiter.hit("x", policy)
+    assert not limiter.hit("attacker", policy).allowed  # a read refreshes its place
+    limiter.hit("y", policy)  # evicts x, not the attacker
+    assert not limiter.hit("attacker", policy).allowed
+
+
+def test_default_bound_and_bad_settings():
+    with pytest.raises(ConfigurationError, match="max_keys"):
+        MemoryLimiter(max_keys=0)
+    with pytest.raises(ConfigurationError, match="algorithm"):
+        MemoryLimiter(algorithm="leaky")
+    assert MemoryLimiter()._max_keys == 100_000
+
+
+def test_thread_safe_exact_count_under_contention():
+    limiter = MemoryLimiter(clock=ManualClock())
+    policy = parse_policy("500/hour")
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def worker():
+        mine = [limiter.hit("shared", policy).allowed for _ in range(200)]
+        with lock:
+            results.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 500
+    assert len(results) == 1600
+
+
+def test_async_callers_call_it_directly():
+    limiter = MemoryLimiter(clock=ManualClock())
+    policy = parse_policy("2/second")
+
+    async def handler():
+        return [limiter.hit("k", policy).allowed for _ in range(3)]
+
+    assert asyncio.run(handler()) == [True, True, False]
+
+
+def test_expired_state_is_a_fresh_key():
+    clock = ManualClock()
+    limiter = MemoryLimiter(clock=clock, algorithm="sliding")
+    policy = parse_policy("1/second")
+    assert limiter.hit("k", policy).allowed
+    assert not limiter.hit("k", policy).allowed
+    clock.advance(limiter.ttl("k:s1"))
+    assert limiter.ttl("k:s1") is None
+    assert limiter.hit("k", policy).remaining == 0
+    limiter.clear()
+    assert len(limiter) == 0
