@@ -315,6 +315,19 @@ _SAMPLES = {
     "slow_request_ms": "250",
     "metrics_path": "/internal/metrics",
     "metrics_max_series": "50",
+    "rate_limit_enabled": "false",
+    "rate_limit": "10/second",
+    "rate_limit_algorithm": "sliding",
+    "rate_limit_headers": "both",
+    "rate_limit_fallback": "closed",
+    "rate_limit_slack": "2",
+    "rate_limit_timeout_ms": "20",
+    "rate_limit_allow": "10.0.0.0/8",
+    "rate_limit_exempt": "/static",
+    "rate_limit_paths": "/login=5/minute",
+    "instances": "4",
+    "trusted_proxies": "10.0.0.0/8",
+    "trusted_hops": "1",
 }
 
 

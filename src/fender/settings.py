@@ -274,6 +274,86 @@ class Settings(BaseSettings):
         ge=10,
         description="Cap on label sets per HTTP metric; past it new routes count as _overflow.",
     )
+    rate_limit_enabled: bool = _env(
+        "FENDER_RATE_LIMIT_ENABLED",
+        default=True,
+        description="Rate-limit requests (fender's own endpoints are exempt).",
+    )
+    rate_limit: str = _env(
+        "FENDER_RATE_LIMIT",
+        default="100/minute burst 200",
+        min_length=1,
+        description="Default limit per client ip and route: '100/minute', '10/second; "
+        "1000/hour', '100/minute burst 200'.",
+    )
+    rate_limit_algorithm: Literal["gcra", "sliding"] = _env(
+        "FENDER_RATE_LIMIT_ALGORITHM",
+        default="gcra",
+        description="gcra (rate plus burst) or sliding (sliding-window counter).",
+    )
+    rate_limit_headers: Literal["ietf", "legacy", "both", "none"] = _env(
+        "FENDER_RATE_LIMIT_HEADERS",
+        default="ietf",
+        description="RateLimit / RateLimit-Policy (ietf), X-RateLimit-* (legacy), both, none.",
+    )
+    rate_limit_fallback: Literal["local", "open", "closed"] = _env(
+        "FENDER_RATE_LIMIT_FALLBACK",
+        default="local",
+        description="When Redis does not answer: limit in memory (local), allow (open) or "
+        "reject (closed).",
+    )
+    rate_limit_slack: float = _env(
+        "FENDER_RATE_LIMIT_SLACK",
+        default=1.5,
+        ge=1.0,
+        le=10.0,
+        description="On the memory fallback each instance allows ceil(limit / instances) x slack.",
+    )
+    rate_limit_timeout_ms: float = _env(
+        "FENDER_RATE_LIMIT_TIMEOUT_MS",
+        default=50.0,
+        gt=0,
+        le=5000,
+        description="Longest wait for Redis on a rate-limit decision before the fallback decides.",
+    )
+    rate_limit_allow: str = _env(
+        "FENDER_RATE_LIMIT_ALLOW",
+        default="",
+        description="Comma-separated ips or CIDRs never rate-limited.",
+    )
+    rate_limit_exempt: str = _env(
+        "FENDER_RATE_LIMIT_EXEMPT",
+        default="",
+        description="Comma-separated path prefixes never rate-limited (fender's own endpoints "
+        "always are).",
+    )
+    rate_limit_paths: str = _env(
+        "FENDER_RATE_LIMIT_PATHS",
+        default="",
+        description="Per-route limits: 'route=limit' pairs separated by '|', e.g. "
+        "'/login=5/minute|/search=30/minute'.",
+    )
+    instances: int | None = _env(
+        "FENDER_INSTANCES",
+        default=None,
+        ge=1,
+        le=100000,
+        description="Number of service instances sharing the limits; empty: counted by a "
+        "heartbeat in Redis.",
+    )
+    trusted_proxies: str = _env(
+        "FENDER_TRUSTED_PROXIES",
+        default="",
+        description="Comma-separated CIDRs of proxies whose X-Forwarded-For / Forwarded is "
+        "believed; empty: the socket peer is the client.",
+    )
+    trusted_hops: int | None = _env(
+        "FENDER_TRUSTED_HOPS",
+        default=None,
+        ge=0,
+        le=32,
+        description="Instead of FENDER_TRUSTED_PROXIES: trust exactly this many proxy hops.",
+    )
     max_staleness_ms: int = _env(
         "MAX_STALENESS_MS",
         default=5000,
