@@ -88,7 +88,10 @@ def test_env_markdown_is_the_readme_table(capsys):
     assert table in readme, "README's environment table is stale: run `make readme`"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["env", "--help"], ["doctor", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["env", "--help"], ["doctor", "--help"], ["probe", "--help"], ["drain", "--help"]],
+)
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as raised:
         main(argv)
@@ -104,3 +107,48 @@ def test_console_script_runs(clean_env):
         check=True,
     )
     assert result.stdout.startswith("fender ")
+
+
+def test_probe_passes_on_a_healthy_answer_and_fails_otherwise(clean_env, capsys):
+    import http.server
+    import threading
+
+    answers = {
+        "/ok": (200, b'{"status": "pass"}'),
+        "/degraded": (200, b'{"status": "warn"}'),
+        "/down": (503, b'{"status": "fail"}'),
+        "/plain": (200, b"fine"),
+    }
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            code, body = answers[self.path]
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main(["probe", f"{base}/ok"]) == 0
+        assert main(["probe", f"{base}/degraded"]) == 0
+        assert main(["probe", f"{base}/plain"]) == 0
+        assert main(["probe", f"{base}/down"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert main(["probe", f"{base}/ok", "--timeout", "0.5"]) == 1  # nobody listens now
+    assert "fail:" in capsys.readouterr().out
+
+
+def test_drain_raises_the_flag(clean_env, tmp_path, capsys):
+    from fender.runtime.drain import drain_flag
+
+    assert main(["drain", "--wait", "0", "--runtime-dir", str(tmp_path)]) == 0
+    assert drain_flag(tmp_path).exists()
+    assert "draining" in capsys.readouterr().out

@@ -72,7 +72,7 @@ def test_embedded_defaults_need_nothing_installed():
 )
 def test_names_users_already_have(env, field, expected):
     value = getattr(load(**env), field)
-    if field == "secret_key":
+    if field in ("secret_key", "admin_token"):
         value = value.get_secret_value()
     assert value == expected
 
@@ -328,6 +328,19 @@ _SAMPLES = {
     "instances": "4",
     "trusted_proxies": "10.0.0.0/8",
     "trusted_hops": "1",
+    "build_time": "2026-11-30T07:00:00Z",
+    "health_prefix": "/_health",
+    "health_aliases": "true",
+    "health_timeout": "1",
+    "health_deadline": "2",
+    "health_interval": "5",
+    "liveness_max_lag": "3",
+    "admin_token": GOOD_KEY,
+    "admin_cidrs": "10.0.0.0/8",
+    "admin_policy": "always",
+    "admin_deny_status": "401",
+    "runtime_dir": "/run/fender",
+    "drain_seconds": "3",
 }
 
 

@@ -274,6 +274,87 @@ class Settings(BaseSettings):
         ge=10,
         description="Cap on label sets per HTTP metric; past it new routes count as _overflow.",
     )
+    build_time: str = _env(
+        "FENDER_BUILD_TIME",
+        "BUILD_TIME",
+        default="",
+        description="When the image was built (ISO 8601), shown in /health/version.",
+    )
+    health_prefix: str = _env(
+        "FENDER_HEALTH_PREFIX",
+        default="/health",
+        pattern=r"^/[A-Za-z0-9._~/-]*[^/]$",
+        description="Path prefix of the health endpoints (/health, /health/live, ...).",
+    )
+    health_aliases: bool = _env(
+        "FENDER_HEALTH_ALIASES",
+        default=False,
+        description="Also serve /healthz, /livez and /readyz.",
+    )
+    health_timeout: float = _env(
+        "FENDER_HEALTH_TIMEOUT",
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Default timeout of one health check, in seconds.",
+    )
+    health_deadline: float = _env(
+        "FENDER_HEALTH_DEADLINE",
+        default=3.0,
+        gt=0,
+        le=120,
+        description="Deadline of a whole health run, in seconds.",
+    )
+    health_interval: float = _env(
+        "FENDER_HEALTH_INTERVAL",
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between background refreshes of the health snapshot.",
+    )
+    liveness_max_lag: float = _env(
+        "FENDER_LIVENESS_MAX_LAG",
+        default=10.0,
+        gt=0,
+        description="Event-loop stall, in seconds, past which /health/live answers 503.",
+    )
+    admin_token: SecretStr | None = _env(
+        "FENDER_ADMIN_TOKEN",
+        default=None,
+        secret=True,
+        description="Bearer token for /health/detailed, /status, /circuit-breaker and "
+        "POST /health/drain.",
+    )
+    admin_cidrs: str = _env(
+        "FENDER_ADMIN_CIDRS",
+        default="",
+        description="Comma-separated CIDRs that may read protected endpoints without a token.",
+    )
+    admin_policy: Literal["never", "when-authorized", "always"] = _env(
+        "FENDER_ADMIN_POLICY",
+        default="when-authorized",
+        description="Who sees the protected endpoints: never, when-authorized (token or CIDR), "
+        "always.",
+    )
+    admin_deny_status: int = _env(
+        "FENDER_ADMIN_DENY_STATUS",
+        default=404,
+        description="Answer to an unauthorized request for a protected endpoint: 404 or 401.",
+    )
+    runtime_dir: str = _env(
+        "FENDER_RUNTIME_DIR",
+        default="/tmp/fender",  # noqa: S108  (per container; FENDER_RUNTIME_DIR moves it)
+        min_length=1,
+        description="Directory shared by the workers of one server (the drain flag).",
+    )
+    drain_seconds: float = _env(
+        "FENDER_DRAIN_SECONDS",
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="How long `fender drain` waits after turning readiness off, for the load "
+        "balancer to notice.",
+    )
     rate_limit_enabled: bool = _env(
         "FENDER_RATE_LIMIT_ENABLED",
         default=True,
@@ -392,6 +473,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = value.strip().upper()
             return "WARNING" if value == "WARN" else value
+        return value
+
+    @field_validator("admin_deny_status")
+    @classmethod
+    def _check_deny_status(cls, value: int) -> int:
+        if value not in (401, 404):
+            raise ValueError("401 or 404")
         return value
 
     @field_validator("database_url", "redis_url")

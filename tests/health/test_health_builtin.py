@@ -20,7 +20,7 @@ from fender.health.builtin import (
     memory_check,
     redis_check,
 )
-from fender.health.check import Check, CheckOutcome
+from fender.health.checks import Check, CheckOutcome
 from fender.health.registry import HealthRegistry
 
 

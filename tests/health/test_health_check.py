@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import (
+from fender.health.checks import (
     Check,
     CheckOutcome,
     CheckResult,
@@ -214,7 +214,7 @@ def test_check_coerces_and_derives():
     "module",
     [
         "fender.health",
-        "fender.health.check",
+        "fender.health.checks",
         "fender.health.registry",
         "fender.health.render",
         "fender.health.builtin",

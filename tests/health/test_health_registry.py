@@ -12,7 +12,7 @@ import pytest
 from fender._clock import ManualClock
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import Check, CheckResult, Kind
+from fender.health.checks import Check, CheckResult, Kind
 from fender.health.registry import HealthConfig, HealthRegistry
 from fender.health.render import render_health_json, render_json
 

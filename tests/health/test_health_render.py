@@ -5,7 +5,7 @@ import pytest
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import Check, CheckOutcome, CheckResult, HealthReport, Kind
+from fender.health.checks import Check, CheckOutcome, CheckResult, HealthReport, Kind
 from fender.health.render import (
     Format,
     RenderConfig,

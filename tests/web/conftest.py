@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -63,3 +63,51 @@ def logs() -> Iterator[LogCapture]:
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Lifespan:
+    """Drives an ASGI app's lifespan as a server does: startup on enter, shutdown on exit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self.answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        async def receive() -> dict[str, str]:
+            return await self.inbox.get()
+
+        async def send(message: dict[str, Any]) -> None:
+            await self.answers.put(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.task = asyncio.create_task(self.app(scope, receive, send))
+        await self.inbox.put({"type": "lifespan.startup"})
+        answer = await asyncio.wait_for(self.answers.get(), 10)
+        assert answer["type"] == "lifespan.startup.complete", answer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        answer = await asyncio.wait_for(self.answers.get(), 10)
+        assert answer["type"] == "lifespan.shutdown.complete", answer
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+
+
+def serve(
+    app: Any,
+    scenario: Callable[[httpx.AsyncClient], Any],
+    *,
+    client: tuple[str, int] = ("127.0.0.1", 5000),
+) -> Any:
+    """Start ``app`` (lifespan), run ``scenario(client)`` against it, shut it down."""
+
+    async def main() -> Any:
+        async with Lifespan(app):
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                return await scenario(http)
+
+    return asyncio.run(main())

@@ -23,7 +23,7 @@ from fender.health.builtin import (
     memory_check,
     redis_check,
 )
-from fender.health.check import (
+from fender.health.checks import (
     Check,
     CheckOutcome,
     CheckResult,
@@ -32,6 +32,7 @@ from fender.health.check import (
     aggregate,
     sanitize,
 )
+from fender.health.declared import check, declared
 from fender.health.registry import HealthConfig, HealthRegistry
 from fender.health.render import (
     Format,
@@ -58,8 +59,10 @@ __all__ = [
     "Status",
     "aggregate",
     "celery_check",
+    "check",
     "choose_format",
     "database_check",
+    "declared",
     "disk_check",
     "http_check",
     "memory_check",

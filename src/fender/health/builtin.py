@@ -1,6 +1,6 @@
 """Ready-made checks that need no web framework.
 
-Each factory returns a :class:`~fender.health.check.Check`; register it, overriding any option:
+Each factory returns a :class:`~fender.health.checks.Check`; register it, overriding any option:
 
     >>> from fender.health.registry import HealthRegistry
     >>> registry = HealthRegistry()
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import DEFAULT_TIMEOUT, Check, CheckResult, sanitize
+from fender.health.checks import DEFAULT_TIMEOUT, Check, CheckResult, sanitize
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

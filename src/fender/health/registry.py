@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from fender._clock import Clock, monotonic
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import (
+from fender.health.checks import (
     Check,
     CheckFunc,
     CheckOutcome,

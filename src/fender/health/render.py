@@ -1,4 +1,4 @@
-"""Render a :class:`~fender.health.check.HealthReport` as response bytes; pure, no I/O.
+"""Render a :class:`~fender.health.checks.HealthReport` as response bytes; pure, no I/O.
 
 Three bodies:
 
@@ -8,7 +8,7 @@ Three bodies:
 * a summary, the aggregate status alone, safe to expose publicly.
 
 :func:`render` picks the format from an ``Accept`` header and maps the status to an HTTP code.
-All text that may carry an error message goes through :func:`~fender.health.check.sanitize`
+All text that may carry an error message goes through :func:`~fender.health.checks.sanitize`
 here, whatever the registry already did, so no URL password or token reaches a response.
 """
 
@@ -25,7 +25,7 @@ import orjson
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.check import CheckOutcome, HealthReport, sanitize, sanitize_details
+from fender.health.checks import CheckOutcome, HealthReport, sanitize, sanitize_details
 
 __all__ = [
     "DEFAULT_HTTP_STATUS",
@@ -253,7 +253,7 @@ def render_response(
         config: HTTP codes and health+json service fields.
 
     Example:
-        >>> from fender.health.check import HealthReport
+        >>> from fender.health.checks import HealthReport
         >>> report = HealthReport.from_outcomes([], time=0.0)
         >>> render_response(report, accept="application/health+json", summary=True)
         Rendered(status_code=200, content_type='application/health+json', body=b'{"status":"pass"}')

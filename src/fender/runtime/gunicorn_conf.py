@@ -2,10 +2,12 @@
 
 * Logging: gunicorn's own lines (master and workers) go through fender's renderer, so the
   service writes one format; gunicorn's access lines are off (fender's replace them).
+* Drain: a drain flag left by an earlier server is cleared when the master starts.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
 
-Settings of your own go in a file that star-imports this one.
+The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
+``gthread``) for a WSGI app. Settings of your own go in a file that star-imports this one.
 """
 
 from __future__ import annotations
@@ -60,3 +62,4 @@ def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001  (gunicorn pas
 
 logger_class = GunicornLogger
 accesslog = None
+worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"

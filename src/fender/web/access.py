@@ -14,12 +14,14 @@ from typing import Any, Final
 
 from fender._types import ASGIApp, Message, Receive, Scope, Send
 from fender.observability.logging import current_request, get_logger
+from fender.runtime.lifecycle import Lifecycle
 from fender.web.endpoints import error_response
 from fender.web.observe import UNMATCHED, Observer
 
 __all__ = ["AccessMiddleware", "route_of_scope"]
 
 _USER_AGENT: Final = b"user-agent"
+_CLOSE: Final = (b"connection", b"close")
 _logger = get_logger("fender.errors")
 
 
@@ -50,7 +52,11 @@ class AccessMiddleware:
     """Pure ASGI middleware recording every HTTP request through an :class:`Observer`."""
 
     def __init__(
-        self, app: ASGIApp, observer: Observer, reraise: Callable[[], bool] | None = None
+        self,
+        app: ASGIApp,
+        observer: Observer,
+        reraise: Callable[[], bool] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         """Wrap ``app``.
 
@@ -59,10 +65,13 @@ class AccessMiddleware:
             observer: records each request.
             reraise: asked on a crash; True lets the exception through untouched (the app
                 has its own handler for it, or runs in debug mode).
+            lifecycle: while it is draining, responses carry ``Connection: close`` so that
+                keep-alive clients move to another instance.
         """
         self.app = app
         self.observer = observer
         self.reraise = reraise
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection scope."""
@@ -74,42 +83,32 @@ class AccessMiddleware:
         active = self.observer.active(scope["method"])
         active.inc()
         state: list[Any] = [0, 0]  # status, response bytes
+        lifecycle = self.lifecycle
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.body":
                 state[1] += len(message.get("body", b""))
             elif message["type"] == "http.response.start":
                 state[0] = message["status"]
+                if lifecycle is not None and lifecycle.draining:
+                    message["headers"] = [*message.get("headers", ()), _CLOSE]
             await send(message)
 
         try:
             await self.app(scope, receive, send_observed)
         except Exception:
-            if self.reraise is not None and self.reraise():
+            if (self.reraise is not None and self.reraise()) or state[0]:
+                # The app's own handler takes it; or the headers are out and only the server
+                # can end the response now.
+                if state[0]:
+                    _logger.exception("unhandled_exception", method=scope["method"])
                 state[0] = state[0] or 500
                 raise
-            context = current_request()
-            request_id = context.request_id if context is not None else None
             _logger.exception("unhandled_exception", method=scope["method"], path=scope.get("path"))
-            if state[0]:
-                raise  # headers are out: only the server can end the response now
-            response = error_response(500, "internal_error", request_id)
-            await send_observed(
-                {
-                    "type": "http.response.start",
-                    "status": response.status,
-                    "headers": [(k.encode(), v.encode()) for k, v in response.headers],
-                }
-            )
-            await send_observed({"type": "http.response.body", "body": response.body})
+            await _send_internal_error(send_observed)
         finally:
             active.dec()
             status = state[0] or 500
-            user_agent = None
-            for name, value in scope["headers"]:
-                if name == _USER_AGENT:
-                    user_agent = value.decode("latin-1")
-                    break
             self.observer.finish(
                 method=scope["method"],
                 route=route_of_scope(scope, status, root_path),
@@ -117,5 +116,26 @@ class AccessMiddleware:
                 duration=time.perf_counter() - start,
                 response_bytes=state[1],
                 client=_client(scope),
-                user_agent=user_agent,
+                user_agent=_user_agent(scope),
             )
+
+
+async def _send_internal_error(send: Send) -> None:
+    """``500 {"error": "internal_error", "request_id": ...}``, nothing about the cause."""
+    context = current_request()
+    response = error_response(500, "internal_error", context.request_id if context else None)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode(), v.encode()) for k, v in response.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == _USER_AGENT:
+            return str(value.decode("latin-1"))
+    return None

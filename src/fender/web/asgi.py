@@ -14,7 +14,7 @@ from fender._types import ASGIApp, Message, Receive, Scope, Send
 from fender.observability.logging import current_request, get_logger
 from fender.settings import Settings
 from fender.web.access import AccessMiddleware
-from fender.web.endpoints import Request, Response, error_response
+from fender.web.endpoints import Request, Response, drive_async, error_response
 from fender.web.requestid import RequestIdMiddleware
 from fender.web.runtime import Runtime, build_runtime
 
@@ -63,7 +63,7 @@ class EndpointsMiddleware:
             return
         start = time.perf_counter()
         try:
-            response = self.endpoints.handle(_request(scope))
+            response = await drive_async(self.endpoints.handle(_request(scope)))
         except Exception:
             _logger.exception("endpoint_failed", path=scope["path"])
             context = current_request()
@@ -145,7 +145,9 @@ class LifespanMiddleware:
 
 def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     """The request path around ``app``, without the lifespan layer."""
-    inner: ASGIApp = AccessMiddleware(app, runtime.observer, reraise=None)
+    inner: ASGIApp = AccessMiddleware(
+        app, runtime.observer, reraise=None, lifecycle=runtime.lifecycle
+    )
     inner = EndpointsMiddleware(inner, runtime)
     return RequestIdMiddleware(inner)
 
@@ -161,5 +163,5 @@ def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> A
 
     The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
     """
-    runtime = build_runtime(settings, **options)
+    runtime = build_runtime(settings, framework="asgi", **options)
     return LifespanMiddleware(stack(app, runtime), runtime)

@@ -7,15 +7,27 @@ endpoint (``/metrics`` now, the health family in its own module) is written once
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Final
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Final, Protocol
 
 import orjson
 
 from fender.errors import ConfigurationError
 from fender.observability import metrics
 
-__all__ = ["Endpoint", "Endpoints", "Request", "Response", "json_response", "metrics_endpoint"]
+__all__ = [
+    "Effect",
+    "Endpoint",
+    "Endpoints",
+    "Flow",
+    "Request",
+    "Response",
+    "drive_async",
+    "drive_sync",
+    "error_response",
+    "json_response",
+    "metrics_endpoint",
+]
 
 NO_STORE: Final = ("cache-control", "no-store")
 JSON_TYPE: Final = "application/json"
@@ -54,7 +66,48 @@ def error_response(status: int, error: str, request_id: str | None, **extra: obj
     return json_response(status, {"error": error, "request_id": request_id, **extra})
 
 
-Endpoint = Callable[[Request], Response]
+class Effect(Protocol):
+    """I/O an endpoint asks its driver to do (run health checks...), in either world."""
+
+    async def run_async(self) -> Any:
+        """Do it on the running event loop (ASGI)."""
+        ...
+
+    def run_sync(self) -> Any:
+        """Do it blocking the calling thread (WSGI)."""
+        ...
+
+
+# An endpoint answers at once, or is a generator that yields effects, receives their results
+# and returns the response: one algorithm, driven by an async (ASGI) or a sync (WSGI) driver.
+Flow = Generator[Effect, Any, Response]
+Endpoint = Callable[[Request], Response | Flow]
+
+
+async def drive_async(result: Response | Flow) -> Response:
+    """Run an endpoint's result to its response on the event loop."""
+    if isinstance(result, Response):
+        return result
+    try:
+        effect = next(result)
+        while True:
+            effect = result.send(await effect.run_async())
+    except StopIteration as done:
+        response: Response = done.value
+        return response
+
+
+def drive_sync(result: Response | Flow) -> Response:
+    """Run an endpoint's result to its response, blocking."""
+    if isinstance(result, Response):
+        return result
+    try:
+        effect = next(result)
+        while True:
+            effect = result.send(effect.run_sync())
+    except StopIteration as done:
+        response: Response = done.value
+        return response
 
 
 def metrics_endpoint(request: Request) -> Response:
@@ -92,8 +145,11 @@ class Endpoints:
         """Every path served, in the order added."""
         return tuple(self._routes)
 
-    def handle(self, request: Request) -> Response:
-        """Answer ``request`` (whose path must be in the table); 405 for another method."""
+    def handle(self, request: Request) -> Response | Flow:
+        """Answer ``request`` (whose path must be in the table); 405 for another method.
+
+        Drive the result with :func:`drive_async` or :func:`drive_sync`.
+        """
         allowed, endpoint = self._routes[request.path]
         if request.method not in allowed:
             return json_response(
@@ -101,7 +157,14 @@ class Endpoints:
                 {"error": "method_not_allowed", "allowed": sorted(allowed)},
                 headers=(("allow", ", ".join(sorted(allowed))),),
             )
-        response = endpoint(request)
-        if request.method == "HEAD":
-            return dataclasses.replace(response, body=b"")
-        return response
+        result = endpoint(request)
+        if request.method != "HEAD":
+            return result
+        if isinstance(result, Response):
+            return dataclasses.replace(result, body=b"")
+        return _without_body(result)
+
+
+def _without_body(flow: Flow) -> Flow:
+    response = yield from flow
+    return dataclasses.replace(response, body=b"")

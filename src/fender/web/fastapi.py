@@ -44,7 +44,10 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
         )
     if getattr(app.state, "fender", None) is not None:
         raise ConfigurationError("app", type(app).__name__, "an app without fender installed")
-    runtime = build_runtime(settings, **options)
+    from fender.web.flask import _framework
+
+    name = "fastapi" if type(app).__module__.startswith("fastapi") else "starlette"
+    runtime = build_runtime(settings, framework=_framework(name), **options)
 
     def reraise() -> bool:
         # The app's own handler for 500 or Exception, and debug tracebacks, take precedence.
@@ -54,7 +57,9 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
         )
 
     # add_middleware puts each new one outermost: this adds them innermost first.
-    app.add_middleware(AccessMiddleware, observer=runtime.observer, reraise=reraise)
+    app.add_middleware(
+        AccessMiddleware, observer=runtime.observer, reraise=reraise, lifecycle=runtime.lifecycle
+    )
     app.add_middleware(EndpointsMiddleware, runtime=runtime)
     app.add_middleware(RequestIdMiddleware)
 

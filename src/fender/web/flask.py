@@ -42,7 +42,9 @@ class Fender:
 
         if "fender" in app.extensions:
             raise ConfigurationError("app", app.name, "an app without fender installed")
-        runtime = build_runtime(self._settings, **{**self._options, **options})
+        runtime = build_runtime(
+            self._settings, framework=_framework("flask"), **{**self._options, **options}
+        )
         app.wsgi_app = FenderWSGI(app.wsgi_app, runtime)
         app.extensions["fender"] = runtime
 
@@ -65,3 +67,12 @@ class Fender:
             app.secret_key = secret.get_secret_value()
         runtime.start_sync()
         return runtime
+
+
+def _framework(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return name

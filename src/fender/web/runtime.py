@@ -1,39 +1,83 @@
-"""What fender builds once per application: settings, observer, endpoints, lifecycle hooks."""
+"""What fender builds once per application: settings, observer, endpoints, health, lifecycle.
+
+Start-up (the ASGI lifespan, or at once for WSGI): the app's hooks run, the health refresher
+starts, and the process turns READY once the critical readiness checks pass (a non-critical
+dependency that is down never blocks the boot). Shutdown: STOPPED, refresher and monitors
+stopped, hooks in reverse order, each contained.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fender._status import Status
+from fender.health import HealthConfig, HealthRegistry, Kind, declared, disk_check, memory_check
 from fender.observability import metrics
 from fender.observability.logging import configure_logging, get_logger, logging_configured
+from fender.resilience import default_registry as default_breakers
+from fender.runtime.drain import server_started_at
+from fender.runtime.lifecycle import Lifecycle, State
 from fender.settings import Settings, load_settings
 from fender.web.endpoints import Endpoints, metrics_endpoint
+from fender.web.health import HealthEndpoints
 from fender.web.observe import Observer
 
 __all__ = ["Hook", "Runtime", "build_runtime"]
 
 Hook = Callable[[], Awaitable[None] | None]
 _logger = get_logger("fender")
+DRAIN_POLL_SECONDS = 0.5
 
 
 class Runtime:
     """fender's state for one application, built from validated settings at start-up."""
 
-    def __init__(self, settings: Settings, *, logging: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, logging: bool = True, framework: str = "asgi"
+    ) -> None:
         """Validate ``settings`` for production, configure logging, declare metrics."""
         settings.require_production_ready()
         if logging and not logging_configured():
             configure_logging(settings)
         self.settings = settings
+        self.framework = framework
         self.observer = Observer(settings)
         self.endpoints = Endpoints()
         if settings.metrics_enabled:
             self.endpoints.add(settings.metrics_path, metrics_endpoint)
         metrics.set_build_info(settings.release, settings.commit)
+        self.lifecycle = Lifecycle()
+        self.lifecycle.add_listener(_report_transition)
+        _report_transition(State.STARTING, State.STARTING, "built")
+        self.health = HealthRegistry(
+            HealthConfig(
+                deadline=settings.health_deadline, refresh_interval=settings.health_interval
+            )
+        )
+        self._declared_added: set[int] = set()
+        self._add_builtin_checks()
+        self._add_declared_checks()
+        self.health.add_listener(lambda _outcome: self._maybe_ready())
+        self.breakers = default_breakers
+        self.health_endpoints = HealthEndpoints(
+            settings,
+            self.health,
+            self.lifecycle,
+            self.breakers,
+            framework=framework,
+            drain_started_at=server_started_at,
+        )
+        self.health_endpoints.add_to(self.endpoints)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._drain_watch: threading.Thread | None = None
+        self._stop_watch = threading.Event()
+
+    # --- hooks ----------------------------------------------------------------------------------
 
     def on_startup(self, hook: Hook) -> Hook:
         """Run ``hook`` (sync or async) when the server starts; returns it (a decorator)."""
@@ -45,20 +89,100 @@ class Runtime:
         self._shutdown.append(hook)
         return hook
 
-    async def startup(self) -> None:
-        """Run the startup hooks in order; a failing hook fails the start (it raises)."""
+    # --- checks ---------------------------------------------------------------------------------
+
+    def _add_builtin_checks(self) -> None:
+        settings = self.settings
+        self.health.add(disk_check("/"), critical=False, kind=Kind.INFO)
+        limit = settings.memory_limit_mb
+        self.health.add(
+            memory_check(limit_bytes=limit * 1024 * 1024 if limit else None),
+            critical=False,
+            kind=Kind.INFO,
+        )
+        if "database_url" in settings.model_fields_set or _env_set("DATABASE_URL"):
+            from fender.db import engine_from_settings
+            from fender.health import database_check
+
+            engine = engine_from_settings(settings)
+            self.health.add(database_check(engine), timeout=settings.health_timeout)
+            self.on_shutdown(engine.dispose)
+
+    def _add_declared_checks(self) -> None:
+        for func, options in declared():
+            if id(func) in self._declared_added:
+                continue
+            self._declared_added.add(id(func))
+            self.health.add(func, **{"timeout": self.settings.health_timeout, **options})
+
+    def _maybe_ready(self) -> None:
+        """STARTING -> READY once the critical readiness checks all have a passing result."""
+        if self.lifecycle.state is not State.STARTING or not self._started:
+            return
+        report = self.health.snapshot(kind=Kind.READINESS)
+        if report.status is not Status.FAIL:
+            self.lifecycle.mark_ready("critical readiness checks pass")
+
+    _started = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def _run_startup_hooks(self) -> None:
         for hook in self._startup:
             await _call(hook)
+        self._add_declared_checks()
+        self._started = True
+
+    async def startup(self) -> None:
+        """Run the startup hooks in order (a failing hook fails the start), then go READY."""
+        await self._run_startup_hooks()
+        self.health_endpoints.loop.start()
+        self.health.start()
+        self._started_with(await self.health.run(kind=Kind.READINESS))
+
+    def start_sync(self) -> None:
+        """For WSGI, which has no lifespan: start now, shut down at interpreter exit.
+
+        The health refresher then runs on the registry's own loop thread.
+        """
+        import atexit
+
+        asyncio.run(self._run_startup_hooks())
+        self.health.start()
+        self._started_with(self.health.run_sync(kind=Kind.READINESS))
+        atexit.register(self.shutdown_sync)
+
+    def shutdown_sync(self) -> None:
+        """Blocking :meth:`shutdown` (WSGI, at interpreter exit)."""
+        asyncio.run(self.shutdown())
+
+    def _started_with(self, report: Any) -> None:
+        if report.status is not Status.FAIL:
+            self.lifecycle.mark_ready("startup complete")
+        else:
+            failing = [n for n, o in report.checks.items() if o.status is Status.FAIL]
+            _logger.warning(
+                "not_ready", failing=failing, retry_every_s=self.settings.health_interval
+            )
+        self._watch_drain()
         _logger.info(
             "fender_started",
             service=self.settings.service_name,
             env=self.settings.env,
+            state=str(self.lifecycle.state),
             endpoints=list(self.endpoints.paths),
             multiprocess_metrics=metrics.multiprocess_dir() is not None,
         )
 
     async def shutdown(self) -> None:
-        """Run the shutdown hooks in reverse order; a failing hook is logged, the rest run."""
+        """STOPPED; stop the refresher; run the shutdown hooks in reverse, each contained."""
+        self.lifecycle.stop("shutdown")
+        self._stop_watch.set()
+        await self.health_endpoints.loop.stop()
+        try:
+            await self.health.aclose()
+        except Exception:
+            _logger.exception("shutdown_hook_failed", hook="health.aclose")
         for hook in reversed(self._shutdown):
             try:
                 await _call(hook)
@@ -66,16 +190,41 @@ class Runtime:
                 _logger.exception("shutdown_hook_failed", hook=_name(hook))
         _logger.info("fender_stopped", service=self.settings.service_name)
 
-    def start_sync(self) -> None:
-        """For WSGI, which has no lifespan: run the startup hooks now, shutdown at exit.
+    def _watch_drain(self) -> None:
+        """Poll the drain flag, so every worker turns DRAINING (and closes connections)."""
+        if self._drain_watch is not None:
+            return
 
-        Async hooks run on a private event loop.
-        """
-        import asyncio
-        import atexit
+        def watch() -> None:
+            while not self._stop_watch.wait(DRAIN_POLL_SECONDS):
+                self.health_endpoints.refresh_drain()
+                if self.lifecycle.draining:
+                    return
 
-        asyncio.run(self.startup())
-        atexit.register(lambda: asyncio.run(self.shutdown()))
+        self._drain_watch = threading.Thread(target=watch, name="fender-drain-watch", daemon=True)
+        self._drain_watch.start()
+
+
+def _env_set(name: str) -> bool:
+    import os
+
+    return bool(os.environ.get(name))
+
+
+def _report_transition(old: State, new: State, reason: str) -> None:
+    # Declared on first use, not at import: gunicorn's master imports fender (through
+    # gunicorn_conf) before it knows the multiprocess directory.
+    metrics.gauge(
+        "fender_lifecycle_state",
+        "Lifecycle state of the process: 0 starting, 1 ready, 2 draining, 3 stopped.",
+        multiprocess_mode="livemax",
+    ).set(new.gauge)
+    if old is new:
+        return
+    metrics.counter(
+        "fender_lifecycle_transitions", "Lifecycle transitions.", ("from_state", "to_state")
+    ).labels(str(old), str(new)).inc()
+    _logger.info("lifecycle", from_state=str(old), to_state=str(new), reason=reason)
 
 
 async def _call(hook: Hook) -> None:
@@ -88,7 +237,9 @@ def _name(hook: Any) -> str:
     return str(getattr(hook, "__qualname__", repr(hook)))
 
 
-def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime:
+def build_runtime(
+    settings: Settings | None = None, *, framework: str = "asgi", **overrides: Any
+) -> Runtime:
     """A :class:`Runtime` from ``settings`` (default: the environment) with field overrides.
 
     Raises:
@@ -97,6 +248,5 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     if settings is None:
         settings = load_settings(**overrides)
     elif overrides:
-        settings = settings.model_copy(update=overrides)
-        settings = load_settings({}, env_file=None, **settings.model_dump())
-    return Runtime(settings)
+        settings = load_settings({}, env_file=None, **{**settings.model_dump(), **overrides})
+    return Runtime(settings, framework=framework)

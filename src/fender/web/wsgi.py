@@ -17,7 +17,7 @@ from typing import Any, Final
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
 from fender.observability.logging import bind_request, get_logger, reset_request
 from fender.settings import Settings
-from fender.web.endpoints import Request, Response, error_response
+from fender.web.endpoints import Request, Response, drive_sync, error_response
 from fender.web.observe import UNMATCHED
 from fender.web.requestid import accept_request_id, request_context
 from fender.web.runtime import Runtime, build_runtime
@@ -172,11 +172,15 @@ class FenderWSGI:
         call.active.inc()
         header = ("X-Request-ID", request_id)
 
+        lifecycle = self.runtime.lifecycle
+
         def start_observed(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             call.status = int(status[:3])
             headers.append(header)
+            if lifecycle.draining:
+                headers.append(("Connection", "close"))
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -203,7 +207,7 @@ class FenderWSGI:
     ) -> Iterable[bytes]:
         request_id = call.environ["fender.request_id"]
         try:
-            response = self.endpoints.handle(_request(call.environ))
+            response = drive_sync(self.endpoints.handle(_request(call.environ)))
         except Exception:
             _logger.exception("endpoint_failed", path=call.path)
             response = error_response(500, "internal_error", request_id)
@@ -227,6 +231,6 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
         >>> def app(environ, start_response): ...
         >>> app = wrap(app, env="development")
     """
-    runtime = build_runtime(settings, **options)
+    runtime = build_runtime(settings, framework="wsgi", **options)
     runtime.start_sync()
     return FenderWSGI(app, runtime)

@@ -1,0 +1,107 @@
+"""Lifecycle of a serving process: STARTING -> READY -> DRAINING -> STOPPED.
+
+A pure state machine (no I/O; an injected clock): readiness is 503 unless READY, drain is
+one-way, and every transition is reported to listeners (the metric and the log event).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from fender._clock import Clock, monotonic
+
+__all__ = ["Lifecycle", "State", "Transition"]
+
+
+class State(enum.StrEnum):
+    """Where the process is in its life."""
+
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+    @property
+    def gauge(self) -> int:
+        """0 starting, 1 ready, 2 draining, 3 stopped (for ``fender_lifecycle_state``)."""
+        return _ORDER[self]
+
+
+_ORDER: Final = {State.STARTING: 0, State.READY: 1, State.DRAINING: 2, State.STOPPED: 3}
+# Allowed moves; anything else is ignored (a late "ready" after a drain must not undo it).
+_ALLOWED: Final = {
+    State.STARTING: frozenset({State.READY, State.DRAINING, State.STOPPED}),
+    State.READY: frozenset({State.DRAINING, State.STOPPED}),
+    State.DRAINING: frozenset({State.STOPPED}),
+    State.STOPPED: frozenset[State](),
+}
+
+Transition = tuple[State, State, str]
+Listener = Callable[[State, State, str], None]
+
+
+class Lifecycle:
+    """The lifecycle state of this process; thread-safe."""
+
+    def __init__(self, clock: Clock = monotonic) -> None:
+        """Start in STARTING."""
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = State.STARTING
+        self._since = clock()
+        self._started = self._since
+        self._listeners: list[Listener] = []
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """True only in READY: what readiness reports before checks are considered."""
+        return self._state is State.READY
+
+    @property
+    def draining(self) -> bool:
+        """True in DRAINING and STOPPED: responses should close their connection."""
+        return self._state in (State.DRAINING, State.STOPPED)
+
+    def uptime(self) -> float:
+        """Seconds since the lifecycle began."""
+        return self._clock() - self._started
+
+    def in_state_for(self) -> float:
+        """Seconds since the last transition."""
+        return self._clock() - self._since
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(old, new, reason)`` after each transition."""
+        self._listeners.append(listener)
+
+    def move(self, target: State, reason: str = "") -> bool:
+        """Go to ``target`` if allowed from the current state; True when it moved."""
+        with self._lock:
+            old = self._state
+            if target not in _ALLOWED[old]:
+                return False
+            self._state = target
+            self._since = self._clock()
+        for listener in tuple(self._listeners):
+            listener(old, target, reason)
+        return True
+
+    def mark_ready(self, reason: str = "startup complete") -> bool:
+        """STARTING -> READY."""
+        return self.move(State.READY, reason)
+
+    def drain(self, reason: str = "drain requested") -> bool:
+        """-> DRAINING: readiness turns 503 while requests still succeed."""
+        return self.move(State.DRAINING, reason)
+
+    def stop(self, reason: str = "shutdown") -> bool:
+        """-> STOPPED."""
+        return self.move(State.STOPPED, reason)

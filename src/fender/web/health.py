@@ -1,0 +1,439 @@
+"""The health family of endpoints, written once for ASGI and WSGI.
+
+| path | answers |
+|---|---|
+| GET /health/live | 200 unless the process is broken (event loop stalled); no dependency |
+| GET /health/ready | 503 while STARTING or DRAINING or a critical readiness check fails |
+| GET /health/quick | the cached snapshot, no I/O |
+| GET /health | a fresh run, aggregate status only (safe to expose) |
+| GET /health/detailed | a fresh run, every check (protected) |
+| GET /health/version | version, release, commit, build time, python, framework, started_at |
+| POST /health/drain | readiness off for every worker of this server (protected) |
+| GET /status | operational summary, HTML for browsers, JSON otherwise (protected) |
+| GET /circuit-breaker | every circuit breaker (protected) |
+
+Protected endpoints answer to a bearer FENDER_ADMIN_TOKEN (compared in constant time) or a
+client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get 404 (or 401).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import html
+import ipaddress
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from fender._status import Status
+from fender._version import __version__
+from fender.errors import ConfigurationError
+from fender.health import HealthRegistry, HealthReport, Kind, RenderConfig, render_response
+from fender.health.render import render_summary
+from fender.ratelimit.clientip import ClientIPResolver
+from fender.resilience import BreakerRegistry
+from fender.runtime.drain import is_draining, request_drain
+from fender.runtime.lifecycle import Lifecycle, State
+from fender.settings import Settings
+from fender.web.endpoints import (
+    NO_STORE,
+    Endpoints,
+    Flow,
+    Request,
+    Response,
+    json_response,
+)
+
+__all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]
+
+HTML_TYPE: Final = "text/html; charset=utf-8"
+CSS_TYPE: Final = "text/css; charset=utf-8"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunChecks:
+    """Effect: run the registry's checks (of ``kind``) now; the same request in both worlds."""
+
+    registry: HealthRegistry
+    kind: Kind | None = None
+
+    async def run_async(self) -> HealthReport:
+        """On the app's event loop."""
+        return await self.registry.run(kind=self.kind)
+
+    def run_sync(self) -> HealthReport:
+        """Blocking (WSGI)."""
+        return self.registry.run_sync(kind=self.kind)
+
+
+class AdminGuard:
+    """Decides who may read the protected endpoints; built once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Parse the CIDRs and keep the token."""
+        token = settings.admin_token
+        self._token = token.get_secret_value().encode() if token else None
+        self._policy = settings.admin_policy
+        self.deny_status = settings.admin_deny_status
+        networks = []
+        for part in filter(None, (p.strip() for p in settings.admin_cidrs.split(","))):
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    "FENDER_ADMIN_CIDRS", settings.admin_cidrs, "comma-separated CIDRs"
+                ) from None
+        self._networks = tuple(networks)
+        self._resolver = ClientIPResolver(
+            trusted_proxies=tuple(
+                p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
+            ),
+            trusted_hops=settings.trusted_hops or 0,
+        )
+
+    def authorized(self, request: Request, *, strict: bool = False) -> bool:
+        """True when ``request`` may see protected data (``strict``: a token or CIDR needed)."""
+        if self._policy == "never":
+            return False
+        if self._policy == "always" and not strict:
+            return True
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if (
+            self._token is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(credentials.strip().encode(), self._token)
+        ):
+            return True
+        if self._networks and request.client:
+            ip = self._resolver.resolve(
+                request.client,
+                x_forwarded_for=request.headers.get("x-forwarded-for"),
+                forwarded=request.headers.get("forwarded"),
+            )
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                return False
+            return any(address in network for network in self._networks)
+        return False
+
+    def deny(self) -> Response:
+        """The answer to an unauthorized request: 404 (nothing here) or 401."""
+        if self.deny_status == 401:  # noqa: PLR2004
+            return json_response(
+                401, {"error": "unauthorized"}, headers=(("www-authenticate", "Bearer"),)
+            )
+        return json_response(404, {"error": "not_found"})
+
+
+class LoopMonitor:
+    """Measures how late the event loop runs a timer: a stalled loop is a broken process."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        """Tick every ``interval`` seconds once started."""
+        self.interval = interval
+        self.lag = 0.0
+        self._task: Any = None
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            expected = time.monotonic() + self.interval
+            await asyncio.sleep(self.interval)
+            self.lag = max(0.0, time.monotonic() - expected)
+
+    def start(self) -> None:
+        """Start on the running loop (ASGI startup)."""
+        import asyncio
+
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the ticking task."""
+        import asyncio
+        import contextlib
+
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class HealthEndpoints:
+    """The handlers of the health family; one per application."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: HealthRegistry,
+        lifecycle: Lifecycle,
+        breakers: BreakerRegistry,
+        *,
+        framework: str,
+        drain_started_at: Callable[[], float],
+    ) -> None:
+        """Precompute what never changes (the version document, the render config)."""
+        self.settings = settings
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self.breakers = breakers
+        self.guard = AdminGuard(settings)
+        self.loop = LoopMonitor()
+        self._drain_started_at = drain_started_at
+        self._started_wall = time.time()
+        version = settings.release or __version__
+        self._render = RenderConfig(
+            service_id=settings.service_name,
+            version=version,
+            release_id=settings.release,
+        )
+        self._version = json_response(
+            200,
+            {
+                "service": settings.service_name,
+                "version": version,
+                "release_id": settings.release or None,
+                "commit": settings.commit or None,
+                "build_time": settings.build_time or None,
+                "python": platform.python_version(),
+                "framework": framework,
+                "fender": __version__,
+                "started_at": _iso(self._started_wall),
+            },
+        )
+
+    def add_to(self, endpoints: Endpoints) -> None:
+        """Serve the family at the configured paths."""
+        prefix = self.settings.health_prefix
+        endpoints.add(prefix, self.health)
+        endpoints.add(f"{prefix}/live", self.live)
+        endpoints.add(f"{prefix}/ready", self.ready)
+        endpoints.add(f"{prefix}/quick", self.quick)
+        endpoints.add(f"{prefix}/detailed", self.detailed)
+        endpoints.add(f"{prefix}/version", self.version)
+        endpoints.add(f"{prefix}/drain", self.drain, methods=("POST",))
+        endpoints.add("/status", self.status)
+        endpoints.add("/status/style.css", self.stylesheet)
+        endpoints.add("/circuit-breaker", self.circuit_breakers)
+        if self.settings.health_aliases:
+            endpoints.add("/healthz", self.health)
+            endpoints.add("/livez", self.live)
+            endpoints.add("/readyz", self.ready)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def refresh_drain(self) -> None:
+        """Turn DRAINING when another process raised the drain flag."""
+        if not self.lifecycle.draining and is_draining(
+            self.settings.runtime_dir, self._drain_started_at()
+        ):
+            self.lifecycle.drain("drain flag raised")
+
+    def _max_age(self) -> float:
+        return 3 * self.settings.health_interval + self.settings.health_deadline
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def live(self, _request: Request) -> Response:
+        """200 unless the event loop is stalled past FENDER_LIVENESS_MAX_LAG."""
+        if self.loop.lag > self.settings.liveness_max_lag:
+            return json_response(
+                503, {"status": "fail", "output": f"event loop lag {self.loop.lag:.1f}s"}
+            )
+        return json_response(200, {"status": "pass"})
+
+    def ready(self, _request: Request) -> Response:
+        """200 when READY and the critical readiness checks pass, from the snapshot."""
+        self.refresh_drain()
+        state = self.lifecycle.state
+        if state is not State.READY:
+            return json_response(503, {"status": "fail", "state": str(state)})
+        report = self.registry.snapshot(kind=Kind.READINESS, max_age=self._max_age())
+        code = 503 if report.status is Status.FAIL else 200
+        return json_response(code, {"status": str(report.status), "state": str(state)})
+
+    def quick(self, request: Request) -> Response:
+        """The snapshot of every check, without running any."""
+        report = self.registry.snapshot(max_age=self._max_age())
+        return self._rendered(report, request)
+
+    def health(self, _request: Request) -> Flow:
+        """A fresh run, aggregate status only."""
+        report: HealthReport = yield RunChecks(self.registry)
+        code = 503 if report.status is Status.FAIL else 200
+        return Response(
+            code, (("content-type", "application/json"), NO_STORE), render_summary(report)
+        )
+
+    def detailed(self, request: Request) -> Response | Flow:
+        """A fresh run, every check (protected)."""
+        if not self.guard.authorized(request):
+            return self.guard.deny()
+        return self._detailed(request)
+
+    def _detailed(self, request: Request) -> Flow:
+        report: HealthReport = yield RunChecks(self.registry)
+        return self._rendered(report, request)
+
+    def version(self, _request: Request) -> Response:
+        """What is running."""
+        return self._version
+
+    def drain(self, request: Request) -> Response:
+        """Raise the drain flag for every worker of this server (protected)."""
+        if not self.guard.authorized(request, strict=True):
+            return self.guard.deny()
+        request_drain(self.settings.runtime_dir, "POST /health/drain")
+        self.lifecycle.drain("POST /health/drain")
+        return json_response(202, {"status": "draining", "state": str(self.lifecycle.state)})
+
+    def circuit_breakers(self, request: Request) -> Response:
+        """Every circuit breaker: state, counts, time to the next trial (protected)."""
+        if not self.guard.authorized(request):
+            return self.guard.deny()
+        return json_response(200, {"breakers": self._breakers()})
+
+    def status(self, request: Request) -> Response:
+        """Operational summary; HTML when a browser asks (protected)."""
+        if not self.guard.authorized(request):
+            return self.guard.deny()
+        self.refresh_drain()
+        summary = self._summary()
+        if "text/html" in request.headers.get("accept", ""):
+            body = _status_page(summary).encode()
+            return Response(200, (("content-type", HTML_TYPE), NO_STORE), body)
+        return json_response(200, summary)
+
+    def stylesheet(self, _request: Request) -> Response:
+        """The status page's stylesheet (a file, so the page needs no inline style)."""
+        return Response(
+            200, (("content-type", CSS_TYPE), ("cache-control", "max-age=300")), _STYLESHEET
+        )
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _rendered(self, report: HealthReport, request: Request) -> Response:
+        rendered = render_response(
+            report, accept=request.headers.get("accept"), config=self._render
+        )
+        return Response(
+            rendered.status_code, (("content-type", rendered.content_type), NO_STORE), rendered.body
+        )
+
+    def _breakers(self) -> list[dict[str, object]]:
+        return [
+            {**snapshot.as_dict(), "state": str(snapshot.state)}
+            for snapshot in self.breakers.snapshots()
+        ]
+
+    def _summary(self) -> dict[str, Any]:
+        import psutil
+
+        report = self.registry.snapshot(max_age=self._max_age())
+        rss = psutil.Process().memory_info().rss
+        limit = self.settings.memory_limit_mb
+        limit_bytes = limit * 1024 * 1024 if limit else None
+        return {
+            "service": self.settings.service_name,
+            "status": str(report.status),
+            "state": str(self.lifecycle.state),
+            "uptime_seconds": round(self.lifecycle.uptime(), 1),
+            "started_at": _iso(self._started_wall),
+            "pid": os.getpid(),
+            "version": self._render.version,
+            "degraded": sorted(n for n, o in report.checks.items() if o.status is Status.WARN),
+            "failing": sorted(n for n, o in report.checks.items() if o.status is Status.FAIL),
+            "checks": {
+                name: {"status": str(o.status), "output": o.result.output}
+                for name, o in report.checks.items()
+            },
+            "breakers": self._breakers(),
+            "memory": {
+                "rss_bytes": rss,
+                "limit_bytes": limit_bytes,
+                "used_ratio": round(rss / limit_bytes, 3) if limit_bytes else None,
+            },
+        }
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def _status_page(summary: dict[str, Any]) -> str:
+    esc = html.escape
+    rows = (
+        "".join(
+            f'<tr class="{esc(c["status"])}"><td>{esc(name)}</td><td>{esc(c["status"])}</td>'
+            f"<td>{esc(str(c['output'] or ''))}</td></tr>"
+            for name, c in summary["checks"].items()
+        )
+        or '<tr><td colspan="3">no checks registered</td></tr>'
+    )
+    breakers = (
+        "".join(
+            f'<tr class="{esc(b["state"])}"><td>{esc(str(b["name"]))}</td>'
+            f"<td>{esc(b['state'])}</td>"
+            f"<td>{float(b['retry_after']):.1f}s</td></tr>"
+            for b in summary["breakers"]
+        )
+        or '<tr><td colspan="3">no circuit breakers</td></tr>'
+    )
+    memory = summary["memory"]
+    ratio = memory["used_ratio"]
+    percent = round(ratio * 100) if ratio is not None else None
+    gauge = (
+        f'<meter min="0" max="100" low="75" high="85" optimum="0" value="{percent}">'
+        f"{percent}%</meter> {percent}% of {memory['limit_bytes'] // (1024 * 1024)} MiB"
+        if percent is not None
+        else f"{memory['rss_bytes'] // (1024 * 1024)} MiB resident (no limit set)"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(summary["service"])} status</title>
+<link rel="stylesheet" href="/status/style.css">
+</head>
+<body>
+<header class="{esc(summary["status"])}">
+<h1>{esc(summary["service"])}: <span id="overall">{esc(summary["status"])}</span></h1>
+<p>state <strong id="state">{esc(summary["state"])}</strong> · up {summary["uptime_seconds"]}s
+since {esc(summary["started_at"])} · worker pid {summary["pid"]} · version
+{esc(str(summary["version"]))}</p>
+</header>
+<main>
+<section><h2>Checks</h2>
+<table id="checks"><thead><tr><th>check</th><th>status</th><th>output</th></tr></thead>
+<tbody>{rows}</tbody></table></section>
+<section><h2>Circuit breakers</h2>
+<table id="breakers"><thead><tr><th>breaker</th><th>state</th><th>next trial in</th></tr></thead>
+<tbody>{breakers}</tbody></table></section>
+<section><h2>Memory</h2><p id="memory">{gauge}</p></section>
+</main>
+</body>
+</html>
+"""
+
+
+_STYLESHEET: Final = b"""body{font-family:system-ui,sans-serif;margin:0;color:#1d232a;
+background:#f6f7f9}
+header{padding:1rem 2rem;color:#fff;background:#2f7d32}
+header.warn{background:#b26a00}header.fail{background:#b3261e}
+h1{margin:0 0 .3rem;font-size:1.4rem}main{padding:1rem 2rem}
+table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:1rem}
+th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #dde1e6}
+tr.pass td:nth-child(2),tr.closed td:nth-child(2){color:#2f7d32;font-weight:600}
+tr.warn td:nth-child(2),tr.half_open td:nth-child(2){color:#b26a00;font-weight:600}
+tr.fail td:nth-child(2),tr.open td:nth-child(2),
+tr.forced_open td:nth-child(2){color:#b3261e;font-weight:600}
+meter{width:12rem;height:1rem}
+"""

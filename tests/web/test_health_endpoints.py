@@ -1,0 +1,367 @@
+"""The health family over ASGI (FastAPI, bare ASGI) and WSGI (Flask), in process."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+
+import fender
+from conftest import serve
+from fender._status import Status
+from fender.health import CheckResult, Kind
+from fender.runtime.drain import drain_flag
+
+TOKEN = secrets.token_urlsafe(32)
+
+
+def fastapi_app(tmp_path, **options):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/work")
+    async def work() -> dict[str, str]:
+        return {"done": "yes"}
+
+    runtime = fender.install(
+        app,
+        env="development",
+        runtime_dir=str(tmp_path),
+        admin_token=TOKEN,
+        **options,
+    )
+    return app, runtime
+
+
+def add(runtime, name, result, **options):
+    def check():
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    runtime.health.add(check, name=name, **options)
+
+
+def test_ready_is_503_until_startup_then_200(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+
+    async def before(client):
+        return (await client.get("/health/ready")).status_code
+
+    import asyncio
+
+    async def not_started():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await before(client)
+
+    assert asyncio.run(not_started()) == 503
+    assert runtime.lifecycle.state == "starting"
+
+    async def started(client):
+        response = await client.get("/health/ready")
+        return response.status_code, response.json(), response.headers["cache-control"]
+
+    assert serve(app, started) == (200, {"status": "pass", "state": "ready"}, "no-store")
+
+
+def test_a_failing_critical_readiness_check_keeps_the_process_unready(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    add(runtime, "database", ConnectionError("refused"))
+
+    async def scenario(client):
+        return (await client.get("/health/ready")).json()
+
+    assert serve(app, scenario) == {"status": "fail", "state": "starting"}
+
+
+def test_a_non_critical_dependency_down_never_blocks_the_boot(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    add(runtime, "search", ConnectionError("refused"), critical=False)
+
+    async def scenario(client):
+        ready = await client.get("/health/ready")
+        health = await client.get("/health")
+        return ready.status_code, health.status_code, health.json()["status"]
+
+    assert serve(app, scenario) == (200, 200, "warn")
+
+
+@pytest.mark.parametrize(
+    ("result", "critical", "status", "code"),
+    [
+        (None, True, "pass", 200),
+        (CheckResult(Status.WARN, "fallback: memory"), True, "warn", 200),
+        (ConnectionError("refused"), True, "fail", 503),
+        (ConnectionError("refused"), False, "warn", 200),
+        (False, True, "fail", 503),
+    ],
+)
+def test_health_aggregate(tmp_path, result, critical, status, code):
+    app, runtime = fastapi_app(tmp_path)
+    add(runtime, "dep", result, critical=critical)
+
+    async def scenario(client):
+        response = await client.get("/health")
+        return response.status_code, response.json()
+
+    got_code, body = serve(app, scenario)
+    assert (got_code, body["status"]) == (code, status)
+    assert "checks" not in body  # safe to expose: aggregate only
+
+
+def test_live_never_checks_dependencies_and_reports_a_stalled_loop(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    add(runtime, "database", ConnectionError("refused"))
+
+    async def scenario(client):
+        first = (await client.get("/health/live")).status_code
+        runtime.health_endpoints.loop.lag = 60.0
+        second = (await client.get("/health/live")).json()
+        return first, second
+
+    first, second = serve(app, scenario)
+    assert first == 200
+    assert second["status"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("headers", "client", "options", "code"),
+    [
+        ({}, "127.0.0.1", {}, 404),
+        ({"Authorization": "Bearer wrong-token"}, "127.0.0.1", {}, 404),
+        ({"Authorization": f"Bearer {TOKEN}"}, "127.0.0.1", {}, 200),
+        ({"Authorization": f"bearer {TOKEN}"}, "127.0.0.1", {}, 200),
+        ({}, "10.1.2.3", {"admin_cidrs": "10.0.0.0/8"}, 200),
+        ({}, "192.168.1.1", {"admin_cidrs": "10.0.0.0/8"}, 404),
+        ({}, "127.0.0.1", {"admin_deny_status": 401}, 401),
+        ({}, "127.0.0.1", {"admin_policy": "always"}, 200),
+        ({"Authorization": f"Bearer {TOKEN}"}, "127.0.0.1", {"admin_policy": "never"}, 404),
+    ],
+    ids=[
+        "no-token",
+        "bad-token",
+        "token",
+        "lowercase-scheme",
+        "cidr",
+        "other-cidr",
+        "401",
+        "always",
+        "never",
+    ],
+)
+def test_protection_of_detailed_and_status(tmp_path, headers, client, options, code):
+    app, _ = fastapi_app(tmp_path, **options)
+
+    async def scenario(http):
+        return [
+            (await http.get(path, headers=headers)).status_code
+            for path in ("/health/detailed", "/status", "/circuit-breaker")
+        ]
+
+    assert serve(app, scenario, client=(client, 4000)) == [code, code, code]
+
+
+def test_detailed_shows_every_check_and_negotiates_ietf(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    add(
+        runtime,
+        "queue",
+        CheckResult(Status.WARN, "lag 4s", observed_value=4.0, observed_unit="s"),
+        critical=False,
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def scenario(client):
+        plain = await client.get("/health/detailed", headers=auth)
+        ietf = await client.get(
+            "/health/detailed", headers={**auth, "Accept": "application/health+json"}
+        )
+        return plain, ietf
+
+    plain, ietf = serve(app, scenario)
+    body = plain.json()
+    assert body["checks"]["queue"]["status"] == "warn"
+    assert body["checks"]["queue"]["observed_value"] == 4.0
+    assert {"disk", "memory"} <= set(body["checks"])
+    assert ietf.headers["content-type"].startswith("application/health+json")
+    document = ietf.json()
+    assert document["status"] == "warn"
+    assert any(key.startswith("queue") for key in document["checks"])
+
+
+def test_no_secret_reaches_any_output(tmp_path):
+    app, runtime = fastapi_app(tmp_path, admin_policy="always")
+    add(
+        runtime,
+        "cache",
+        ConnectionError("cannot reach redis://app:s3cr3t-pw@cache:6379/0 token=abcd1234efgh5678"),
+        critical=False,
+    )
+
+    async def scenario(client):
+        paths = ("/health", "/health/quick", "/health/detailed", "/status")
+        bodies = [(await client.get(path)).text for path in paths]
+        bodies.append((await client.get("/status", headers={"Accept": "text/html"})).text)
+        return bodies
+
+    for body in serve(app, scenario):
+        assert "s3cr3t-pw" not in body
+        assert "abcd1234efgh5678" not in body
+
+
+def test_version(tmp_path):
+    app, _ = fastapi_app(
+        tmp_path, release="v1.4.2", commit="abc1234", build_time="2026-11-30T06:00:00Z"
+    )
+
+    async def scenario(client):
+        return (await client.get("/health/version")).json()
+
+    body = serve(app, scenario)
+    assert body["version"] == "v1.4.2"
+    assert body["commit"] == "abc1234"
+    assert body["build_time"] == "2026-11-30T06:00:00Z"
+    assert body["framework"].startswith("fastapi ")
+    assert body["python"].count(".") == 2
+    assert body["started_at"].endswith("Z")
+
+
+def test_status_json_and_html(tmp_path):
+    app, runtime = fastapi_app(tmp_path, admin_policy="always", memory_limit_mb=512)
+    add(runtime, "cache", CheckResult(Status.WARN, "fallback: memory"), critical=False)
+    from fender.resilience import default_registry
+
+    default_registry.get_or_create("payments-api")
+    auth: dict[str, str] = {}
+
+    async def scenario(client):
+        as_json = (await client.get("/status", headers=auth)).json()
+        page = await client.get("/status", headers={**auth, "Accept": "text/html"})
+        css = await client.get("/status/style.css")
+        return as_json, page, css
+
+    summary, page, css = serve(app, scenario)
+    assert summary["state"] == "ready"
+    assert summary["degraded"] == ["cache"]
+    assert summary["memory"]["limit_bytes"] == 512 * 1024 * 1024
+    assert any(b["name"] == "payments-api" for b in summary["breakers"])
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<script" not in page.text
+    assert "style=" not in page.text
+    assert "<style" not in page.text
+    assert 'href="/status/style.css"' in page.text
+    assert "payments-api" in page.text
+    assert css.headers["content-type"].startswith("text/css")
+
+
+def test_drain_turns_readiness_off_while_requests_succeed(tmp_path):
+    app, _runtime = fastapi_app(tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def scenario(client):
+        denied = (await client.post("/health/drain")).status_code
+        accepted = await client.post("/health/drain", headers=auth)
+        ready = await client.get("/health/ready")
+        work = await client.get("/work")
+        return denied, accepted.status_code, ready.status_code, work
+
+    denied, accepted, ready, work = serve(app, scenario)
+    assert (denied, accepted, ready) == (404, 202, 503)
+    assert work.status_code == 200
+    assert work.headers["connection"] == "close"
+    assert drain_flag(tmp_path).exists()
+
+
+def test_a_drain_flag_raised_elsewhere_reaches_this_worker(tmp_path):
+    from fender.runtime.drain import request_drain
+
+    app, runtime = fastapi_app(tmp_path)
+
+    async def scenario(client):
+        first = (await client.get("/health/ready")).status_code
+        request_drain(tmp_path, "fender drain")
+        second = (await client.get("/health/ready")).status_code
+        return first, second
+
+    assert serve(app, scenario) == (200, 503)
+    assert runtime.lifecycle.state == "stopped"  # shut down after the scenario
+
+
+def test_prefix_and_aliases(tmp_path):
+    app, _ = fastapi_app(tmp_path, health_prefix="/_internal/health", health_aliases=True)
+
+    async def scenario(client):
+        return [
+            (await client.get(path)).status_code
+            for path in (
+                "/_internal/health/live",
+                "/_internal/health",
+                "/healthz",
+                "/livez",
+                "/readyz",
+                "/health/live",
+            )
+        ]
+
+    # /health/live is no longer fender's: the app has no such route
+    assert serve(app, scenario) == [200, 200, 200, 200, 200, 404]
+
+
+def test_declared_checks_join_every_app(tmp_path):
+    calls = []
+
+    @fender.health.check(name="declared_dep", critical=False, kind="info")
+    def declared_dep() -> bool:
+        calls.append(1)
+        return True
+
+    app, _runtime = fastapi_app(tmp_path, admin_policy="always")
+
+    async def scenario(client):
+        return (await client.get("/health/detailed")).json()["checks"]
+
+    assert "declared_dep" in serve(app, scenario)
+    assert calls
+
+
+def test_quick_is_the_snapshot_without_io(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    calls = []
+
+    def counted() -> bool:
+        calls.append(1)
+        return True
+
+    runtime.health.add(counted, name="counted", kind=Kind.INFO)
+
+    async def scenario(client):
+        await runtime.health.run()  # settle: the refresher's first run has happened
+        before = len(calls)
+        for _ in range(5):
+            assert (await client.get("/health/quick")).status_code == 200
+        return before, len(calls)
+
+    before, after = serve(app, scenario)
+    assert before == after
+
+
+def test_flask_serves_the_same_family(tmp_path):
+    from flask import Flask
+
+    from fender.flask import Fender
+
+    app = Flask("health")
+    Fender(app, env="development", runtime_dir=str(tmp_path), admin_token=TOKEN)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/health/ready").json() == {"status": "pass", "state": "ready"}
+        assert client.get("/health").json()["status"] in ("pass", "warn")
+        assert client.get("/health/detailed").status_code == 404
+        detailed = client.get("/health/detailed", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert detailed.status_code == 200
+        assert "disk" in detailed.json()["checks"]
+        assert client.get("/health/version").json()["framework"].startswith("flask ")
+        assert client.head("/health/live").content == b""
