@@ -42,7 +42,20 @@ async def hang() -> dict[str, str]:
     return {"status": "woke"}
 
 
-fender.install(asgi)
+@asgi.get("/sleep")
+async def sleep(seconds: float = 1.0) -> dict[str, float]:
+    await asyncio.sleep(seconds)
+    return {"slept": seconds, "pid": os.getpid()}
+
+
+def _mark_shutdown(kind: str) -> None:
+    marker_dir = os.environ.get("FENDER_TEST_MARKERS")
+    if marker_dir:
+        Path(marker_dir, f"{kind}-{os.getpid()}").write_text("shutdown hooks ran")
+
+
+asgi_runtime = fender.install(asgi)
+asgi_runtime.on_shutdown(lambda: _mark_shutdown("asgi"))
 
 wsgi = Flask(__name__)
 
@@ -65,4 +78,15 @@ def wsgi_hang() -> Any:
     return jsonify(status="woke")
 
 
-Fender(wsgi)
+@wsgi.get("/sleep")
+def wsgi_sleep() -> Any:
+    from flask import request
+
+    seconds = float(request.args.get("seconds", "1"))
+    time.sleep(seconds)
+    return jsonify(slept=seconds, pid=os.getpid())
+
+
+_wsgi_ext = Fender()
+wsgi_runtime = _wsgi_ext.init_app(wsgi)
+wsgi_runtime.on_shutdown(lambda: _mark_shutdown("wsgi"))

@@ -108,9 +108,11 @@ def _writer(stream: IO[str] | IO[bytes]) -> Callable[[bytes], None]:
             stream.flush()  # whatever Python buffered goes first
 
         def write_fd(data: bytes) -> None:
-            view = memoryview(data)
-            while view:  # os.write may write part of a large line
-                view = view[os.write(fd, view) :]
+            written = os.write(fd, data)
+            if written < len(data):  # a large line may go out in parts
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
 
         return write_fd
     if "b" in getattr(stream, "mode", ""):
@@ -157,12 +159,14 @@ class _IsoTime:
         self._prefix = ""
 
     def __call__(self) -> str:
-        now = time.time()
-        second = int(now)
+        second, millisecond = divmod(int(time.time() * 1000), 1000)
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        return self._prefix + _MILLISECONDS[millisecond]
+
+
+_MILLISECONDS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 class AccessLog:

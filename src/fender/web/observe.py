@@ -6,6 +6,7 @@ the per-request path is a few dict lookups, one histogram observation and one JS
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -29,6 +30,7 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else "_OTHER"
 
 
+@functools.lru_cache(maxsize=4096)
 def template_of_rule(rule: str) -> str:
     """A werkzeug rule as a route template: ``/items/<int:item_id>`` -> ``/items/{item_id}``."""
     return _FLASK_VARIABLE.sub(r"{\1}", rule)

@@ -11,7 +11,7 @@ import contextlib
 import http
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
@@ -153,11 +153,21 @@ class _Call:
 class FenderWSGI:
     """WSGI middleware: request ids, fender's endpoints, metrics, access events, JSON 500s."""
 
-    def __init__(self, app: WSGIApp, runtime: Runtime) -> None:
-        """Wrap ``app``."""
+    def __init__(
+        self,
+        app: WSGIApp,
+        runtime: Runtime,
+        route_of: Callable[[WSGIEnviron], str | None] | None = None,
+    ) -> None:
+        """Wrap ``app``.
+
+        ``route_of(environ)``, asked when the app starts its response, names the matched
+        route template (the framework's routing state is still live then).
+        """
         self.app = app
         self.runtime = runtime
         self.endpoints = runtime.endpoints
+        self.route_of = route_of
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
@@ -172,15 +182,19 @@ class FenderWSGI:
         call.active.inc()
         header = ("X-Request-ID", request_id)
 
-        lifecycle = self.runtime.lifecycle
+        route_of = self.route_of
 
         def start_observed(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             call.status = int(status[:3])
+            if route_of is not None and ROUTE_KEY not in environ:
+                route = route_of(environ)
+                if route is not None:
+                    environ[ROUTE_KEY] = route
+            # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
+            # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
             headers.append(header)
-            if lifecycle.draining:
-                headers.append(("Connection", "close"))
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

@@ -1,0 +1,196 @@
+"""Real gunicorn: SIGTERM drops nothing in flight; drain turns every worker unready; /status.
+
+The status page is loaded in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from servers import CommandServer, missing, wait_for
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "artifacts"
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = {
+    "uvicorn": [
+        "--worker-class",
+        "fender.runtime.uvicorn_worker.UvicornWorker",
+        "served_apps:asgi",
+    ],
+    "gthread": ["--worker-class", "gthread", "--threads", "20", "served_apps:wsgi"],
+}
+
+
+def gunicorn(worker: str, tmp_path: Path, *, graceful: int = 10, **env: str) -> CommandServer:
+    (tmp_path / "markers").mkdir(exist_ok=True)
+    return CommandServer(
+        [
+            str(BIN / "gunicorn"),
+            "-c", "python:fender.runtime.gunicorn_conf",
+            "--workers", "2",
+            "--bind", "127.0.0.1:{port}",
+            "--graceful-timeout", str(graceful),
+            *WORKERS[worker],
+        ],
+        cwd=HERE,
+        ready_path="/health/ready",
+        env={
+            "FENDER_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "FENDER_RUNTIME_DIR": str(tmp_path / "run"),
+            "FENDER_TEST_MARKERS": str(tmp_path / "markers"),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "PYTHONPATH": str(HERE),
+            **env,
+        },
+    )  # fmt: skip
+
+
+def active_requests(url: str) -> float:
+    body = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("http_server_active_requests{")
+    )
+
+
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_sigterm_lets_twenty_requests_in_flight_finish(worker, tmp_path):
+    server = gunicorn(worker, tmp_path)
+    server.start()
+    durations = [1 + (i % 3) for i in range(20)]  # 1 to 3 seconds each
+    try:
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            futures = [
+                pool.submit(httpx.get, f"{server.url}/sleep?seconds={d}", timeout=30)
+                for d in durations
+            ]
+            wait_for(lambda: active_requests(server.url) >= 20, 10, "20 requests in flight")
+            os.kill(server.pid, signal.SIGTERM)
+            responses = [f.result() for f in futures]
+        assert [r.status_code for r in responses] == [200] * 20
+        assert server.process is not None
+        assert server.process.wait(timeout=30) == 0
+        kind = "asgi" if worker == "uvicorn" else "wsgi"
+        markers = list((tmp_path / "markers").glob(f"{kind}-*"))
+        assert len(markers) == 2, server.output()[-3000:]
+    finally:
+        server.close()
+
+
+def test_a_request_longer_than_graceful_timeout_is_logged_and_shutdown_still_runs(tmp_path):
+    server = gunicorn("uvicorn", tmp_path, graceful=3)
+    server.start()
+    try:
+        output = _outlive_graceful_timeout(server)
+    finally:
+        server.close()
+    events = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    cancelled = [e for e in events if "timeout graceful shutdown exceeded" in str(e.get("event"))]
+    assert cancelled, "uvicorn did not report the request it cancelled"
+    access = [e for e in events if e.get("event") == "request" and e.get("route") == "/sleep"]
+    assert access, "the cancelled request has no access event"
+    assert access[0]["duration_ms"] >= 1000
+    assert list((tmp_path / "markers").glob("asgi-*")), "lifespan shutdown did not run"
+
+
+def _outlive_graceful_timeout(server: CommandServer) -> str:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.get, f"{server.url}/sleep?seconds=20", timeout=30)
+        wait_for(lambda: active_requests(server.url) >= 1, 10, "the slow request in flight")
+        os.kill(server.pid, signal.SIGTERM)
+        assert server.process is not None
+        assert server.process.wait(timeout=20) == 0  # not SIGKILLed by gunicorn
+        try:
+            answer = slow.result().status_code
+        except httpx.HTTPError:
+            answer = None  # the connection was cut
+        assert answer in (None, 500)  # uvicorn answers 500 for the task it cancelled
+    return server.output()
+
+
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_fender_drain_turns_every_worker_unready_while_requests_succeed(worker, tmp_path):
+    server = gunicorn(worker, tmp_path, FENDER_ADMIN_POLICY="always")
+    server.start()
+    try:
+        result = subprocess.run(
+            [str(BIN / "fender"), "drain", "--wait", "0"],
+            env={**os.environ, "FENDER_RUNTIME_DIR": str(tmp_path / "run")},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "draining" in result.stdout
+        draining: set[int] = set()
+
+        def every_worker_draining() -> bool:
+            status = httpx.get(f"{server.url}/status", timeout=5).json()
+            if status["state"] == "draining":
+                draining.add(status["pid"])
+            return len(draining) == 2
+
+        wait_for(every_worker_draining, 15, "both workers to drain")
+        for _ in range(10):
+            assert httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 503
+            work = httpx.get(f"{server.url}/items/3", timeout=5)
+            assert work.status_code == 200
+            if worker == "uvicorn":  # WSGI may not set hop-by-hop headers (PEP 3333)
+                assert work.headers["connection"] == "close"
+    finally:
+        server.terminate()
+        server.close()
+
+
+def test_status_page_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        missing("chromium")
+    server = gunicorn("uvicorn", tmp_path, FENDER_ADMIN_POLICY="always")
+    server.start()
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "status.png"
+    screenshot.unlink(missing_ok=True)
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--v=0",
+    ]  # fmt: skip
+    try:
+        dom = subprocess.run(
+            [chromium, *flags, "--dump-dom", f"{server.url}/status"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        shot = subprocess.run(
+            [chromium, *flags, "--window-size=1100,800", f"--screenshot={screenshot}",
+             f"{server.url}/status"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.close()
+    assert '<table id="checks">' in dom.stdout
+    assert "disk" in dom.stdout
+    assert "memory" in dom.stdout
+    assert 'id="state">ready<' in dom.stdout
+    for log in (dom.stderr, shot.stderr):
+        console = [line for line in log.splitlines() if "CONSOLE" in line or "Refused to" in line]
+        assert console == [], console
+    assert screenshot.stat().st_size > 5000
