@@ -28,7 +28,7 @@ demo: $(VENV)/.installed-demo demo-serve
 
 demo-serve:
 	FENDER_ENV=$${FENDER_ENV:-development} exec $(BIN)/gunicorn $(DEMO_APP) \
-	  --worker-class uvicorn_worker.UvicornWorker --workers 2 \
+	  -c python:fender.runtime.gunicorn_conf --workers 2 \
 	  --bind $(DEMO_HOST):$(DEMO_PORT) --graceful-timeout 20
 
 ## test: lint, type-check, import contract and the whole test suite, with real services

@@ -341,6 +341,12 @@ _SAMPLES = {
     "admin_deny_status": "401",
     "runtime_dir": "/run/fender",
     "drain_seconds": "3",
+    "redis_on_recovery": "write_back",
+    "redis_probe_interval": "0.1",
+    "redis_max_connections": "5",
+    "memory_tier_max_entries": "10",
+    "memory_tier_max_mb": "1",
+    "memory_tier_max_stale": "0",
 }
 
 

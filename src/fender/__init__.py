@@ -6,7 +6,7 @@ Example:
     'development'
 """
 
-from fender import asgi, wsgi
+from fender import asgi, cache, health, redis, wsgi
 from fender._clock import Clock, ManualClock
 from fender._status import Finding, Status
 from fender._version import __version__
@@ -21,25 +21,32 @@ from fender.observability.logging import (
     current_request,
     log_performance,
 )
+from fender.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
 from fender.settings import Settings, load_settings
 from fender.web.fastapi import install
 
 __all__ = [
+    "BreakerConfig",
     "CallNotPermitted",
+    "CircuitBreaker",
     "Clock",
     "ConfigurationError",
     "FenderError",
     "Finding",
     "ManualClock",
     "RateLimited",
+    "RetryPolicy",
     "Settings",
     "Status",
     "__version__",
     "asgi",
+    "cache",
     "configure_logging",
     "current_request",
+    "health",
     "install",
     "load_settings",
     "log_performance",
+    "redis",
     "wsgi",
 ]

@@ -229,7 +229,8 @@ class Settings(BaseSettings):
         "REDIS_URL",
         default="",
         secret=True,
-        description="redis://, rediss://, unix:// URL; empty means the in-memory tier.",
+        description="redis://, rediss://, unix://, redis+sentinel://, redis+cluster:// URL; "
+        "empty means the in-memory tier.",
     )
     network_timeout_sec: float = _env(
         "NETWORK_TIMEOUT_SEC",
@@ -354,6 +355,45 @@ class Settings(BaseSettings):
         le=3600,
         description="How long `fender drain` waits after turning readiness off, for the load "
         "balancer to notice.",
+    )
+    redis_on_recovery: Literal["invalidate", "write_back"] = _env(
+        "FENDER_REDIS_ON_RECOVERY",
+        default="invalidate",
+        description="Keys written to the memory tier during a Redis outage: deleted in Redis "
+        "(invalidate) or written back (write_back) when it returns.",
+    )
+    redis_probe_interval: float = _env(
+        "FENDER_REDIS_PROBE_INTERVAL",
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Seconds between background pings while Redis is considered down.",
+    )
+    redis_max_connections: int = _env(
+        "FENDER_REDIS_MAX_CONNECTIONS",
+        default=50,
+        ge=1,
+        le=10000,
+        description="Redis connection pool size per worker.",
+    )
+    memory_tier_max_entries: int = _env(
+        "FENDER_MEMORY_TIER_MAX_ENTRIES",
+        default=10000,
+        ge=1,
+        description="Entries the in-memory tier keeps (LRU beyond).",
+    )
+    memory_tier_max_mb: float = _env(
+        "FENDER_MEMORY_TIER_MAX_MB",
+        default=32.0,
+        gt=0,
+        description="MiB of values the in-memory tier keeps (LRU beyond).",
+    )
+    memory_tier_max_stale: float = _env(
+        "FENDER_MEMORY_TIER_MAX_STALE",
+        default=300.0,
+        ge=0,
+        description="Seconds past its TTL a value may still be served, marked stale, while "
+        "Redis is down.",
     )
     rate_limit_enabled: bool = _env(
         "FENDER_RATE_LIMIT_ENABLED",

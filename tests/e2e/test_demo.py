@@ -20,14 +20,22 @@ def test_make_demo_serves_health_live_under_gunicorn(tmp_path):
         ["make", "--no-print-directory", "demo-serve", f"VENV={venv}", "DEMO_PORT={port}"],
         cwd=ROOT,
         # embedded defaults only: no Redis, no PostgreSQL, nothing from the developer's shell
-        env={"REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path}/demo.db", "FENDER_ENV": ""},
+        env={
+            "REDIS_URL": "",
+            "DATABASE_URL": "",
+            "FENDER_ENV": "",
+            "FENDER_RUNTIME_DIR": str(tmp_path / "run"),
+            "PROMETHEUS_MULTIPROC_DIR": "",
+        },
+        ready_path="/health/ready",
     )
     server.start()
     try:
-        response = httpx.get(f"{server.url}/health/live", timeout=5)
-        assert response.status_code == 200
-        assert "gunicorn" in server.output().lower()
-        assert "uvicorn" in server.output().lower()
+        assert httpx.get(f"{server.url}/health/live", timeout=5).status_code == 200
+        assert httpx.get(f"{server.url}/health/ready", timeout=5).json()["state"] == "ready"
+        assert httpx.get(f"{server.url}/items/5", timeout=5).json() == {"item_id": 5}
+        assert "http_server_request_duration_seconds" in httpx.get(f"{server.url}/metrics").text
+        assert "Booting worker" in server.output()
     finally:
         server.terminate()  # make dies of the SIGTERM it forwards; gunicorn must stop cleanly
         output = server.output()

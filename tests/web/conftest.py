@@ -8,11 +8,12 @@ from typing import Any, Self
 
 import httpx
 import pytest
-from apps import ASGI_APPS, WSGI_APPS
 from prometheus_client import REGISTRY
 
 from fender.settings import load_settings
 from fender.testing import LogCapture, capture_logs
+
+from apps import ASGI_APPS, WSGI_APPS
 
 
 class Client:

@@ -8,10 +8,11 @@ import httpx
 import pytest
 
 import fender
-from conftest import serve
 from fender._status import Status
 from fender.health import CheckResult, Kind
 from fender.runtime.drain import drain_flag
+
+from conftest import serve
 
 TOKEN = secrets.token_urlsafe(32)
 

@@ -6,10 +6,11 @@ import asyncio
 import secrets
 
 import pytest
-from apps import fastapi_app, flask_app
 
 import fender
 from fender.errors import ConfigurationError
+
+from apps import fastapi_app, flask_app
 
 
 def test_install_twice_is_an_error():

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import orjson
 import pytest
-from apps import ITEM_ROUTE, fastapi_app
 
+from apps import ITEM_ROUTE, fastapi_app
 from conftest import sample
 
 VALID_ID = "req-0123456789.abc_DEF"

@@ -43,7 +43,10 @@ class Fender:
         if "fender" in app.extensions:
             raise ConfigurationError("app", app.name, "an app without fender installed")
         runtime = build_runtime(
-            self._settings, framework=_framework("flask"), **{**self._options, **options}
+            self._settings,
+            framework=_framework("flask"),
+            asynchronous=False,
+            **{**self._options, **options},
         )
         app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)
         app.extensions["fender"] = runtime

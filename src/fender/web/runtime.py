@@ -17,11 +17,19 @@ from typing import Any
 from fender._status import Status
 from fender.health import HealthConfig, HealthRegistry, Kind, declared, disk_check, memory_check
 from fender.observability import metrics
+from fender.observability.breakers import instrument as instrument_breakers
 from fender.observability.logging import configure_logging, get_logger, logging_configured
 from fender.resilience import default_registry as default_breakers
 from fender.runtime.drain import server_started_at
 from fender.runtime.lifecycle import Lifecycle, State
 from fender.settings import Settings, load_settings
+from fender.stores.redis import (
+    AsyncResilientRedis,
+    ResilientRedis,
+    async_resilient_redis,
+    resilient_redis,
+    store_health_check,
+)
 from fender.web.endpoints import Endpoints, metrics_endpoint
 from fender.web.health import HealthEndpoints
 from fender.web.observe import Observer
@@ -37,9 +45,17 @@ class Runtime:
     """fender's state for one application, built from validated settings at start-up."""
 
     def __init__(
-        self, settings: Settings, *, logging: bool = True, framework: str = "asgi"
+        self,
+        settings: Settings,
+        *,
+        logging: bool = True,
+        framework: str = "asgi",
+        asynchronous: bool = True,
     ) -> None:
-        """Validate ``settings`` for production, configure logging, declare metrics."""
+        """Validate ``settings`` for production, configure logging, declare metrics.
+
+        ``asynchronous`` (ASGI) picks the asyncio Redis store; WSGI gets the threaded one.
+        """
         settings.require_production_ready()
         if logging and not logging_configured():
             configure_logging(settings)
@@ -63,6 +79,13 @@ class Runtime:
         self._add_declared_checks()
         self.health.add_listener(lambda _outcome: self._maybe_ready())
         self.breakers = default_breakers
+        instrument_breakers(self.breakers)
+        self.redis: ResilientRedis | AsyncResilientRedis = (
+            async_resilient_redis(settings) if asynchronous else resilient_redis(settings)
+        )
+        """The resilient Redis store (the in-memory tier alone without REDIS_URL)."""
+        if settings.redis_url:
+            self.health.add(store_health_check(self.redis), timeout=settings.health_timeout)
         self.health_endpoints = HealthEndpoints(
             settings,
             self.health,
@@ -140,6 +163,12 @@ class Runtime:
         self.health.start()
         self._started_with(await self.health.run(kind=Kind.READINESS))
 
+    async def _close_redis(self) -> None:
+        if isinstance(self.redis, AsyncResilientRedis):
+            await self.redis.aclose()
+        else:
+            self.redis.close()
+
     def start_sync(self) -> None:
         """For WSGI, which has no lifespan: start now, shut down at interpreter exit.
 
@@ -183,7 +212,7 @@ class Runtime:
             await self.health.aclose()
         except Exception:
             _logger.exception("shutdown_hook_failed", hook="health.aclose")
-        for hook in reversed(self._shutdown):
+        for hook in [*reversed(self._shutdown), self._close_redis]:
             try:
                 await _call(hook)
             except Exception:
@@ -238,7 +267,11 @@ def _name(hook: Any) -> str:
 
 
 def build_runtime(
-    settings: Settings | None = None, *, framework: str = "asgi", **overrides: Any
+    settings: Settings | None = None,
+    *,
+    framework: str = "asgi",
+    asynchronous: bool = True,
+    **overrides: Any,
 ) -> Runtime:
     """A :class:`Runtime` from ``settings`` (default: the environment) with field overrides.
 
@@ -249,4 +282,4 @@ def build_runtime(
         settings = load_settings(**overrides)
     elif overrides:
         settings = load_settings({}, env_file=None, **{**settings.model_dump(), **overrides})
-    return Runtime(settings, framework=framework)
+    return Runtime(settings, framework=framework, asynchronous=asynchronous)

@@ -245,6 +245,6 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
         >>> def app(environ, start_response): ...
         >>> app = wrap(app, env="development")
     """
-    runtime = build_runtime(settings, framework="wsgi", **options)
+    runtime = build_runtime(settings, framework="wsgi", asynchronous=False, **options)
     runtime.start_sync()
     return FenderWSGI(app, runtime)

@@ -1,0 +1,256 @@
+"""Redis clients with explicit, short limits, from ``REDIS_URL``.
+
+Connect and read timeouts from ``NETWORK_TIMEOUT_SEC`` (0.5 s by default; sub-second values are
+fine), a bounded connection pool that waits a short time for a free connection, TCP keepalive,
+a health check of idle connections, and **no retries**: redis-py 8's defaults retry ten times
+with backoff, which costs seconds per call against a dead server and close to a minute against a
+hung one; a retry inside a request only delays the breaker's verdict. The URL forms accepted
+are listed in :mod:`fender.stores.redis`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+import redis.asyncio
+
+from fender.errors import ConfigurationError, mask
+
+__all__ = ["RedisURL", "async_redis_client", "parse_redis_url", "redis_client", "seconds_ok"]
+
+
+def seconds_ok(value: object, *, allow_zero: bool = False) -> bool:
+    """True for a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RedisURL:
+    """A parsed ``REDIS_URL`` (see the module docstring for the forms).
+
+    The password is kept out of ``repr``.
+    """
+
+    kind: Literal["standalone", "sentinel", "cluster"]
+    url: str = dataclasses.field(repr=False)
+    """The URL as given (``redis://``, ``rediss://`` and ``unix://`` go to redis-py as is)."""
+    hosts: tuple[tuple[str, int], ...] = ()
+    """Sentinel or cluster startup nodes."""
+    service: str = ""
+    """The Sentinel service (master group) name."""
+    db: int = 0
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    ssl: bool = False
+    options: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    """The remaining query options."""
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def _bad_url(url: str, expected: str) -> ConfigurationError:
+    return ConfigurationError("redis_url", mask(url), expected, secret=True)
+
+
+def _host_list(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for part in netloc.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or port.endswith("]"):  # no port, or a bare IPv6 literal
+            host, port = part.strip(), str(default_port)
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:  # noqa: PLR2004
+            raise _bad_url(url, "host[:port] entries separated by commas")
+        hosts.append((host, int(port)))
+    return tuple(hosts)
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    """Parse ``REDIS_URL``; raise :class:`~fender.errors.ConfigurationError` naming it if bad.
+
+    Example:
+        >>> parse_redis_url("redis+sentinel://:pw@s1,s2:26380/mymaster/2").hosts
+        (('s1', 26379), ('s2', 26380))
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise _bad_url(str(url), "a URL such as redis://localhost:6379/0")
+    scheme = url.partition("://")[0].lower()
+    if scheme in {"redis", "rediss", "unix"}:
+        try:
+            parts = urlsplit(url)
+            _ = parts.port
+        except ValueError:
+            raise _bad_url(url, "a valid redis://, rediss:// or unix:// URL") from None
+        if scheme != "unix" and not parts.hostname:
+            raise _bad_url(url, "a host, as in redis://localhost:6379/0")
+        if scheme == "unix" and not parts.path:
+            raise _bad_url(url, "a socket path, as in unix:///run/redis.sock")
+        return RedisURL(kind="standalone", url=url, ssl=scheme == "rediss")
+    if scheme not in {"redis+sentinel", "redis+cluster"}:
+        raise _bad_url(
+            url, "one of redis://, rediss://, unix://, redis+sentinel://, redis+cluster://"
+        )
+    return _parse_multi_host(url, sentinel=scheme == "redis+sentinel")
+
+
+def _parse_multi_host(url: str, *, sentinel: bool) -> RedisURL:
+    """Parse the Sentinel and Cluster forms, whose host lists urllib cannot read."""
+    rest, _, query = url.partition("://")[2].partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, netloc = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    options = dict(parse_qsl(query))
+    ssl = options.pop("ssl", "").lower() in _TRUE
+    segments = [segment for segment in path.split("/") if segment]
+    if not sentinel:
+        if segments:
+            raise _bad_url(url, "redis+cluster://host[:port][,host...] (a cluster has only db 0)")
+        return RedisURL(
+            kind="cluster", url=url, hosts=_host_list(netloc, 6379, url), username=username,
+            password=password, ssl=ssl, options=options,
+        )  # fmt: skip
+    service, db = [*segments, ""][0], (segments[1:] or ["0"])[0]
+    if not service or len(segments) > 2 or not db.isdigit():  # noqa: PLR2004  (service and db)
+        raise _bad_url(url, "redis+sentinel://host[:port][,host...]/service[/db]")
+    return RedisURL(
+        kind="sentinel", url=url, hosts=_host_list(netloc, 26379, url), service=unquote(service),
+        db=int(db), username=username, password=password, ssl=ssl, options=options,
+    )  # fmt: skip
+
+
+def _check_limits(timeout: float, max_connections: int, pool_timeout: float | None) -> None:
+    if not seconds_ok(timeout):
+        raise ConfigurationError("network_timeout_sec", timeout, "seconds > 0")
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool):
+        raise ConfigurationError("max_connections", max_connections, "an integer >= 1")
+    if max_connections < 1:
+        raise ConfigurationError("max_connections", max_connections, "an integer >= 1")
+    if pool_timeout is not None and not seconds_ok(pool_timeout):
+        raise ConfigurationError("pool_timeout", pool_timeout, "seconds > 0 or None")
+
+
+def _build(
+    api: types.ModuleType,
+    url: str,
+    *,
+    timeout: float,
+    max_connections: int,
+    pool_timeout: float | None,
+    health_check_interval: int,
+    options: dict[str, Any],
+) -> Any:
+    """Build a client from ``api`` (``redis`` or ``redis.asyncio``): one recipe for both."""
+    _check_limits(timeout, max_connections, pool_timeout)
+    parsed = parse_redis_url(url)
+    no_retry = api.retry.Retry(redis.backoff.NoBackoff(), 0)
+    socket_options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
+    if parsed.kind == "standalone":
+        if not url.lower().startswith("unix:"):
+            socket_options["socket_keepalive"] = True  # a Unix socket has no TCP keepalive
+        pool = api.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout if pool_timeout is None else pool_timeout,
+            health_check_interval=health_check_interval,
+            retry=no_retry,
+            **{**socket_options, **options},
+        )
+        return api.Redis.from_pool(pool)  # the client owns the pool: close() closes both
+    socket_options["socket_keepalive"] = True
+    common: dict[str, Any] = {
+        **socket_options,
+        "username": parsed.username,
+        "password": parsed.password,
+        "ssl": parsed.ssl,
+        "health_check_interval": health_check_interval,
+        "max_connections": max_connections,
+        **parsed.options,
+        **options,
+    }
+    if parsed.kind == "sentinel":
+        sentinel_kwargs = {
+            **socket_options,
+            "retry": no_retry,
+            "ssl": parsed.ssl,
+            "username": common.pop("sentinel_username", None),
+            "password": common.pop("sentinel_password", None),
+        }
+        sentinel = api.sentinel.Sentinel(
+            list(parsed.hosts), sentinel_kwargs=sentinel_kwargs, retry=no_retry
+        )
+        return sentinel.master_for(parsed.service, db=parsed.db, **common)
+    nodes = [api.cluster.ClusterNode(host, port) for host, port in parsed.hosts]
+    return api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
+
+
+def redis_client(
+    url: str,
+    *,
+    timeout: float = 0.5,
+    max_connections: int = 50,
+    pool_timeout: float | None = None,
+    health_check_interval: int = 30,
+    **options: Any,
+) -> redis.Redis | redis.RedisCluster:
+    """A sync redis-py client for ``url`` with safe limits and no retries.
+
+    Args:
+        url: Any form in the module docstring.
+        timeout: Connect and read timeout in seconds (``NETWORK_TIMEOUT_SEC``).
+        max_connections: Pool size; a caller waits ``pool_timeout`` for a free connection,
+            then fails (a ``ConnectionError`` the breaker counts).
+        pool_timeout: Seconds to wait for a free connection (default: ``timeout``).
+        health_check_interval: Seconds of idleness after which a connection is PINGed
+            before use, so a connection cut by a proxy fails fast and is replaced.
+        options: More redis-py connection options (e.g. ``client_name``).
+
+    Raises:
+        ConfigurationError: The URL or a limit is invalid.
+    """
+    import redis.cluster
+    import redis.sentinel
+
+    client = _build(
+        redis, url, timeout=timeout, max_connections=max_connections,
+        pool_timeout=pool_timeout, health_check_interval=health_check_interval, options=options,
+    )  # fmt: skip
+    return cast("redis.Redis | redis.RedisCluster", client)
+
+
+def async_redis_client(
+    url: str,
+    *,
+    timeout: float = 0.5,
+    max_connections: int = 50,
+    pool_timeout: float | None = None,
+    health_check_interval: int = 30,
+    **options: Any,
+) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """A ``redis.asyncio`` client for ``url``; same arguments as :func:`redis_client`."""
+    import redis.asyncio.cluster
+    import redis.asyncio.retry
+    import redis.asyncio.sentinel
+
+    client = _build(
+        redis.asyncio, url, timeout=timeout, max_connections=max_connections,
+        pool_timeout=pool_timeout, health_check_interval=health_check_interval, options=options,
+    )  # fmt: skip
+    return cast("redis.asyncio.Redis | redis.asyncio.RedisCluster", client)

@@ -1,0 +1,79 @@
+"""fender.install with REDIS_URL: the resilient store and its health check, over a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+import fender
+
+from conftest import serve
+
+pytestmark = pytest.mark.redis
+
+
+def app_with_redis(url, tmp_path):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    runtime = fender.install(
+        app,
+        env="development",
+        redis_url=url,
+        runtime_dir=str(tmp_path),
+        admin_policy="always",
+        network_timeout_sec=0.2,
+        redis_probe_interval=0.05,
+    )
+
+    @app.get("/visits")
+    async def visits() -> dict[str, object]:
+        count = await runtime.redis.incr("visits")
+        return {"visits": count}
+
+    return app, runtime
+
+
+def test_redis_down_degrades_to_warn_and_requests_keep_working(redis_server, tmp_path):
+    app, _runtime = app_with_redis(redis_server.url, tmp_path)
+
+    async def scenario(client):
+        up = (await client.get("/health/detailed")).json()["checks"]["redis"]["status"]
+        first = (await client.get("/visits")).status_code
+        redis_server.kill()
+        answers = [(await client.get("/visits")).status_code for _ in range(10)]
+        health = await client.get("/health")
+        detailed = (await client.get("/health/detailed")).json()["checks"]["redis"]
+        ready = (await client.get("/health/ready")).status_code
+        return up, first, answers, health, detailed, ready
+
+    up, first, answers, health, detailed, ready = serve(app, scenario)
+    assert up == "pass"
+    assert first == 200
+    assert answers == [200] * 10
+    assert health.status_code == 200
+    assert health.json()["status"] == "warn"
+    assert detailed["status"] == "warn"
+    assert "fallback: memory" in detailed["output"]
+    assert ready == 200
+
+
+def test_without_redis_url_the_memory_tier_serves(tmp_path):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    runtime = fender.install(
+        app, env="development", runtime_dir=str(tmp_path), admin_policy="always"
+    )
+
+    @app.get("/visits")
+    async def visits() -> dict[str, object]:
+        return {"visits": await runtime.redis.incr("visits")}
+
+    async def scenario(client):
+        counts = [(await client.get("/visits")).json()["visits"] for _ in range(3)]
+        checks = (await client.get("/health/detailed")).json()["checks"]
+        return counts, checks
+
+    counts, checks = serve(app, scenario)
+    assert counts == [1, 2, 3]
+    assert "redis" not in checks
