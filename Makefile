@@ -57,7 +57,7 @@ readme: $(VENV)/.installed-dev
 	$(BIN)/python scripts/readme_env_table.py --write
 
 bench: $(VENV)/.installed-dev
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

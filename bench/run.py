@@ -1,0 +1,40 @@
+"""Run every benchmark and keep its table in bench/RESULTS.md (``make bench``).
+
+Benchmarks that write their own section (``write_section``) are run as they are; the others
+print Markdown, which is stored here under a section named after the script.
+
+Run: .venv/bin/python bench/run.py [NAME ...]   (NAME: e.g. breaker, ratelimit)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from _results import write_section
+
+HERE = Path(__file__).resolve().parent
+WRITE_THEIR_OWN = {"bench_request_path", "bench_health"}
+
+
+def main(names: list[str]) -> int:
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if names:
+        scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        result = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, check=False
+        )
+        print(result.stdout)
+        if result.returncode != 0:
+            print(result.stderr, file=sys.stderr)
+            return result.returncode
+        if script.stem not in WRITE_THEIR_OWN:
+            write_section(script.stem.removeprefix("bench_"), result.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
