@@ -347,6 +347,7 @@ _SAMPLES = {
     "memory_tier_max_entries": "10",
     "memory_tier_max_mb": "1",
     "memory_tier_max_stale": "0",
+    "celery_broker_url": "redis://broker:6379/1",
 }
 
 

@@ -232,6 +232,13 @@ class Settings(BaseSettings):
         description="redis://, rediss://, unix://, redis+sentinel://, redis+cluster:// URL; "
         "empty means the in-memory tier.",
     )
+    celery_broker_url: str = _env(
+        "CELERY_BROKER_URL",
+        default="",
+        secret=True,
+        description="Celery broker; when set and celery is installed, a health check pings the "
+        "broker and the workers.",
+    )
     network_timeout_sec: float = _env(
         "NETWORK_TIMEOUT_SEC",
         default=0.5,

@@ -366,3 +366,15 @@ def test_flask_serves_the_same_family(tmp_path):
         assert "disk" in detailed.json()["checks"]
         assert client.get("/health/version").json()["framework"].startswith("flask ")
         assert client.head("/health/live").content == b""
+
+
+def test_celery_configured_but_not_installed_is_said_not_crashed(tmp_path):
+    import importlib.util
+
+    from fender.testing import capture_logs
+
+    assert importlib.util.find_spec("celery") is None  # this suite runs without celery
+    with capture_logs() as logs:
+        _, runtime = fastapi_app(tmp_path, celery_broker_url="redis://127.0.0.1:1/0")
+    assert "celery" not in {c.name for c in runtime.health.select()}
+    assert logs.named("celery_check_skipped")

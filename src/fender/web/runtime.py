@@ -131,6 +131,21 @@ class Runtime:
             self.health.add(database_check(engine), timeout=settings.health_timeout)
             self.on_shutdown(engine.dispose)
 
+        if settings.celery_broker_url:
+            import importlib.util
+
+            if importlib.util.find_spec("celery") is None:
+                _logger.warning(
+                    "celery_check_skipped", reason="CELERY_BROKER_URL set, celery not installed"
+                )
+            else:
+                from celery import Celery
+
+                from fender.health import celery_check
+
+                app = Celery(settings.service_name, broker=settings.celery_broker_url)
+                self.health.add(celery_check(app), critical=False)
+
     def _add_declared_checks(self) -> None:
         for func, options in declared():
             if id(func) in self._declared_added:
