@@ -24,6 +24,7 @@ from fender.observability.logging import (
 from fender.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
 from fender.settings import Settings, load_settings
 from fender.web.fastapi import install
+from fender.web.ratelimit import rate_limit
 
 __all__ = [
     "BreakerConfig",
@@ -47,6 +48,7 @@ __all__ = [
     "install",
     "load_settings",
     "log_performance",
+    "rate_limit",
     "redis",
     "wsgi",
 ]

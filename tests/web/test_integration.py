@@ -159,3 +159,19 @@ def test_websocket_scopes_pass_through_untouched():
     wrapped = fender.asgi.wrap(app, env="development")
     asyncio.run(wrapped({"type": "websocket", "path": "/ws", "headers": []}, None, None))
     assert seen == ["websocket"]
+
+
+@pytest.mark.parametrize("factory", ["fastapi", "starlette", "flask", "bare-asgi", "bare-wsgi"])
+def test_install_limits_every_route_but_not_fenders_own(factory):
+    from apps import ASGI_APPS, WSGI_APPS
+    from conftest import Client
+
+    builder = {**ASGI_APPS, **WSGI_APPS}[factory]
+    client = Client(builder(rate_limit="3/minute"), asgi=factory in ASGI_APPS)
+    answers = [client.get("/items/7") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["ratelimit-policy"].endswith(";q=3;w=60")
+    assert answers[3].json()["error"] == "rate_limited"
+    assert int(answers[3].headers["retry-after"]) >= 1
+    assert answers[3].headers["x-request-id"]
+    assert all(client.get("/metrics").status_code == 200 for _ in range(5))

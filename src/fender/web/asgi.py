@@ -145,9 +145,13 @@ class LifespanMiddleware:
 
 def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     """The request path around ``app``, without the lifespan layer."""
-    inner: ASGIApp = AccessMiddleware(
-        app, runtime.observer, reraise=None, lifecycle=runtime.lifecycle
-    )
+    from fender.ratelimit.limiter import AsyncTieredLimiter
+    from fender.web.ratelimit import RateLimitMiddleware
+
+    inner: ASGIApp = app
+    if isinstance(runtime.limiter, AsyncTieredLimiter):
+        inner = RateLimitMiddleware(inner, runtime.limiter)
+    inner = AccessMiddleware(inner, runtime.observer, reraise=None, lifecycle=runtime.lifecycle)
     inner = EndpointsMiddleware(inner, runtime)
     return RequestIdMiddleware(inner)
 

@@ -20,10 +20,11 @@ __all__ = ["install"]
 def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Runtime:
     """Install fender on a FastAPI or Starlette ``app``, in place; return its runtime.
 
-    Adds the middleware (request ids, access events and metrics, JSON 500s), fender's
-    endpoints (``/metrics``...) and fender's startup and shutdown hooks around the app's
-    lifespan. ``options`` are settings fields overriding the environment. The runtime is
-    also at ``app.state.fender``.
+    Adds the middleware (request ids, access events and metrics, JSON 500s), rate limits
+    on every route (the limiter wraps each route, so it knows the route template), fender's
+    endpoints (``/metrics``, the health family...) and fender's startup and shutdown hooks
+    around the app's lifespan. ``options`` are settings fields overriding the environment.
+    The runtime is also at ``app.state.fender``.
 
     Example:
         >>> from fastapi import FastAPI
@@ -62,6 +63,20 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     )
     app.add_middleware(EndpointsMiddleware, runtime=runtime)
     app.add_middleware(RequestIdMiddleware)
+
+    from fender.ratelimit.limiter import AsyncTieredLimiter
+    from fender.web.ratelimit import apply_to_starlette
+
+    limiter = runtime.limiter
+    if not isinstance(limiter, AsyncTieredLimiter):  # pragma: no cover  (built asynchronous)
+        raise TypeError("an ASGI runtime has an asyncio limiter")
+    apply_to_starlette(app, limiter)
+
+    # Again at startup: routes added after install() get their limits too.
+    def limit_new_routes() -> None:
+        apply_to_starlette(app, limiter)
+
+    runtime.on_startup(limit_new_routes)
 
     original = app.router.lifespan_context
 

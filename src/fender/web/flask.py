@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fender.errors import ConfigurationError
+from fender.ratelimit.limiter import TieredLimiter
 from fender.settings import Settings
 from fender.web.endpoints import error_response
 from fender.web.observe import template_of_rule
+from fender.web.ratelimit import apply_to_flask
 from fender.web.runtime import Runtime, build_runtime
 from fender.web.wsgi import FenderWSGI
 
@@ -50,6 +52,10 @@ class Fender:
         )
         app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)
         app.extensions["fender"] = runtime
+        limiter = runtime.limiter
+        if not isinstance(limiter, TieredLimiter):  # pragma: no cover  (built synchronous)
+            raise TypeError("a WSGI runtime has a threaded limiter")
+        apply_to_flask(app, limiter)
 
         @app.errorhandler(500)  # type: ignore[untyped-decorator,unused-ignore]
         def _internal_error(_error: Exception) -> Any:

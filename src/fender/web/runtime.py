@@ -19,6 +19,8 @@ from fender.health import HealthConfig, HealthRegistry, Kind, declared, disk_che
 from fender.observability import metrics
 from fender.observability.breakers import instrument as instrument_breakers
 from fender.observability.logging import configure_logging, get_logger, logging_configured
+from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit.limiter import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import default_registry as default_breakers
 from fender.runtime.drain import server_started_at
 from fender.runtime.lifecycle import Lifecycle, State
@@ -86,6 +88,13 @@ class Runtime:
         """The resilient Redis store (the in-memory tier alone without REDIS_URL)."""
         if settings.redis_url:
             self.health.add(store_health_check(self.redis), timeout=settings.health_timeout)
+        self.rate_limit = RateLimitConfig.from_settings(settings)
+        self.limiter: TieredLimiter | AsyncTieredLimiter = (
+            AsyncTieredLimiter(self.rate_limit, registry=self.breakers)
+            if asynchronous
+            else TieredLimiter(self.rate_limit, registry=self.breakers)
+        )
+        """Rate limits: Redis when REDIS_URL is set, memory as the fallback (and alone)."""
         self.health_endpoints = HealthEndpoints(
             settings,
             self.health,
@@ -173,10 +182,18 @@ class Runtime:
 
     async def startup(self) -> None:
         """Run the startup hooks in order (a failing hook fails the start), then go READY."""
+        if isinstance(self.limiter, AsyncTieredLimiter):
+            await self.limiter.start()
         await self._run_startup_hooks()
         self.health_endpoints.loop.start()
         self.health.start()
         self._started_with(await self.health.run(kind=Kind.READINESS))
+
+    async def _close_limiter(self) -> None:
+        if isinstance(self.limiter, AsyncTieredLimiter):
+            await self.limiter.aclose()
+        else:
+            self.limiter.stop()
 
     async def _close_redis(self) -> None:
         if isinstance(self.redis, AsyncResilientRedis):
@@ -191,6 +208,8 @@ class Runtime:
         """
         import atexit
 
+        if isinstance(self.limiter, TieredLimiter):
+            self.limiter.start()
         asyncio.run(self._run_startup_hooks())
         self.health.start()
         self._started_with(self.health.run_sync(kind=Kind.READINESS))
@@ -227,7 +246,7 @@ class Runtime:
             await self.health.aclose()
         except Exception:
             _logger.exception("shutdown_hook_failed", hook="health.aclose")
-        for hook in [*reversed(self._shutdown), self._close_redis]:
+        for hook in [*reversed(self._shutdown), self._close_limiter, self._close_redis]:
             try:
                 await _call(hook)
             except Exception:

@@ -245,6 +245,11 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
         >>> def app(environ, start_response): ...
         >>> app = wrap(app, env="development")
     """
+    from fender.ratelimit.limiter import TieredLimiter
+    from fender.web.ratelimit import RateLimitWSGI
+
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, **options)
+    if isinstance(runtime.limiter, TieredLimiter):
+        app = RateLimitWSGI(app, runtime.limiter)
     runtime.start_sync()
     return FenderWSGI(app, runtime)

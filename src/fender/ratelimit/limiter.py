@@ -1,0 +1,639 @@
+"""Tiered rate limiting: Redis first, memory when Redis fails, back on Redis by itself.
+
+One sans-I/O core (:class:`TierCore`) holds every decision about tiers: which tier serves a
+request, the circuit breaker (named ``ratelimit``) that switches them, the local share of each
+limit while on the fallback, the instance count from the heartbeat, the metrics and the log
+events. :class:`TieredLimiter` (sync, a background thread) and :class:`AsyncTieredLimiter`
+(asyncio, a background task) only make the Redis calls the core asks for; they differ by an
+``await``.
+
+How a decision goes:
+
+* Redis configured and the breaker closed: one EVALSHA covering every limit of the request,
+  bounded by ``timeout`` (a client of its own with socket timeouts and no retries).
+* The call fails (refused, timed out, anything): the breaker opens after ``trip_after``
+  failures, and this request and every later one is decided by the fallback at once, without
+  waiting on Redis. No exception reaches the caller.
+* The fallback: ``local`` decides in memory with ``ceil(limit / N) * slack`` per instance,
+  where N is ``instances`` or the number of live instances the heartbeat counted while Redis
+  answered; ``open`` admits; ``closed`` rejects with the reason ``rate_limit_unavailable``.
+* In the background, a probe tries Redis every ``probe_interval`` once the breaker's
+  ``recovery_timeout`` has passed; two successes in a row close it, and traffic is back on
+  Redis (about one second after Redis answers again).
+
+Example:
+    >>> from fender.ratelimit.config import RateLimitConfig
+    >>> limiter = TieredLimiter(RateLimitConfig())  # no REDIS_URL: memory only
+    >>> policy = RateLimitConfig().default
+    >>> limiter.decide([("fender:rl:{203.0.113.9}:default:/", policy)]).allowed
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from fender._clock import Clock, monotonic
+from fender.errors import ConfigurationError
+from fender.observability import metrics
+from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit.gcra import check_cost
+from fender.ratelimit.memory import MemoryLimiter
+from fender.ratelimit.policy import Decision, Limit, RateLimitPolicy
+from fender.ratelimit.redis import (
+    AsyncRedisLimiter,
+    AsyncScriptClient,
+    RedisLimiter,
+    ScriptClient,
+)
+from fender.resilience.breaker import (
+    BreakerConfig,
+    BreakerState,
+    CircuitBreaker,
+    Permit,
+    StateTransition,
+)
+from fender.resilience.registry import BreakerRegistry
+
+__all__ = [
+    "BREAKER_NAME",
+    "UNAVAILABLE",
+    "AsyncTieredLimiter",
+    "Items",
+    "Tier",
+    "TierCore",
+    "TieredLimiter",
+    "local_policy",
+]
+
+logger = logging.getLogger("fender.ratelimit")
+
+BREAKER_NAME: Final = "ratelimit"
+UNAVAILABLE: Final = "rate_limit_unavailable"
+"""The ``reason`` of a decision made while no store answers (fallback ``open``/``closed``)."""
+HEARTBEAT_KEY: Final = "instances"
+
+Items = Sequence[tuple[str, RateLimitPolicy]]
+"""``(storage key, policy)`` pairs: every limit that applies to one request."""
+
+# Registers this instance (a worker process) and counts the live ones, on the server's clock
+# so that instances with skewed clocks agree. KEYS[1] the set, ARGV[1] the instance id,
+# ARGV[2] the time to live in milliseconds. Returns the number of live instances.
+HEARTBEAT_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+class Tier(StrEnum):
+    """Which store decides (the ``backend`` label of ``rate_limit_backend``)."""
+
+    REDIS = "redis"
+    MEMORY = "memory"
+    NONE = "none"
+    """No store: the ``open`` or ``closed`` fallback decides without counting."""
+
+
+_ADMITTING: Final = frozenset(
+    {BreakerState.CLOSED, BreakerState.DISABLED, BreakerState.METRICS_ONLY}
+)
+_DEGRADED_LOCAL: Final = {"local": Tier.MEMORY, "open": Tier.NONE, "closed": Tier.NONE}
+
+
+def local_policy(policy: RateLimitPolicy, instances: int, slack: float) -> RateLimitPolicy:
+    """The share of ``policy`` one instance enforces alone: ``ceil(count / N) * slack``.
+
+    The burst is shared the same way; the period and the names stay, so the headers and the
+    metrics read the same on the fallback.
+
+    Example:
+        >>> from fender.ratelimit.policy import parse_policy
+        >>> str(local_policy(parse_policy("100/minute"), 4, 1.5))
+        '38/minute'
+    """
+
+    def share(value: int) -> int:
+        return max(1, math.ceil(math.ceil(value / instances) * slack))
+
+    limits = tuple(
+        Limit(count=share(limit.count), period=limit.period, burst=share(limit.burst))
+        for limit in policy.limits
+    )
+    return RateLimitPolicy(name=policy.name, limits=limits)
+
+
+@dataclass(slots=True)
+class _Background:
+    """One background Redis call the core asked for: a heartbeat, as a probe when ``permit``."""
+
+    permit: Permit | None
+    probe: bool
+
+
+class TierCore:
+    """The sans-I/O half of the tiered limiter: tier choice, fallback decisions, bookkeeping.
+
+    It never touches the network; the shells report each Redis call's outcome to it.
+
+    Args:
+        config: the rate-limit configuration.
+        redis: whether a Redis tier exists at all.
+        clock: monotonic seconds for the breaker, the schedule and the memory tier.
+        registry: where to create the ``ratelimit`` breaker (so that health and metrics see
+            it); None makes a private one.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig,
+        *,
+        redis: bool,
+        clock: Clock = monotonic,
+        registry: BreakerRegistry | None = None,
+    ) -> None:
+        """Build the core; the serving tier starts as Redis when there is one."""
+        self.config = config
+        self.redis = redis
+        self._clock = clock
+        self.memory = MemoryLimiter(
+            algorithm=config.algorithm, max_keys=config.max_keys, clock=clock
+        )
+        breaker_config = BreakerConfig(
+            failure_threshold=config.trip_after,
+            failure_rate_threshold=None,
+            slow_call_rate_threshold=None,
+            recovery_timeout=config.recovery_timeout,
+            permitted_calls_in_half_open=1,
+            success_threshold=2,
+            half_open_slot_timeout=max(1.0, 10 * config.timeout),
+        )
+        self.breaker = (
+            CircuitBreaker(BREAKER_NAME, breaker_config, clock=clock)
+            if registry is None
+            else registry.get_or_create(BREAKER_NAME, breaker_config)
+        )
+        self.instance_id = ""
+        self._counted: int | None = None
+        self._local: dict[int, tuple[RateLimitPolicy, RateLimitPolicy]] = {}
+        self._next_heartbeat = 0.0
+        self._backend = metrics.gauge(
+            "rate_limit_backend",
+            "Worker processes whose rate limits are decided by each tier (1 per process).",
+            ("backend",),
+            multiprocess_mode="livesum",
+        )
+        decisions = metrics.counter(
+            "rate_limit_decisions",
+            "Rate-limit decisions by policy item and outcome (allowed, rejected).",
+            ("policy", "decision"),
+        )
+        self._decisions = metrics.LabelGuard(decisions, max_series=1000)
+        self._errors = metrics.counter(
+            "rate_limit_store_errors", "Redis rate-limit calls that failed or timed out."
+        )
+        self.serving = Tier.REDIS if redis else Tier.MEMORY
+        self._publish(self.serving)
+        self.breaker.add_transition_listener(self._on_transition)
+
+    # -- the request path ------------------------------------------------------------------------
+
+    def redis_permit(self) -> Permit | None:
+        """A permit to ask Redis for this request, or None: the fallback decides."""
+        if self.redis and self.breaker.state in _ADMITTING:
+            return self.breaker.try_acquire()
+        return None
+
+    def redis_answered(self, decision: Decision, permit: Permit) -> Decision:
+        """Redis decided; count it."""
+        self.breaker.on_success(0.0, permit)
+        return self.count(decision)
+
+    def redis_failed(self, exc: Exception, permit: Permit, items: Items, cost: int) -> Decision:
+        """Redis failed this request: record it, maybe switch, and let the fallback decide."""
+        self._errors.inc()
+        self.breaker.on_error(exc, 0.0, permit)
+        if self.serving is Tier.REDIS:
+            logger.debug("rate_limit_store_error", extra={"error": repr(exc)})
+        return self.fallback(items, cost)
+
+    def fallback(self, items: Items, cost: int) -> Decision:
+        """Decide without Redis: memory (shared limits or local shares), or open or closed."""
+        if not self.redis:
+            return self.count(self.memory.decide(items, cost))
+        mode = self.config.fallback
+        if mode == "local":
+            local = [(key, self._local_policy(policy)) for key, policy in items]
+            return self.count(self.memory.decide(local, cost))
+        limit = items[0][1].limits[0]
+        name = items[0][1].item_names[0]
+        allowed = mode == "open"
+        return self.count(
+            Decision(
+                allowed,
+                limit.count,
+                limit.period,
+                0,
+                0.0,
+                0.0 if allowed else max(1.0, self.config.recovery_timeout),
+                name,
+                "",
+                UNAVAILABLE,
+            )
+        )
+
+    def count(self, decision: Decision) -> Decision:
+        """Count ``decision`` in ``rate_limit_decisions_total``; return it."""
+        outcome = "allowed" if decision.allowed else "rejected"
+        self._decisions.child(decision.policy, outcome).inc()
+        return decision
+
+    def _local_policy(self, policy: RateLimitPolicy) -> RateLimitPolicy:
+        entry = self._local.get(id(policy))
+        if entry is not None and entry[0] is policy:
+            return entry[1]
+        local = local_policy(policy, self.instances, self.config.slack)
+        self._local[id(policy)] = (policy, local)
+        return local
+
+    @property
+    def instances(self) -> int:
+        """N of the local share: ``instances`` if configured, else the last heartbeat count."""
+        if self.config.instances is not None:
+            return self.config.instances
+        return self._counted or 1
+
+    @property
+    def counted(self) -> int | None:
+        """Live instances the last heartbeat counted (None before the first one)."""
+        return self._counted
+
+    # -- the background: heartbeat and recovery probe --------------------------------------------
+
+    def start(self) -> None:
+        """Name this instance (after a fork, so that each worker process has its own id)."""
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._next_heartbeat = 0.0
+
+    @property
+    def heartbeat_key(self) -> str:
+        """The Redis key of the instance set."""
+        return f"{self.config.key_prefix}:{HEARTBEAT_KEY}"
+
+    @property
+    def heartbeat_args(self) -> tuple[int, str, str, int]:
+        """``numkeys, key, instance id, ttl_ms`` for :data:`HEARTBEAT_LUA`."""
+        ttl_ms = math.ceil(self.config.heartbeat_interval * 3 * 1000)
+        return 1, self.heartbeat_key, self.instance_id, ttl_ms
+
+    def background_due(self) -> _Background | None:
+        """The Redis call the background should make now, if any."""
+        if not self.redis:
+            return None
+        state = self.breaker.state
+        if state not in _ADMITTING:
+            # Only the background probes: a request never waits on a Redis that just failed.
+            permit = self.breaker.try_acquire() if state is not BreakerState.FORCED_OPEN else None
+            return None if permit is None else _Background(permit, probe=True)
+        if self._clock() >= self._next_heartbeat:
+            self._next_heartbeat = self._clock() + self.config.heartbeat_interval
+            return _Background(self.breaker.try_acquire(), probe=False)
+        return None
+
+    def background_done(self, call: _Background, reply: object) -> None:
+        """A background call answered ``reply`` (the live instance count)."""
+        with contextlib.suppress(TypeError, ValueError):
+            count = int(reply)  # type: ignore[call-overload]
+            if count >= 1 and count != self._counted:
+                self._counted = count
+                self._local = {}  # the shares depend on N
+        if call.permit is not None:
+            self.breaker.on_success(0.0, call.permit)
+        if call.probe and self.breaker.state in _ADMITTING:
+            self._next_heartbeat = self._clock() + self.config.heartbeat_interval
+
+    def background_failed(self, call: _Background, exc: Exception) -> None:
+        """A background call failed."""
+        self._errors.inc()
+        if call.permit is not None:
+            self.breaker.on_error(exc, 0.0, call.permit)
+
+    def background_delay(self) -> float:
+        """Seconds until the background should look again.
+
+        Never more than ``probe_interval``: a switch made by a request must be followed by
+        probes soon, and a wake-up that finds nothing due costs a comparison.
+        """
+        interval = self.config.probe_interval
+        if self.breaker.state not in _ADMITTING:
+            return interval
+        return max(0.0, min(self._next_heartbeat - self._clock(), interval))
+
+    # -- switches --------------------------------------------------------------------------------
+
+    def _on_transition(self, event: StateTransition) -> None:
+        tier = Tier.REDIS if event.to_state in _ADMITTING else _DEGRADED_LOCAL[self.config.fallback]
+        if tier is self.serving:
+            return
+        previous, self.serving = self.serving, tier
+        self._publish(tier)
+        extra = {
+            "from_backend": previous.value,
+            "to_backend": tier.value,
+            "fallback": self.config.fallback,
+            "instances": self.instances,
+        }
+        if tier is Tier.REDIS:
+            # The local state is stale by the time of the next outage; free its memory now.
+            self.memory.clear()
+            logger.info("rate_limit_backend_recovered", extra=extra)
+        else:
+            logger.warning("rate_limit_backend_degraded", extra=extra)
+
+    def _publish(self, tier: Tier) -> None:
+        for each in Tier:
+            self._backend.labels(each.value).set(1 if each is tier else 0)
+
+
+def _sync_client(config: RateLimitConfig) -> ScriptClient:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.maint_notifications import MaintNotificationsConfig
+    from redis.retry import Retry
+
+    _check_url(config.redis_url)
+    client: ScriptClient = redis.Redis.from_url(
+        config.redis_url,
+        socket_timeout=config.timeout,
+        socket_connect_timeout=config.timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        # One round trip to connect: no CLIENT SETINFO, no maintenance-notification probe,
+        # so that a reconnect fits in the decision's time budget.
+        driver_info=None,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
+    return client
+
+
+def _async_client(config: RateLimitConfig) -> AsyncScriptClient:
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    _check_url(config.redis_url)
+    client: AsyncScriptClient = redis.asyncio.Redis.from_url(
+        config.redis_url,
+        socket_timeout=config.timeout,
+        socket_connect_timeout=config.timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        # One round trip to connect: no CLIENT SETINFO, no maintenance-notification probe,
+        # so that a reconnect fits in the decision's time budget.
+        driver_info=None,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
+    return client
+
+
+def _check_url(url: str) -> None:
+    scheme = url.partition("://")[0]
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigurationError(
+            "REDIS_URL",
+            url,
+            "redis://, rediss:// or unix:// for the rate limiter (for Sentinel or Cluster, "
+            "pass a client to the limiter)",
+            secret=True,
+        )
+
+
+class TieredLimiter:
+    """Rate limits in Redis with a memory fallback, for sync callers (WSGI, Flask, threads).
+
+    Args:
+        config: the configuration (``RateLimitConfig.from_settings(settings)``).
+        client: a sync Redis client to use instead of one built from ``config.redis_url``
+            (give it short socket timeouts and no retries).
+        clock: monotonic seconds (inject a manual clock in tests).
+        redis_clock: for tests only: drive the Redis script's time by hand.
+        registry: where the ``ratelimit`` breaker lives; None makes a private one.
+
+    Call :meth:`start` once the process serves (it runs the heartbeat and the recovery probe
+    in a daemon thread) and :meth:`stop` at shutdown.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig,
+        *,
+        client: ScriptClient | None = None,
+        clock: Clock = monotonic,
+        redis_clock: Clock | None = None,
+        registry: BreakerRegistry | None = None,
+    ) -> None:
+        """Build the tiers; no I/O happens until the first decision."""
+        if client is None and config.redis_url:
+            client = _sync_client(config)
+        self._client = client
+        self._redis = (
+            None
+            if client is None
+            else RedisLimiter(client, algorithm=config.algorithm, clock=redis_clock)
+        )
+        self.core = TierCore(config, redis=client is not None, clock=clock, registry=registry)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def serving(self) -> Tier:
+        """The tier deciding right now."""
+        return self.core.serving
+
+    def decide(self, items: Items, cost: int = 1) -> Decision:
+        """Count one request against every ``(key, policy)`` pair; never raises on I/O.
+
+        Raises:
+            ValueError: ``cost`` is not an integer >= 0 (a programming error).
+        """
+        check_cost(cost)
+        core = self.core
+        permit = core.redis_permit()
+        if permit is None or self._redis is None:
+            return core.fallback(items, cost)
+        try:
+            decision = self._redis.decide(items, cost)
+        except Exception as exc:
+            return core.redis_failed(exc, permit, items, cost)
+        return core.redis_answered(decision, permit)
+
+    def step(self) -> float:
+        """Run one background step now (heartbeat or probe); return the delay to the next."""
+        core = self.core
+        call = core.background_due()
+        if call is not None and self._client is not None:
+            try:
+                reply = self._client.eval(HEARTBEAT_LUA, *core.heartbeat_args)
+            except Exception as exc:
+                core.background_failed(call, exc)
+            else:
+                core.background_done(call, reply)
+        return core.background_delay()
+
+    def start(self) -> None:
+        """Start the background thread (heartbeat, recovery probe); idempotent."""
+        if self._thread is not None or self._client is None:
+            return
+        self.core.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fender-ratelimit", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self.step()
+            except Exception:
+                logger.exception("rate_limit_background_failed")
+                delay = self.core.config.probe_interval
+            self._stop.wait(delay)
+
+    def stop(self) -> None:
+        """Stop the background thread and leave the instance set (best effort)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout=5)
+        client = self._client
+        if client is not None and self.core.serving is Tier.REDIS:
+            with contextlib.suppress(Exception):
+                client.eval(_LEAVE_LUA, 1, self.core.heartbeat_key, self.core.instance_id)
+
+
+_LEAVE_LUA: Final = "return redis.call('ZREM', KEYS[1], ARGV[1])"
+
+
+class AsyncTieredLimiter:
+    """:class:`TieredLimiter` for asyncio callers (ASGI): the same core, awaited I/O.
+
+    Args:
+        config: the configuration.
+        client: a ``redis.asyncio`` client to use instead of one built from the URL.
+        clock: monotonic seconds (inject a manual clock in tests).
+        redis_clock: for tests only: drive the Redis script's time by hand.
+        registry: where the ``ratelimit`` breaker lives; None makes a private one.
+
+    Await :meth:`start` in the app's startup (it runs the heartbeat and the recovery probe
+    in a task) and :meth:`aclose` at shutdown.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig,
+        *,
+        client: AsyncScriptClient | None = None,
+        clock: Clock = monotonic,
+        redis_clock: Clock | None = None,
+        registry: BreakerRegistry | None = None,
+    ) -> None:
+        """Build the tiers; no I/O happens until the first decision."""
+        self._owns_client = client is None and bool(config.redis_url)
+        if client is None and config.redis_url:
+            client = _async_client(config)
+        self._client = client
+        self._redis = (
+            None
+            if client is None
+            else AsyncRedisLimiter(client, algorithm=config.algorithm, clock=redis_clock)
+        )
+        self.core = TierCore(config, redis=client is not None, clock=clock, registry=registry)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def serving(self) -> Tier:
+        """The tier deciding right now."""
+        return self.core.serving
+
+    async def decide(self, items: Items, cost: int = 1) -> Decision:
+        """Count one request against every ``(key, policy)`` pair; never raises on I/O.
+
+        Raises:
+            ValueError: ``cost`` is not an integer >= 0 (a programming error).
+        """
+        check_cost(cost)
+        core = self.core
+        permit = core.redis_permit()
+        if permit is None or self._redis is None:
+            return core.fallback(items, cost)
+        try:
+            decision = await self._redis.decide(items, cost)
+        except Exception as exc:
+            return core.redis_failed(exc, permit, items, cost)
+        return core.redis_answered(decision, permit)
+
+    async def step(self) -> float:
+        """Run one background step now (heartbeat or probe); return the delay to the next."""
+        core = self.core
+        call = core.background_due()
+        if call is not None and self._client is not None:
+            try:
+                reply = await self._client.eval(HEARTBEAT_LUA, *core.heartbeat_args)
+            except Exception as exc:
+                core.background_failed(call, exc)
+            else:
+                core.background_done(call, reply)
+        return core.background_delay()
+
+    async def start(self) -> None:
+        """Start the background task on the running loop; idempotent."""
+        if self._task is not None or self._client is None:
+            return
+        self.core.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="fender-ratelimit")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delay = await self.step()
+            except Exception:
+                logger.exception("rate_limit_background_failed")
+                delay = self.core.config.probe_interval
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        """Stop the background task and leave the instance set (best effort)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        client = self._client
+        if client is not None and self.core.serving is Tier.REDIS:
+            with contextlib.suppress(Exception):
+                await client.eval(_LEAVE_LUA, 1, self.core.heartbeat_key, self.core.instance_id)
+
+    async def aclose(self) -> None:
+        """Stop, and close the Redis client if this limiter made it."""
+        await self.stop()
+        client: Any = self._client
+        if self._owns_client and client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()

@@ -1,0 +1,707 @@
+"""Rate limiting over HTTP: who the client is, which limits apply, 429s and headers.
+
+The limits of a route are resolved once, at start-up, into a :class:`RoutePlan`: a
+``@rate_limit(...)`` decorator on the endpoint wins, then the route's entry in
+``FENDER_RATE_LIMIT_PATHS``, then the default (``FENDER_RATE_LIMIT``, per client ip and route).
+The per-request path resolves the client (trusted proxies only), builds the storage keys, asks
+the tiered limiter once, and either answers 429 or adds the headers to the response.
+
+Where the route is known decides how it plugs in:
+
+* Starlette and FastAPI route *after* any middleware runs, so :func:`apply_to_starlette`
+  wraps each route's own ASGI app, which knows its template and its plan;
+* Flask routes before ``before_request`` hooks run: :func:`apply_to_flask` uses them;
+* any other ASGI or WSGI app: :class:`RateLimitMiddleware` / :class:`RateLimitWSGI`, keyed on
+  the raw path.
+
+A 429 carries ``Retry-After`` (whole seconds, rounded up) and the JSON body
+``{"error": "rate_limited", "request_id": ..., "retry_after": ...}``. When no store answers
+and the fallback is ``closed``, the error is ``rate_limit_unavailable``, still a 429: a 5xx
+would page whoever runs the service for every client while the service itself is fine, and
+clients already back off on 429 with ``Retry-After``. The limiter never turns a request into
+a 500: an unexpected error in it is logged and the request passes.
+
+Example:
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> @app.post("/login")
+    ... @rate_limit("5/minute")
+    ... async def login() -> dict[str, str]:
+    ...     return {}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any, Final, Literal, TypeVar
+
+from fender._types import ASGIApp, Message, Receive, Scope, Send, StartResponse, WSGIApp
+from fender._types import WSGIEnviron as Environ
+from fender.errors import ConfigurationError
+from fender.observability.logging import current_request
+from fender.ratelimit.clientip import parse_node, rate_limit_key
+from fender.ratelimit.config import RateLimitConfig, check_no_burst, policy_name
+from fender.ratelimit.limiter import UNAVAILABLE, AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit.policy import Decision, KeyBuilder, RateLimitPolicy, parse_policy
+from fender.web.endpoints import Response, json_response
+from fender.web.wsgi import status_line
+
+__all__ = [
+    "RATE_LIMIT_ATTRIBUTE",
+    "HttpRateLimit",
+    "KeyScope",
+    "LimitedRoute",
+    "RateLimitMiddleware",
+    "RateLimitRequest",
+    "RateLimitWSGI",
+    "RouteLimit",
+    "RoutePlan",
+    "apply_to_flask",
+    "apply_to_starlette",
+    "rate_limit",
+]
+
+logger = logging.getLogger("fender.ratelimit")
+
+RATE_LIMIT_ATTRIBUTE: Final = "__fender_rate_limit__"
+"""The attribute :func:`rate_limit` sets on an endpoint: a tuple of :class:`RouteLimit`."""
+
+KeyScope = Literal["ip", "user", "route", "global"]
+KeyFunction = Callable[["RateLimitRequest"], "str | None"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SCOPES: Final = ("ip", "user", "route", "global")
+_XFF: Final = b"x-forwarded-for"
+_FORWARDED: Final = b"forwarded"
+_FLASK_STATE: Final = "fender.ratelimit"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRequest:
+    """What a key function sees of a request (built only for routes that need one).
+
+    Attributes:
+        method: the HTTP method.
+        path: the raw path.
+        route: the route template (the raw path for bare ASGI/WSGI apps).
+        client: the client address after the trusted proxies.
+        headers: request headers, lower-case names (repeated ones joined by ``,``).
+        raw: the ASGI scope, the WSGI environ or the Flask request.
+    """
+
+    method: str
+    path: str
+    route: str
+    client: str
+    headers: Mapping[str, str]
+    raw: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimit:
+    """One ``@rate_limit`` mark: a policy, how requests are keyed, what each one costs."""
+
+    rate: str
+    policy: RateLimitPolicy
+    key: KeyScope | KeyFunction
+    cost: int
+    name: str | None
+
+
+def rate_limit(
+    rate: str,
+    *,
+    key: KeyScope | KeyFunction = "ip",
+    cost: int = 1,
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Mark an endpoint (FastAPI, Starlette, Flask view) with its own limit.
+
+    It only sets an attribute; the limit is applied where the app is wired up, and takes
+    precedence over ``FENDER_RATE_LIMIT_PATHS`` and the default. Stack several to apply
+    several limits at once (all are decided in one Redis call; they must share ``cost``).
+
+    Args:
+        rate: e.g. ``"10/minute"``, ``"10/second; 1000/hour"``.
+        key: ``"ip"`` (client ip and route, the default), ``"user"`` (the config's
+            ``user_key``, ip when anonymous), ``"route"`` (all clients of the route),
+            ``"global"`` (all clients of every route with this policy name), or a function of
+            :class:`RateLimitRequest` returning a key (None: by ip and route).
+        cost: requests each call counts.
+        name: the policy name in headers and metrics; default: from the route template.
+
+    Raises:
+        ConfigurationError: a bad rate, key, cost or name, at import time.
+    """
+    policy = parse_policy(rate, name=name or "route", field="rate_limit")
+    if not callable(key) and key not in _SCOPES:
+        raise ConfigurationError("key", key, f"one of {', '.join(_SCOPES)} or a function")
+    if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
+        raise ConfigurationError("cost", cost, "an integer >= 1")
+    mark = RouteLimit(rate=rate, policy=policy, key=key, cost=cost, name=name)
+
+    def decorate(fn: F) -> F:
+        marks: tuple[RouteLimit, ...] = getattr(fn, RATE_LIMIT_ATTRIBUTE, ())
+        setattr(fn, RATE_LIMIT_ATTRIBUTE, (*marks, mark))
+        return fn
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    scope: KeyScope | KeyFunction
+    policy: RateLimitPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """The limits of one route, resolved at start-up.
+
+    Attributes:
+        rules: each policy with its key scope.
+        cost: requests one call counts.
+        policy_header: the ``RateLimit-Policy`` value of all the rules.
+        needs_request: whether a key function needs a :class:`RateLimitRequest`.
+    """
+
+    rules: tuple[_Rule, ...]
+    cost: int
+    policy_header: str
+    needs_request: bool
+
+
+class HttpRateLimit:
+    """The framework-free HTTP side: plans, client identity, keys, headers, 429 responses.
+
+    Built once per app from a :class:`RateLimitConfig`; the adapters below share it.
+    """
+
+    def __init__(self, config: RateLimitConfig) -> None:
+        """Precompute the default plan and the path table's plans."""
+        self.config = config
+        self._keys = KeyBuilder(prefix=config.key_prefix)
+        self._resolver = config.resolver
+        self.proxies = bool(config.trusted_proxies) or config.trusted_hops > 0
+        self._forwarded = self._resolver.header == "forwarded"
+        self._networks: tuple[IPv4Network | IPv6Network, ...] = config.networks
+        self._exempt = tuple(prefix.rstrip("/") for prefix in config.exempt)
+        self._ietf = config.headers in {"ietf", "both"}
+        self._legacy = config.headers in {"legacy", "both"}
+        self.default_plan = self._plan((_Rule("ip", config.default),), 1)
+        self._path_plans = {
+            route: self._plan((_Rule("ip", policy),), 1) for route, policy in config.paths.items()
+        }
+
+    # -- start-up --------------------------------------------------------------------------------
+
+    def _plan(self, rules: tuple[_Rule, ...], cost: int) -> RoutePlan:
+        names = [rule.policy.name for rule in rules]
+        if len(set(names)) != len(names):
+            raise ConfigurationError("name", names, "a distinct policy name per stacked limit")
+        return RoutePlan(
+            rules=rules,
+            cost=cost,
+            policy_header=", ".join(rule.policy.policy_header for rule in rules),
+            needs_request=any(callable(rule.scope) or rule.scope == "user" for rule in rules),
+        )
+
+    def plan_for(self, route: str, endpoint: object | None = None) -> RoutePlan:
+        """The plan of ``route``: the endpoint's decorators, else the path table, else default.
+
+        Raises:
+            ConfigurationError: a decorator's limit does not fit the configuration.
+        """
+        marks: tuple[RouteLimit, ...] = getattr(endpoint, RATE_LIMIT_ATTRIBUTE, ())
+        if not marks:
+            return self._path_plans.get(route, self.default_plan)
+        costs = {mark.cost for mark in marks}
+        if len(costs) != 1:
+            raise ConfigurationError(
+                "cost", sorted(costs), f"one cost for all the limits of {route}"
+            )
+        base = policy_name(route)
+        rules = []
+        # Decorators apply bottom-up: reverse, so the first written is the first named.
+        for index, mark in enumerate(reversed(marks)):
+            name = mark.name or (base if index == 0 else f"{base}.{index + 1}")
+            policy = RateLimitPolicy(name=name, limits=mark.policy.limits)
+            check_no_burst(policy, self.config.algorithm, field="rate_limit", text=mark.rate)
+            rules.append(_Rule(mark.key, policy))
+        return self._plan(tuple(rules), costs.pop())
+
+    def plan_for_path(self, path: str) -> RoutePlan:
+        """The plan of a raw path (bare ASGI/WSGI apps): the path table, else the default."""
+        return self._path_plans.get(path, self.default_plan)
+
+    # -- per request -----------------------------------------------------------------------------
+
+    def exempt(self, path: str) -> bool:
+        """True when ``path`` is under an exempt prefix (whole segments)."""
+        for prefix in self._exempt:
+            if path == prefix or path.startswith(prefix + "/") or not prefix:
+                return True
+        return False
+
+    def client(self, peer: str | None, xff: str | None, forwarded: str | None) -> str | None:
+        """The client's rate-limit identity (IPv6 by /64); None when it is on the allow-list."""
+        peer = peer or ""
+        if self.proxies:
+            ip = self._resolver.resolve(peer, x_forwarded_for=xff, forwarded=forwarded)
+        else:
+            ip = peer
+        if self._networks:
+            address = parse_node(ip)
+            if address is not None and any(address in net for net in self._networks):
+                return None
+        return rate_limit_key(ip)
+
+    def items(
+        self,
+        plan: RoutePlan,
+        client: str,
+        route: str,
+        request: Callable[[], RateLimitRequest] | None = None,
+    ) -> list[tuple[str, RateLimitPolicy]]:
+        """The ``(storage key, policy)`` pairs of one request."""
+        build = self._keys.build
+        items = []
+        made: RateLimitRequest | None = None
+        for rule in plan.rules:
+            scope = rule.scope
+            name = rule.policy.name
+            if scope == "ip":
+                key = build(client, name, route)
+            elif scope == "route":
+                key = build(route, name)
+            elif scope == "global":
+                key = build("global", name)
+            else:
+                if made is None and request is not None:
+                    made = request()
+                value = None if made is None else self._value(scope, made)
+                if value is None:  # anonymous: by client ip and route
+                    key = build(client, name, route)
+                elif scope == "user":
+                    key = build(value, name, route)
+                else:
+                    key = build(value, name)
+            items.append((key, rule.policy))
+        return items
+
+    def _value(self, scope: KeyScope | KeyFunction, request: RateLimitRequest) -> str | None:
+        function = self.config.user_key if scope == "user" else scope
+        if function is None or isinstance(function, str):
+            return None
+        value = function(request)
+        return None if value is None else str(value)
+
+    def headers(self, plan: RoutePlan, decision: Decision) -> list[tuple[str, str]]:
+        """The rate-limit headers of a response (without ``Retry-After``)."""
+        headers: list[tuple[str, str]] = []
+        counted = decision.reason != UNAVAILABLE
+        if self._ietf:
+            headers.append(("RateLimit-Policy", plan.policy_header))
+            if counted:
+                headers.append(("RateLimit", decision.header_value()))
+        if self._legacy and counted:
+            headers.append(("X-RateLimit-Limit", str(decision.limit)))
+            headers.append(("X-RateLimit-Remaining", str(decision.remaining)))
+            headers.append(("X-RateLimit-Reset", str(math.ceil(decision.reset_after))))
+        return headers
+
+    def rejection(
+        self, plan: RoutePlan, decision: Decision, request_id: str | None = None
+    ) -> Response:
+        """The 429 response for a rejected request."""
+        headers = self.headers(plan, decision)
+        retry = decision.retry_after_header()
+        if retry is not None:
+            headers.append(("Retry-After", retry))
+        if request_id is None:
+            context = current_request()
+            request_id = context.request_id if context else None
+        error = "rate_limit_unavailable" if decision.reason == UNAVAILABLE else "rate_limited"
+        return json_response(
+            429,
+            {
+                "error": error,
+                "request_id": request_id,
+                "retry_after": None if retry is None else int(retry),
+            },
+            headers=tuple(headers),
+        )
+
+
+# -- ASGI ------------------------------------------------------------------------------------------
+
+
+def _scope_headers(scope: Scope) -> tuple[str | None, str | None]:
+    xff: list[str] = []
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == _XFF:
+            xff.append(value.decode("latin-1"))
+        elif name == _FORWARDED:
+            forwarded.append(value.decode("latin-1"))
+    return (",".join(xff) or None, ",".join(forwarded) or None)
+
+
+def _scope_request(scope: Scope, route: str, client: str) -> RateLimitRequest:
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+    return RateLimitRequest(scope["method"], scope["path"], route, client, headers, scope)
+
+
+def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _limit_asgi(
+    *,
+    http: HttpRateLimit,
+    limiter: AsyncTieredLimiter,
+    plan: RoutePlan,
+    route: str,
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """The ASGI request path shared by the route wrapper and the bare middleware."""
+    try:
+        peer = scope.get("client")
+        xff, forwarded = _scope_headers(scope) if http.proxies else (None, None)
+        client = http.client(peer[0] if peer else None, xff, forwarded)
+        if client is None:  # allow-listed
+            await app(scope, receive, send)
+            return
+        make = (lambda: _scope_request(scope, route, client)) if plan.needs_request else None
+        items = http.items(plan, client, route, make)
+        decision = await limiter.decide(items, plan.cost)
+        extra = _encode(http.headers(plan, decision))
+        rejection = None if decision.allowed else http.rejection(plan, decision)
+    except Exception:
+        logger.exception("rate_limit_failed", extra={"route": route})
+        await app(scope, receive, send)
+        return
+    if rejection is not None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": rejection.status,
+                "headers": [
+                    *_encode(rejection.headers),
+                    (b"content-length", str(len(rejection.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": rejection.body})
+        return
+    if not extra:
+        await app(scope, receive, send)
+        return
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    await app(scope, receive, send_with_headers)
+
+
+class LimitedRoute:
+    """Pure ASGI: the app of one Starlette route, behind that route's limits.
+
+    :func:`apply_to_starlette` puts it in ``route.app``, which ``Route.handle`` awaits once
+    routing has matched, so the template and the endpoint's decorators are known here.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route: str,
+        plan: RoutePlan,
+        http: HttpRateLimit,
+        limiter: AsyncTieredLimiter,
+    ) -> None:
+        """Wrap the route's ``app``, known by its template ``route``."""
+        self.app = app
+        self.route = route
+        self.plan = plan
+        self.http = http
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection scope."""
+        if scope["type"] != "http" or self.http.exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        await _limit_asgi(
+            http=self.http,
+            limiter=self.limiter,
+            plan=self.plan,
+            route=self.route,
+            app=self.app,
+            scope=scope,
+            receive=receive,
+            send=send,
+        )
+
+
+def _starlette_routes(routes: Sequence[Any], prefix: str) -> Iterable[tuple[str, Any]]:
+    from starlette.routing import Host, Mount, Route
+
+    for route in routes:
+        if isinstance(route, Route):
+            yield prefix + route.path_format, route
+        elif isinstance(route, Mount):
+            yield from _starlette_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Host):
+            yield from _starlette_routes(route.routes, prefix)
+
+
+def apply_to_starlette(
+    app: Any, limiter: AsyncTieredLimiter, config: RateLimitConfig | None = None
+) -> int:
+    """Put every HTTP route of a Starlette or FastAPI ``app`` behind its limits.
+
+    Walks ``app.router.routes`` (into mounted routers, prefixing their paths) and wraps each
+    route's ASGI app in a :class:`LimitedRoute`. Idempotent: call it again from the app's
+    startup so that routes added after install are covered. Mounted apps without routes
+    (static files) and websocket routes are not limited.
+
+    Args:
+        app: the Starlette or FastAPI application.
+        limiter: the async tiered limiter (started by the caller).
+        config: defaults to the limiter's.
+
+    Returns:
+        The number of routes newly wrapped.
+
+    Raises:
+        ConfigurationError: a decorator's limit does not fit the configuration.
+    """
+    config = limiter.core.config if config is None else config
+    if not config.enabled:
+        return 0
+    http = HttpRateLimit(config)
+    wrapped = 0
+    for template, route in _starlette_routes(app.router.routes, ""):
+        if isinstance(route.app, LimitedRoute):
+            continue
+        plan = http.plan_for(template, getattr(route, "endpoint", None))
+        route.app = LimitedRoute(route.app, route=template, plan=plan, http=http, limiter=limiter)
+        wrapped += 1
+    return wrapped
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware for an app without a router fender knows: keyed on the raw path.
+
+    Per client ip and path by default; ``FENDER_RATE_LIMIT_PATHS`` entries match exact paths.
+    """
+
+    def __init__(
+        self, app: ASGIApp, limiter: AsyncTieredLimiter, config: RateLimitConfig | None = None
+    ) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self.limiter = limiter
+        self.http = HttpRateLimit(limiter.core.config if config is None else config)
+        self.enabled = self.http.config.enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection scope."""
+        if scope["type"] != "http" or not self.enabled or self.http.exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        plan = self.http.plan_for_path(path)
+        await _limit_asgi(
+            http=self.http,
+            limiter=self.limiter,
+            plan=plan,
+            route=path,
+            app=self.app,
+            scope=scope,
+            receive=receive,
+            send=send,
+        )
+
+
+# -- WSGI and Flask --------------------------------------------------------------------------------
+
+
+def _environ_headers(environ: Environ) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return headers
+
+
+def _limit_sync(
+    *,
+    http: HttpRateLimit,
+    limiter: TieredLimiter,
+    plan: RoutePlan,
+    route: str,
+    environ: Environ,
+    raw: Any,
+) -> tuple[Decision, list[tuple[str, str]]] | None:
+    """Decide one WSGI request; None when it is not limited (allow-listed, or a limiter bug)."""
+    try:
+        client = http.client(
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_X_FORWARDED_FOR"),
+            environ.get("HTTP_FORWARDED"),
+        )
+        if client is None:
+            return None
+
+        def make() -> RateLimitRequest:
+            return RateLimitRequest(
+                str(environ.get("REQUEST_METHOD", "GET")),
+                str(environ.get("PATH_INFO", "")),
+                route,
+                client,
+                _environ_headers(environ),
+                raw,
+            )
+
+        items = http.items(plan, client, route, make if plan.needs_request else None)
+        decision = limiter.decide(items, plan.cost)
+        return decision, http.headers(plan, decision)
+    except Exception:
+        logger.exception("rate_limit_failed", extra={"route": route})
+        return None
+
+
+class RateLimitWSGI:
+    """WSGI middleware keyed on the raw path (``SCRIPT_NAME`` + ``PATH_INFO``)."""
+
+    def __init__(
+        self, app: WSGIApp, limiter: TieredLimiter, config: RateLimitConfig | None = None
+    ) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self.limiter = limiter
+        self.http = HttpRateLimit(limiter.core.config if config is None else config)
+        self.enabled = self.http.config.enabled
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request."""
+        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        if not self.enabled or self.http.exempt(path):
+            return self.app(environ, start_response)
+        plan = self.http.plan_for_path(path)
+        outcome = _limit_sync(
+            http=self.http,
+            limiter=self.limiter,
+            plan=plan,
+            route=path,
+            environ=environ,
+            raw=environ,
+        )
+        if outcome is None:
+            return self.app(environ, start_response)
+        decision, extra = outcome
+        if not decision.allowed:
+            response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
+            start_response(status_line(response.status), list(response.headers))
+            return [response.body]
+
+        def start_limited(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.extend(extra)
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start_limited)
+
+
+class _FlaskLimit:
+    """The Flask hooks of :func:`apply_to_flask`, with the plans of the endpoints seen."""
+
+    def __init__(self, app: Any, limiter: TieredLimiter, http: HttpRateLimit) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.http = http
+        self.plans: dict[tuple[str, str], tuple[str, RoutePlan]] = {}
+        for rule in app.url_map.iter_rules():  # fail at start-up on a bad decorator
+            self.plan_of(rule.endpoint, rule.rule)
+
+    def plan_of(self, endpoint: str, rule: str) -> tuple[str, RoutePlan]:
+        found = self.plans.get((endpoint, rule))
+        if found is None:
+            from fender.web.observe import template_of_rule
+
+            route = template_of_rule(rule)
+            found = (route, self.http.plan_for(route, self.app.view_functions.get(endpoint)))
+            self.plans[endpoint, rule] = found
+        return found
+
+    def before(self) -> Any:
+        from flask import request
+
+        rule = request.url_rule
+        if rule is None or request.endpoint is None or self.http.exempt(request.path):
+            return None
+        route, plan = self.plan_of(request.endpoint, rule.rule)
+        environ = request.environ
+        outcome = _limit_sync(
+            http=self.http,
+            limiter=self.limiter,
+            plan=plan,
+            route=route,
+            environ=environ,
+            raw=request,
+        )
+        if outcome is None:
+            return None
+        decision, extra = outcome
+        if decision.allowed:
+            environ[_FLASK_STATE] = extra
+            return None
+        response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
+        return response.body, response.status, list(response.headers)
+
+    def after(self, response: Any) -> Any:
+        from flask import request
+
+        extra = request.environ.pop(_FLASK_STATE, None)
+        if extra:
+            for name, value in extra:
+                response.headers[name] = value
+        return response
+
+
+def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | None = None) -> None:
+    """Limit every view of a Flask ``app`` (decorators, path table, default); idempotent.
+
+    A ``before_request`` hook (which runs after routing, so the rule and the view are known)
+    answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
+    not limited. The plans of the rules present are resolved now, later ones on first use.
+
+    Raises:
+        ConfigurationError: a decorator's limit does not fit the configuration.
+    """
+    config = limiter.core.config if config is None else config
+    if not config.enabled or _FLASK_STATE in app.extensions:
+        return
+    hooks = _FlaskLimit(app, limiter, HttpRateLimit(config))
+    app.extensions[_FLASK_STATE] = hooks
+    app.before_request(hooks.before)
+    app.after_request(hooks.after)
