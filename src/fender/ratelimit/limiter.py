@@ -39,6 +39,7 @@ import os
 import secrets
 import socket
 import threading
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -370,45 +371,38 @@ class TierCore:
             self._backend.labels(each.value).set(1 if each is tier else 0)
 
 
-def _sync_client(config: RateLimitConfig) -> ScriptClient:
-    import redis
+def _client(api: types.ModuleType, config: RateLimitConfig) -> Any:
+    """A client of ``api`` (``redis`` or ``redis.asyncio``) fit for one decision's budget."""
     from redis.backoff import NoBackoff
     from redis.maint_notifications import MaintNotificationsConfig
-    from redis.retry import Retry
 
     _check_url(config.redis_url)
-    client: ScriptClient = redis.Redis.from_url(
+    return api.Redis.from_url(
         config.redis_url,
         socket_timeout=config.timeout,
         socket_connect_timeout=config.timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=api.retry.Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         # One round trip to connect: no CLIENT SETINFO, no maintenance-notification probe,
         # so that a reconnect fits in the decision's time budget.
         driver_info=None,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+
+
+def _sync_client(config: RateLimitConfig) -> ScriptClient:
+    import redis
+    import redis.retry
+
+    client: ScriptClient = _client(redis, config)
     return client
 
 
 def _async_client(config: RateLimitConfig) -> AsyncScriptClient:
     import redis.asyncio
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.maint_notifications import MaintNotificationsConfig
+    import redis.asyncio.retry
 
-    _check_url(config.redis_url)
-    client: AsyncScriptClient = redis.asyncio.Redis.from_url(
-        config.redis_url,
-        socket_timeout=config.timeout,
-        socket_connect_timeout=config.timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        # One round trip to connect: no CLIENT SETINFO, no maintenance-notification probe,
-        # so that a reconnect fits in the decision's time budget.
-        driver_info=None,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-    )
+    client: AsyncScriptClient = _client(redis.asyncio, config)
     return client
 
 
