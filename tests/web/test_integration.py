@@ -175,3 +175,74 @@ def test_install_limits_every_route_but_not_fenders_own(factory):
     assert int(answers[3].headers["retry-after"]) >= 1
     assert answers[3].headers["x-request-id"]
     assert all(client.get("/metrics").status_code == 200 for _ in range(5))
+
+
+async def _startup_answer(app) -> str:
+    inbox: asyncio.Queue = asyncio.Queue()
+    answers: asyncio.Queue = asyncio.Queue()
+
+    async def receive():
+        return await inbox.get()
+
+    async def send(message):
+        await answers.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    answer = await asyncio.wait_for(answers.get(), 5)  # never hangs: the server gets an answer
+    if answer["type"] == "lifespan.startup.complete":
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(answers.get(), 5)
+    await asyncio.wait_for(task, 5)
+    return str(answer["type"])
+
+
+@pytest.mark.parametrize("kind", ["starlette", "bare", "silent"])
+def test_a_failing_startup_hook_is_reported_to_the_server(kind):
+    from starlette.applications import Starlette
+
+    async def bare(scope, receive, send):
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+
+    async def silent(scope, receive, send):
+        return  # does not speak lifespan at all
+
+    inner = {"starlette": Starlette(), "bare": bare, "silent": silent}[kind]
+    app = fender.asgi.wrap(inner, env="development")
+
+    def broken() -> None:
+        raise RuntimeError("cannot connect")
+
+    app.runtime.on_startup(broken)
+    assert asyncio.run(_startup_answer(app)) == "lifespan.startup.failed"
+
+
+def test_an_app_that_ignores_lifespan_still_gets_fenders_hooks():
+    ran = []
+
+    async def silent(scope, receive, send):
+        return
+
+    app = fender.asgi.wrap(silent, env="development")
+    app.runtime.on_startup(lambda: ran.append("startup"))
+    assert asyncio.run(_startup_answer(app)) == "lifespan.startup.complete"
+    assert ran == ["startup"]
+    assert app.runtime.lifecycle.state == "stopped"
+
+
+def test_a_reused_header_list_does_not_grow():
+    shared_headers = [(b"content-type", b"text/plain")]
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": shared_headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    wrapped = fender.asgi.wrap(app, env="development", rate_limit_enabled=False)
+    from conftest import Client
+
+    client = Client(wrapped, asgi=True)
+    for _ in range(3):
+        assert len(client.get("/x").headers.get_list("x-request-id")) == 1
+    assert shared_headers == [(b"content-type", b"text/plain")]

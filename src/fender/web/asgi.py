@@ -101,21 +101,24 @@ class LifespanMiddleware:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
-        progress = {"started": False, "stopped": False, "app_answered": False}
+        progress = {"started": False, "app_answered": False}
+        failures: list[BaseException] = []
 
         async def receive_hooked() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.runtime.startup()
+                try:
+                    await self.runtime.startup()
+                except Exception as exc:
+                    failures.append(exc)
+                    raise
                 progress["started"] = True
             return message
 
         async def send_hooked(message: Message) -> None:
-            kind = message["type"]
             progress["app_answered"] = True
-            if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.runtime.shutdown()
-                progress["stopped"] = True
             await send(message)
 
         try:
@@ -123,7 +126,23 @@ class LifespanMiddleware:
         except Exception:
             if progress["app_answered"]:
                 raise
+            await self._answer_for_the_app(receive, send, failures, started=progress["started"])
+            return
+        if not progress["app_answered"]:
+            # The app returned without speaking lifespan ("if scope type != http: return"):
+            # fender's hooks still run.
             await self._speak_lifespan(receive, send, started=progress["started"])
+
+    async def _answer_for_the_app(
+        self, receive: Receive, send: Send, failures: list[BaseException], *, started: bool
+    ) -> None:
+        if failures:
+            # fender's startup failed inside the app's receive(): tell the server, or it
+            # waits for an answer for ever.
+            _logger.exception("startup_failed", exc_info=failures[0])
+            await send({"type": "lifespan.startup.failed", "message": repr(failures[0])})
+            return
+        await self._speak_lifespan(receive, send, started=started)
 
     async def _speak_lifespan(self, receive: Receive, send: Send, *, started: bool) -> None:
         if started:
@@ -134,6 +153,7 @@ class LifespanMiddleware:
                 try:
                     await self.runtime.startup()
                 except Exception as exc:
+                    _logger.exception("startup_failed")
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

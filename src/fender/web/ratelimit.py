@@ -364,6 +364,13 @@ def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
+def normal_path(path: str) -> str:
+    """A raw path as a limit key: ``//login/`` counts as ``/login`` (no free bucket per form)."""
+    if "//" in path or (path.endswith("/") and len(path) > 1):
+        path = "/" + "/".join(part for part in path.split("/") if part)
+    return path
+
+
 async def _limit_asgi(
     *,
     http: HttpRateLimit,
@@ -376,22 +383,23 @@ async def _limit_asgi(
     send: Send,
 ) -> None:
     """The ASGI request path shared by the route wrapper and the bare middleware."""
+    # Only the decision is guarded: a failure there lets the request through, once. The app
+    # itself runs outside the try, so its own exceptions are never mistaken for ours.
     try:
         peer = scope.get("client")
         xff, forwarded = _scope_headers(scope) if http.proxies else (None, None)
         client = http.client(peer[0] if peer else None, xff, forwarded)
         if client is None:  # allow-listed
-            await app(scope, receive, send)
-            return
-        make = (lambda: _scope_request(scope, route, client)) if plan.needs_request else None
-        items = http.items(plan, client, route, make)
-        decision = await limiter.decide(items, plan.cost)
-        extra = _encode(http.headers(plan, decision))
-        rejection = None if decision.allowed else http.rejection(plan, decision)
+            extra, rejection = [], None
+        else:
+            make = (lambda: _scope_request(scope, route, client)) if plan.needs_request else None
+            items = http.items(plan, client, route, make)
+            decision = await limiter.decide(items, plan.cost)
+            extra = _encode(http.headers(plan, decision))
+            rejection = None if decision.allowed else http.rejection(plan, decision)
     except Exception:
         logger.exception("rate_limit_failed", extra={"route": route})
-        await app(scope, receive, send)
-        return
+        extra, rejection = [], None
     if rejection is not None:
         await send(
             {
@@ -524,7 +532,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not self.enabled or self.http.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        path = normal_path(scope["path"])
         plan = self.http.plan_for_path(path)
         await _limit_asgi(
             http=self.http,
@@ -603,7 +611,7 @@ class RateLimitWSGI:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
-        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        path = normal_path(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
         if not self.enabled or self.http.exempt(path):
             return self.app(environ, start_response)
         plan = self.http.plan_for_path(path)
@@ -624,7 +632,7 @@ class RateLimitWSGI:
             return [response.body]
 
         def start_limited(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers.extend(extra)
+            headers = [*headers, *extra]  # a copy: the app may reuse its list
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

@@ -87,11 +87,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers")
-                if isinstance(headers, list):
-                    headers.append(header)
-                else:
-                    message["headers"] = [*(headers or ()), header]
+                # A new list: the app may send the same list object on every response.
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         token = bind_request(request_context(request_id, traceparent))

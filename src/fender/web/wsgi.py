@@ -194,7 +194,7 @@ class FenderWSGI:
                     environ[ROUTE_KEY] = route
             # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
             # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
-            headers.append(header)
+            headers = [*headers, header]  # a copy: the app may reuse its list
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
