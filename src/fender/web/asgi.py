@@ -139,7 +139,7 @@ class LifespanMiddleware:
         if failures:
             # fender's startup failed inside the app's receive(): tell the server, or it
             # waits for an answer for ever.
-            _logger.exception("startup_failed", exc_info=failures[0])
+            _logger.error("startup_failed", exc_info=failures[0])
             await send({"type": "lifespan.startup.failed", "message": repr(failures[0])})
             return
         await self._speak_lifespan(receive, send, started=started)
