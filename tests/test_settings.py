@@ -364,3 +364,17 @@ def test_settings_are_immutable():
     settings = load()
     with pytest.raises(Exception, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [("short-token", Status.FAIL), ("a" * 40, Status.FAIL), (GOOD_KEY, Status.PASS)],
+)
+def test_production_admin_token_must_be_strong(token, status):
+    settings = production(SECRET_KEY=GOOD_KEY, FENDER_ADMIN_TOKEN=token)
+    assert finding(settings, "admin_token").status is status
+    if status is Status.FAIL:
+        with pytest.raises(ConfigurationError) as raised:
+            settings.require_production_ready()
+        assert raised.value.field == "FENDER_ADMIN_TOKEN"
+        assert token not in str(raised.value)

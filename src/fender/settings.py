@@ -769,6 +769,20 @@ def production_findings(settings: Settings) -> list[Finding]:
         if settings.debug
         else Finding("debug", Status.PASS, "debug mode is off"),
     ]
+    if settings.admin_token is not None:
+        token = settings.admin_token.get_secret_value()
+        if len(token) < MIN_SECRET_KEY_LENGTH or len(set(token)) < MIN_SECRET_KEY_DISTINCT:
+            findings.append(
+                Finding(
+                    "admin_token",
+                    bad,
+                    f"FENDER_ADMIN_TOKEN is guessable ({len(token)} characters)",
+                    f"use at least {MIN_SECRET_KEY_LENGTH} random characters",
+                    "FENDER_ADMIN_TOKEN",
+                )
+            )
+        else:
+            findings.append(Finding("admin_token", Status.PASS, "FENDER_ADMIN_TOKEN is strong"))
     if settings.database_url.startswith("sqlite"):
         findings.append(
             Finding(

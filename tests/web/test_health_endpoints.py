@@ -378,3 +378,40 @@ def test_celery_configured_but_not_installed_is_said_not_crashed(tmp_path):
         _, runtime = fastapi_app(tmp_path, celery_broker_url="redis://127.0.0.1:1/0")
     assert "celery" not in {c.name for c in runtime.health.select()}
     assert logs.named("celery_check_skipped")
+
+
+def test_quick_shows_checks_only_to_the_authorized(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+
+    async def scenario(client):
+        await runtime.health.run()
+        public = (await client.get("/health/quick")).json()
+        admin = (
+            await client.get("/health/quick", headers={"Authorization": f"Bearer {TOKEN}"})
+        ).json()
+        return public, admin
+
+    public, admin = serve(app, scenario)
+    assert "checks" not in public
+    assert public["status"] in ("pass", "warn")
+    assert {"disk", "memory"} <= set(admin["checks"])
+
+
+def test_public_health_cannot_make_the_service_hammer_its_dependencies(tmp_path):
+    app, runtime = fastapi_app(tmp_path)
+    calls = []
+
+    def dependency() -> bool:
+        calls.append(1)
+        return True
+
+    runtime.health.add(dependency, name="dependency", kind=Kind.INFO)
+
+    async def scenario(client):
+        await runtime.health.run()  # settle the refresher's first run
+        before = len(calls)
+        for _ in range(20):
+            assert (await client.get("/health")).status_code == 200
+        return len(calls) - before
+
+    assert serve(app, scenario) <= 1  # one run per second at most

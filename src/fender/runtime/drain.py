@@ -12,6 +12,7 @@ over from an earlier run and is ignored.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -50,8 +51,8 @@ def clear_drain(runtime_dir: str | Path) -> None:
     drain_flag(runtime_dir).unlink(missing_ok=True)
 
 
-def server_started_at() -> float:
-    """Epoch seconds when this server began: the gunicorn master's start, else this process's."""
+@functools.cache
+def _started_at(pid: int) -> float:  # noqa: ARG001  (the cache key: a forked worker recomputes)
     import psutil
 
     process = psutil.Process()
@@ -61,6 +62,14 @@ def server_started_at() -> float:
         except psutil.Error:
             pass
     return float(process.create_time())
+
+
+def server_started_at() -> float:
+    """Epoch seconds when this server began: the gunicorn master's start, else this process's.
+
+    Computed once per process (a forked worker computes its own).
+    """
+    return _started_at(os.getpid())
 
 
 def is_draining(runtime_dir: str | Path, started_at: float) -> bool:

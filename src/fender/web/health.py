@@ -50,6 +50,8 @@ from fender.web.endpoints import (
 __all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]
 
 HTML_TYPE: Final = "text/html; charset=utf-8"
+PUBLIC_RUN_INTERVAL: Final = 1.0
+"""Seconds between two runs of the checks triggered by the public ``GET /health``."""
 CSS_TYPE: Final = "text/css; charset=utf-8"
 
 
@@ -187,6 +189,7 @@ class HealthEndpoints:
         self.guard = AdminGuard(settings)
         self.loop = LoopMonitor()
         self._drain_started_at = drain_started_at
+        self._last_run = -PUBLIC_RUN_INTERVAL
         self._started_wall = time.time()
         version = settings.release or __version__
         self._render = RenderConfig(
@@ -260,13 +263,32 @@ class HealthEndpoints:
         return json_response(code, {"status": str(report.status), "state": str(state)})
 
     def quick(self, request: Request) -> Response:
-        """The snapshot of every check, without running any."""
-        report = self.registry.snapshot(max_age=self._max_age())
-        return self._rendered(report, request)
+        """The snapshot, without running any check.
 
-    def health(self, _request: Request) -> Flow:
-        """A fresh run, aggregate status only."""
+        Every check when authorized (as for /health/detailed), the aggregate status only
+        otherwise.
+        """
+        report = self.registry.snapshot(max_age=self._max_age())
+        if self.guard.authorized(request):
+            return self._rendered(report, request)
+        return self._summary_response(report)
+
+    def health(self, _request: Request) -> Response | Flow:
+        """Aggregate status only, from a run at most PUBLIC_RUN_INTERVAL seconds old.
+
+        Public and unauthenticated: a caller must not be able to make the service hit its
+        dependencies at will, so runs are spaced (and shared: single flight).
+        """
+        if time.monotonic() - self._last_run < PUBLIC_RUN_INTERVAL:
+            return self._summary_response(self.registry.snapshot(max_age=self._max_age()))
+        return self._fresh_summary()
+
+    def _fresh_summary(self) -> Flow:
         report: HealthReport = yield RunChecks(self.registry)
+        self._last_run = time.monotonic()
+        return self._summary_response(report)
+
+    def _summary_response(self, report: HealthReport) -> Response:
         code = 503 if report.status is Status.FAIL else 200
         return Response(
             code, (("content-type", "application/json"), NO_STORE), render_summary(report)
