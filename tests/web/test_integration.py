@@ -246,3 +246,68 @@ def test_a_reused_header_list_does_not_grow():
     for _ in range(3):
         assert len(client.get("/x").headers.get_list("x-request-id")) == 1
     assert shared_headers == [(b"content-type", b"text/plain")]
+
+
+def test_fastapi_own_exception_handler_runs_inside_the_request_context():
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from prometheus_client import REGISTRY
+
+    from fender import current_request
+    from fender.testing import capture_logs
+
+    app = FastAPI()
+    seen = []
+
+    @app.exception_handler(Exception)
+    async def handler(request, exc):
+        context = current_request()
+        seen.append(context.request_id if context else None)
+        return JSONResponse({"sorry": True}, status_code=503)
+
+    @app.get("/crash")
+    async def crash():
+        raise RuntimeError("boom")
+
+    fender.install(app, env="development")
+    labels = {"route": "/crash", "method": "GET", "status_code": "503"}
+    before = REGISTRY.get_sample_value("http_server_request_duration_seconds_count", labels) or 0
+    from conftest import Client
+
+    with capture_logs() as logs:
+        response = Client(app, asgi=True).get("/crash", headers={"X-Request-ID": "handler-test-1"})
+    assert response.status_code == 503
+    assert response.json() == {"sorry": True}
+    assert response.headers["x-request-id"] == "handler-test-1"
+    assert seen == ["handler-test-1"]
+    assert (
+        REGISTRY.get_sample_value("http_server_request_duration_seconds_count", labels)
+        == before + 1
+    )
+    errors = [e for e in logs.events if e["level"] == "error"]
+    assert len(errors) == 1
+    assert "RuntimeError: boom" in errors[0]["exception"]
+
+
+def test_flask_own_500_page_is_kept():
+    from flask import Flask
+
+    from fender.flask import Fender
+
+    app = Flask("own500")
+
+    @app.errorhandler(500)
+    def page(error):
+        return "our own page", 500
+
+    @app.get("/crash")
+    def crash():
+        raise RuntimeError("boom")
+
+    Fender(app, env="development")
+    from conftest import Client
+
+    response = Client(app, asgi=False).get("/crash")
+    assert response.status_code == 500
+    assert response.text == "our own page"
+    assert response.headers["x-request-id"]

@@ -9,7 +9,6 @@ the traceback is logged once, with the request id.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from fender._types import ASGIApp, Message, Receive, Scope, Send
@@ -52,25 +51,18 @@ class AccessMiddleware:
     """Pure ASGI middleware recording every HTTP request through an :class:`Observer`."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        observer: Observer,
-        reraise: Callable[[], bool] | None = None,
-        lifecycle: Lifecycle | None = None,
+        self, app: ASGIApp, observer: Observer, lifecycle: Lifecycle | None = None
     ) -> None:
         """Wrap ``app``.
 
         Args:
             app: the ASGI app.
             observer: records each request.
-            reraise: asked on a crash; True lets the exception through untouched (the app
-                has its own handler for it, or runs in debug mode).
             lifecycle: while it is draining, responses carry ``Connection: close`` so that
                 keep-alive clients move to another instance.
         """
         self.app = app
         self.observer = observer
-        self.reraise = reraise
         self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,12 +74,13 @@ class AccessMiddleware:
         root_path = scope.get("root_path", "")
         active = self.observer.active(scope["method"])
         active.inc()
-        state: list[Any] = [0, 0]  # status, response bytes
+        state: list[Any] = [0, 0, False]  # status, response bytes, response complete
         lifecycle = self.lifecycle
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.body":
                 state[1] += len(message.get("body", b""))
+                state[2] = not message.get("more_body", False)
             elif message["type"] == "http.response.start":
                 state[0] = message["status"]
                 if lifecycle is not None and lifecycle.draining:
@@ -97,14 +90,13 @@ class AccessMiddleware:
         try:
             await self.app(scope, receive, send_observed)
         except Exception:
-            if (self.reraise is not None and self.reraise()) or state[0]:
-                # The app's own handler takes it; or the headers are out and only the server
-                # can end the response now.
-                if state[0]:
-                    _logger.exception("unhandled_exception", method=scope["method"])
-                state[0] = state[0] or 500
-                raise
             _logger.exception("unhandled_exception", method=scope["method"], path=scope.get("path"))
+            if state[2]:
+                # A handler inside (Starlette's ServerErrorMiddleware) answered and re-raised so
+                # that someone logs it: logged now, once; nothing more to send.
+                return
+            if state[0]:
+                raise  # headers are out, the body is not: only the server can end it now
             await _send_internal_error(send_observed)
         finally:
             active.dec()

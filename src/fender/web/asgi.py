@@ -171,7 +171,7 @@ def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     inner: ASGIApp = app
     if isinstance(runtime.limiter, AsyncTieredLimiter):
         inner = RateLimitMiddleware(inner, runtime.limiter)
-    inner = AccessMiddleware(inner, runtime.observer, reraise=None, lifecycle=runtime.lifecycle)
+    inner = AccessMiddleware(inner, runtime.observer, lifecycle=runtime.lifecycle)
     inner = EndpointsMiddleware(inner, runtime)
     return RequestIdMiddleware(inner)
 

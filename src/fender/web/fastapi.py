@@ -50,19 +50,20 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     name = "fastapi" if type(app).__module__.startswith("fastapi") else "starlette"
     runtime = build_runtime(settings, framework=_framework(name), **options)
 
-    def reraise() -> bool:
-        # The app's own handler for 500 or Exception, and debug tracebacks, take precedence.
-        handlers = app.exception_handlers
-        return (
-            bool(app.debug) or Exception in handlers or HTTPStatus.INTERNAL_SERVER_ERROR in handlers
-        )
+    # fender's layers go around Starlette's whole stack, ServerErrorMiddleware included, so
+    # that the app's own 500 handler (or fender's JSON one, when it has none) runs inside the
+    # request's context: it sees the request id, and its status is the one recorded.
+    handlers = app.exception_handlers
+    if Exception not in handlers and HTTPStatus.INTERNAL_SERVER_ERROR not in handlers:
+        app.add_exception_handler(Exception, _internal_error)
+    build_stack = app.build_middleware_stack
 
-    # add_middleware puts each new one outermost: this adds them innermost first.
-    app.add_middleware(
-        AccessMiddleware, observer=runtime.observer, reraise=reraise, lifecycle=runtime.lifecycle
-    )
-    app.add_middleware(EndpointsMiddleware, runtime=runtime)
-    app.add_middleware(RequestIdMiddleware)
+    def build_with_fender() -> Any:
+        inner = AccessMiddleware(build_stack(), runtime.observer, lifecycle=runtime.lifecycle)
+        return RequestIdMiddleware(EndpointsMiddleware(inner, runtime))
+
+    # Starlette builds its stack on the first call through this method: the hook it offers.
+    app.build_middleware_stack = build_with_fender  # type: ignore[method-assign]
 
     from fender.ratelimit.limiter import AsyncTieredLimiter
     from fender.web.ratelimit import apply_to_starlette
@@ -92,3 +93,15 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     app.router.lifespan_context = lifespan
     app.state.fender = runtime
     return runtime
+
+
+async def _internal_error(_request: Any, _exc: Exception) -> Any:
+    """Starlette handler: fender's JSON 500, with the request id and nothing about the cause."""
+    from starlette.responses import Response
+
+    from fender.observability.logging import current_request
+    from fender.web.endpoints import error_response
+
+    context = current_request()
+    response = error_response(500, "internal_error", context.request_id if context else None)
+    return Response(response.body, 500, media_type="application/json")

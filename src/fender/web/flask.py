@@ -57,13 +57,17 @@ class Fender:
             raise TypeError("a WSGI runtime has a threaded limiter")
         apply_to_flask(app, limiter)
 
-        @app.errorhandler(500)  # type: ignore[untyped-decorator,unused-ignore]
         def _internal_error(_error: Exception) -> Any:
             # Flask has logged the exception with its traceback (once, with the request id).
             response = error_response(
                 500, "internal_error", request.environ.get("fender.request_id")
             )
             return response.body, response.status, list(response.headers)
+
+        # The app's own 500 page wins: registered before init_app, it is kept; after, it
+        # replaces this one (same key).
+        if not app.error_handler_spec.get(None, {}).get(500):
+            app.register_error_handler(500, _internal_error)
 
         runtime.start_sync()
         return runtime
