@@ -194,3 +194,27 @@ def test_status_page_in_headless_chromium(tmp_path):
         console = [line for line in log.splitlines() if "CONSOLE" in line or "Refused to" in line]
         assert console == [], console
     assert screenshot.stat().st_size > 5000
+
+
+def test_wsgi_under_preload_starts_in_each_worker(tmp_path):
+    """--preload builds the app in the master: background threads must start after the fork."""
+    server = gunicorn("gthread", tmp_path, FENDER_ADMIN_POLICY="always")
+    server._argv.insert(1, "--preload")
+    server.start()
+    try:
+        ready: set[int] = set()
+
+        def both_workers_ready() -> bool:
+            status = httpx.get(f"{server.url}/status", timeout=5).json()
+            if status["state"] == "ready":
+                ready.add(status["pid"])
+            return len(ready) == 2
+
+        wait_for(both_workers_ready, 15, "both workers to start")
+        for _ in range(6):
+            health = httpx.get(f"{server.url}/health", timeout=5)
+            assert health.status_code == 200
+            assert health.elapsed.total_seconds() < 1.5  # no wait on a dead loop from the master
+    finally:
+        server.terminate()
+        server.close()

@@ -69,7 +69,6 @@ class Fender:
         if not app.error_handler_spec.get(None, {}).get(500):
             app.register_error_handler(500, _internal_error)
 
-        runtime.start_sync()
         return runtime
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -107,6 +108,8 @@ class Runtime:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._drain_watch: threading.Thread | None = None
+        self._started_pid: int | None = None
+        self._start_lock = threading.Lock()
         self._stop_watch = threading.Event()
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -201,10 +204,27 @@ class Runtime:
         else:
             self.redis.close()
 
-    def start_sync(self) -> None:
-        """For WSGI, which has no lifespan: start now, shut down at interpreter exit.
+    def ensure_started(self) -> None:
+        """For WSGI, which has no lifespan: start in this process, once (first request).
 
-        The health refresher then runs on the registry's own loop thread.
+        Lazily, not when the app is built: under ``gunicorn --preload`` the app is built in the
+        master, and threads started there do not survive the fork into the workers. The
+        check is one ``getpid()`` per request.
+        """
+        pid = os.getpid()
+        if self._started_pid == pid:
+            return
+        with self._start_lock:
+            if self._started_pid != pid:
+                self._started_pid = pid
+                self.start_sync()
+
+    def start_sync(self) -> None:
+        """Start now, shut down at interpreter exit (see :meth:`ensure_started`).
+
+        Does not wait for the checks: the health refresher (on the registry's own loop
+        thread) runs them at once, and the process turns READY when the critical readiness
+        checks pass; with none, at once.
         """
         import atexit
 
@@ -212,7 +232,10 @@ class Runtime:
             self.limiter.start()
         asyncio.run(self._run_startup_hooks())
         self.health.start()
-        self._started_with(self.health.run_sync(kind=Kind.READINESS))
+        if not self.health.select(kind=Kind.READINESS):
+            self.lifecycle.mark_ready("startup complete")
+        self._watch_drain()
+        _logger.info("fender_started", service=self.settings.service_name, env=self.settings.env)
         atexit.register(self.shutdown_sync)
 
     def shutdown_sync(self) -> None:

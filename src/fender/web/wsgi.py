@@ -171,6 +171,7 @@ class FenderWSGI:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
+        self.runtime.ensure_started()
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["fender.request_id"] = request_id
@@ -239,7 +240,7 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
     """Wrap any WSGI app in fender: request ids, JSON logs, metrics, fender's endpoints.
 
     ``options`` are settings fields overriding the environment. WSGI has no lifespan: the
-    startup hooks run now, the shutdown hooks at interpreter exit.
+    startup hooks run on the process's first request, the shutdown hooks at interpreter exit.
 
     Example:
         >>> def app(environ, start_response): ...
@@ -251,5 +252,4 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, **options)
     if isinstance(runtime.limiter, TieredLimiter):
         app = RateLimitWSGI(app, runtime.limiter)
-    runtime.start_sync()
     return FenderWSGI(app, runtime)
