@@ -265,3 +265,22 @@ def test_json_lines_are_valid_json(make_client, logs):
         client.get(path)
     for line in logs.lines:
         assert isinstance(orjson.loads(line), dict)
+
+
+def test_a_lazy_wsgi_app_failing_before_start_response_gets_the_json_500(logs):
+    import fender
+
+    def lazy(environ, start_response):
+        raise_now = environ["PATH_INFO"] == "/boom"
+        if raise_now:
+            raise RuntimeError("secret detail")
+        start_response("200 OK", [])
+        yield b"never"
+
+    from conftest import Client
+
+    client = Client(fender.wsgi.wrap(lazy, env="development", rate_limit_enabled=False), asgi=False)
+    response = client.get("/boom", headers={"X-Request-ID": VALID_ID})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "request_id": VALID_ID}
+    assert "secret detail" not in response.text

@@ -443,6 +443,7 @@ class TieredLimiter:
         registry: BreakerRegistry | None = None,
     ) -> None:
         """Build the tiers; no I/O happens until the first decision."""
+        self._owns_client = client is None and bool(config.redis_url)
         if client is None and config.redis_url:
             client = _sync_client(config)
         self._client = client
@@ -519,6 +520,10 @@ class TieredLimiter:
         if client is not None and self.core.serving is Tier.REDIS:
             with contextlib.suppress(Exception):
                 client.eval(_LEAVE_LUA, 1, self.core.heartbeat_key, self.core.instance_id)
+        close = getattr(client, "close", None)
+        if close is not None and self._owns_client:
+            with contextlib.suppress(Exception):
+                close()
 
 
 _LEAVE_LUA: Final = "return redis.call('ZREM', KEYS[1], ARGV[1])"

@@ -83,12 +83,19 @@ def _start(
 class _Recorded:
     """The app's response body, recording the request when the server closes it."""
 
-    __slots__ = ("_body", "_call", "_done", "_start")
+    __slots__ = ("_body", "_call", "_done", "_start", "_start_response")
 
-    def __init__(self, body: Iterable[bytes], call: _Call, start: float) -> None:
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        call: _Call,
+        start: float,
+        start_response: StartResponse | None = None,
+    ) -> None:
         self._body = body
         self._call = call
         self._start = start
+        self._start_response = start_response
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -98,10 +105,18 @@ class _Recorded:
                 call.bytes += len(chunk)
                 yield chunk
         except Exception:
-            # Headers may already be out; the server cuts the connection. Log it once here.
             _logger.exception("unhandled_exception", method=call.method, path=call.path)
-            call.status = call.status or 500
-            raise
+            if call.status or self._start_response is None:
+                # Headers may already be out; the server cuts the connection (logged above).
+                call.status = call.status or 500
+                raise
+            # A lazy app failed before starting its response: the JSON 500, not the server's.
+            request_id = call.environ.get("fender.request_id", "")
+            response = error_response(500, "internal_error", request_id)
+            call.status = 500
+            _start(self._start_response, response, request_id)
+            call.bytes += len(response.body)
+            yield response.body
 
     def close(self) -> None:
         if self._done:
@@ -215,7 +230,7 @@ class FenderWSGI:
         except BaseException:
             call.finish(start)
             raise
-        return _Recorded(body, call, start)
+        return _Recorded(body, call, start, start_response)
 
     def _endpoint(
         self, call: _Call, start_response: StartResponse, start: float
