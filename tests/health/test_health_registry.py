@@ -40,10 +40,12 @@ def release():
 
 @pytest.fixture
 def registry():
+    # Threads of registries other tests left running (apps never shut down) are not ours.
+    before = set(health_threads())
     reg = HealthRegistry(HealthConfig(deadline=2.0))
     yield reg
     reg.close()
-    assert wait_for(lambda: not health_threads()), health_threads()
+    assert wait_for(lambda: not set(health_threads()) - before), health_threads()
 
 
 # --- the outcome matrix ----------------------------------------------------------------------
@@ -428,6 +430,7 @@ def test_snapshot_does_no_io_and_honours_max_age():
 
 
 def test_refresher_on_the_private_loop_starts_and_stops_cleanly():
+    before = set(health_threads())
     registry = HealthRegistry(HealthConfig(refresh_interval=0.02))
     called = threading.Semaphore(0)
     registry.add(called.release, name="p")
@@ -443,10 +446,11 @@ def test_refresher_on_the_private_loop_starts_and_stops_cleanly():
         assert not registry._tasks
     finally:
         registry.close()
-    assert wait_for(lambda: not health_threads()), health_threads()
+    assert wait_for(lambda: not set(health_threads()) - before), health_threads()
 
 
 def test_refresher_on_a_running_loop_leaves_no_task():
+    before = set(health_threads())
     registry = HealthRegistry(HealthConfig(refresh_interval=0.01))
     calls = []
     refreshed = []
@@ -467,7 +471,7 @@ def test_refresher_on_a_running_loop_leaves_no_task():
 
     assert asyncio.run(main()) == set()
     assert registry._loop is None  # the refresher ran on the app's loop: no private thread
-    assert not health_threads()
+    assert not set(health_threads()) - before
 
 
 def test_close_leaves_the_registry_usable(registry):

@@ -284,3 +284,16 @@ def test_a_lazy_wsgi_app_failing_before_start_response_gets_the_json_500(logs):
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "request_id": VALID_ID}
     assert "secret detail" not in response.text
+
+
+def test_access_event_names_the_client_behind_a_trusted_proxy(make_client, logs, flavour):
+    client = make_client(trusted_proxies="127.0.0.1/32")
+    client.get("/items/7", headers={"X-Forwarded-For": "198.51.100.7"})
+    (access,) = logs.named("request")
+    assert access["client"] == "198.51.100.7"
+
+
+def test_access_event_ignores_forwarding_without_a_trusted_proxy(make_client, logs):
+    make_client().get("/items/7", headers={"X-Forwarded-For": "198.51.100.7"})
+    (access,) = logs.named("request")
+    assert access["client"] == "127.0.0.1"

@@ -42,11 +42,6 @@ def route_of_scope(scope: Scope, status: int, root_path: str) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return client[0] if client else None
-
-
 class AccessMiddleware:
     """Pure ASGI middleware recording every HTTP request through an :class:`Observer`."""
 
@@ -107,9 +102,22 @@ class AccessMiddleware:
                 status=status,
                 duration=time.perf_counter() - start,
                 response_bytes=state[1],
-                client=_client(scope),
+                client=self._client(scope),
                 user_agent=_user_agent(scope),
             )
+
+    def _client(self, scope: Scope) -> str | None:
+        peer = scope.get("client")
+        address = peer[0] if peer else None
+        if not self.observer.reads_proxy_headers:
+            return address
+        forwarded_for = forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+            elif name == b"forwarded":
+                forwarded = value.decode("latin-1")
+        return self.observer.client(address, forwarded_for, forwarded)
 
 
 async def _send_internal_error(send: Send) -> None:

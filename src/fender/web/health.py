@@ -74,8 +74,8 @@ class RunChecks:
 class AdminGuard:
     """Decides who may read the protected endpoints; built once from the settings."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Parse the CIDRs and keep the token."""
+    def __init__(self, settings: Settings, client_ips: ClientIPResolver) -> None:
+        """Parse the CIDRs and keep the token; ``client_ips`` knows the trusted proxies."""
         token = settings.admin_token
         self._token = token.get_secret_value().encode() if token else None
         self._policy = settings.admin_policy
@@ -89,12 +89,7 @@ class AdminGuard:
                     "FENDER_ADMIN_CIDRS", settings.admin_cidrs, "comma-separated CIDRs"
                 ) from None
         self._networks = tuple(networks)
-        self._resolver = ClientIPResolver(
-            trusted_proxies=tuple(
-                p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
-            ),
-            trusted_hops=settings.trusted_hops or 0,
-        )
+        self._resolver = client_ips
 
     def authorized(self, request: Request, *, strict: bool = False) -> bool:
         """True when ``request`` may see protected data (``strict``: a token or CIDR needed)."""
@@ -180,13 +175,14 @@ class HealthEndpoints:
         *,
         framework: str,
         drain_started_at: Callable[[], float],
+        client_ips: ClientIPResolver,
     ) -> None:
         """Precompute what never changes (the version document, the render config)."""
         self.settings = settings
         self.registry = registry
         self.lifecycle = lifecycle
         self.breakers = breakers
-        self.guard = AdminGuard(settings)
+        self.guard = AdminGuard(settings, client_ips)
         self.loop = LoopMonitor()
         self._drain_started_at = drain_started_at
         self._last_run = -PUBLIC_RUN_INTERVAL

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from fender.observability import metrics
 from fender.observability.logging import access_log, current_request, get_logger
+from fender.ratelimit.clientip import ClientIPResolver
 from fender.settings import Settings
 
 __all__ = ["KNOWN_METHODS", "Observer", "method_label", "template_of_rule"]
@@ -42,6 +43,7 @@ class Observer:
     __slots__ = (
         "_access",
         "_active",
+        "_client_ips",
         "_duration",
         "_logger",
         "_slow",
@@ -49,8 +51,12 @@ class Observer:
         "_statuses",
     )
 
-    def __init__(self, settings: Settings) -> None:
-        """Declare the HTTP metrics (once per process) and precompute the thresholds."""
+    def __init__(self, settings: Settings, client_ips: ClientIPResolver | None = None) -> None:
+        """Declare the HTTP metrics (once per process) and precompute the thresholds.
+
+        ``client_ips`` (given when proxies are trusted) turns the socket peer into the client.
+        """
+        self._client_ips = client_ips
         cap = settings.metrics_max_series
         self._duration = metrics.LabelGuard(
             metrics.histogram(
@@ -81,6 +87,19 @@ class Observer:
         self._access = settings.access_log
         self._statuses: dict[int, str] = {}
         self._logger = get_logger("fender.access")
+
+    @property
+    def reads_proxy_headers(self) -> bool:
+        """True when the client address comes from X-Forwarded-For / Forwarded."""
+        return self._client_ips is not None
+
+    def client(
+        self, peer: str | None, forwarded_for: str | None, forwarded: str | None
+    ) -> str | None:
+        """The client address for the access event: the peer, unless proxies are trusted."""
+        if self._client_ips is None or peer is None:
+            return peer
+        return self._client_ips.resolve(peer, x_forwarded_for=forwarded_for, forwarded=forwarded)
 
     def active(self, method: str) -> Any:
         """The in-flight gauge of ``method``: ``inc()`` at the start, ``dec()`` at the end."""

@@ -64,7 +64,11 @@ class Runtime:
             configure_logging(settings)
         self.settings = settings
         self.framework = framework
-        self.observer = Observer(settings)
+        self.rate_limit = RateLimitConfig.from_settings(settings)
+        proxies = bool(settings.trusted_proxies) or bool(settings.trusted_hops)
+        # One resolver of client addresses (trusted proxies) for logs, limits and admin CIDRs.
+        self.client_ips = self.rate_limit.resolver if proxies else None
+        self.observer = Observer(settings, self.client_ips)
         self.endpoints = Endpoints()
         if settings.metrics_enabled:
             self.endpoints.add(settings.metrics_path, metrics_endpoint)
@@ -89,7 +93,6 @@ class Runtime:
         """The resilient Redis store (the in-memory tier alone without REDIS_URL)."""
         if settings.redis_url:
             self.health.add(store_health_check(self.redis), timeout=settings.health_timeout)
-        self.rate_limit = RateLimitConfig.from_settings(settings)
         self.limiter: TieredLimiter | AsyncTieredLimiter = (
             AsyncTieredLimiter(self.rate_limit, registry=self.breakers)
             if asynchronous
@@ -103,6 +106,7 @@ class Runtime:
             self.breakers,
             framework=framework,
             drain_started_at=server_started_at,
+            client_ips=self.rate_limit.resolver,
         )
         self.health_endpoints.add_to(self.endpoints)
         self._startup: list[Hook] = []

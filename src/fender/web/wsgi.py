@@ -157,7 +157,11 @@ class _Call:
                 status=status,
                 duration=time.perf_counter() - start,
                 response_bytes=self.bytes,
-                client=environ.get("REMOTE_ADDR"),
+                client=self.wsgi.runtime.observer.client(
+                    environ.get("REMOTE_ADDR"),
+                    environ.get("HTTP_X_FORWARDED_FOR"),
+                    environ.get("HTTP_FORWARDED"),
+                ),
                 user_agent=environ.get("HTTP_USER_AGENT"),
             )
         finally:
