@@ -225,7 +225,15 @@ class PassThrough:
         await self.app(scope, receive, send)
 
 
-FENDER = {"env": "production", "secret_key": SECRET, "log_format": "json"}
+# The comparison: request id + logging + metrics. The rate limiter (on by default)
+# gets its own rows, with a limit no request reaches (a rejection would be cheaper, and wrong).
+FENDER = {
+    "env": "production",
+    "secret_key": SECRET,
+    "log_format": "json",
+    "rate_limit_enabled": False,
+}
+LIMITED = {**FENDER, "rate_limit_enabled": True, "rate_limit": "1000000/second"}
 
 
 def fender_variants() -> list[Variant]:
@@ -237,7 +245,7 @@ def fender_variants() -> list[Variant]:
 
     def installed(**options: Any) -> Any:
         app = fastapi_app()
-        fender.install(app, **FENDER, **options)
+        fender.install(app, **{**FENDER, **options})
         return app
 
     def layered(*layers: tuple[type, dict[str, Any]]) -> Any:
@@ -247,14 +255,18 @@ def fender_variants() -> list[Variant]:
         return app
 
     def flask_keyed() -> Any:
-        # Fender(app) sets app.secret_key from SECRET_KEY, which turns Flask's cookie
-        # sessions on; an app that already has a key pays for them without fender.
+        # An app with a secret_key pays for Flask's cookie sessions, with or without fender
+        # (fender does not set one).
         app = flask_app()
         app.secret_key = SECRET
         return app
 
     def flask_with(app: Any, **options: Any) -> Any:
         Fender(app, **FENDER, **options)
+        return app
+
+    def flask_limited(app: Any) -> Any:
+        Fender(app, **LIMITED)
         return app
 
     full = {"observer": build_runtime(**FENDER).observer}
@@ -276,6 +288,7 @@ def fender_variants() -> list[Variant]:
         fa,
         on(fa, "FastAPI + fender.install", installed()),
         on(fa, "↳ fender, access log off", installed(access_log=False)),
+        on(fa, "FastAPI + fender.install, rate limits on (memory)", installed(**LIMITED)),
         on(fa, "↳ request id only", layered((RequestIdMiddleware, empty))),
         on(fa, "↳ metrics only (access middleware, log off)", layered((AccessMiddleware, quiet))),
         on(fa, "↳ metrics + access log, no request id", layered((AccessMiddleware, full))),
@@ -287,6 +300,7 @@ def fender_variants() -> list[Variant]:
         fl,
         on(fl, "Flask + Fender(app)", flask_with(flask_app())),
         on(fl, "↳ Fender, access log off", flask_with(flask_app(), access_log=False)),
+        on(fl, "Flask + Fender(app), rate limits on (memory)", flask_limited(flask_app())),
         fl_key,
         on(fl_key, "Flask with secret_key + Fender(app)", flask_with(flask_keyed())),
     ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import functools
 import inspect
 import logging
@@ -26,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any, Final, ParamSpec, TypeVar, overload
+from typing import IO, Any, Final, NamedTuple, ParamSpec, TypeVar, overload
 
 import orjson
 import structlog
@@ -57,9 +56,8 @@ SERVER_LOGGERS: Final = ("gunicorn", "gunicorn.error", "uvicorn", "uvicorn.error
 SERVER_ACCESS_LOGGERS: Final = ("gunicorn.access", "uvicorn.access")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RequestContext:
-    """What identifies the current request in logs."""
+class RequestContext(NamedTuple):
+    """What identifies the current request in logs (a tuple: built on every request)."""
 
     request_id: str
     trace_id: str | None = None
@@ -198,7 +196,12 @@ class AccessLog:
                 "event": "request",
                 **fields,
             }
-            self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
+            try:
+                self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
+            except OSError:
+                # stdout gone (closed pipe, EAGAIN on a non-blocking fd): a log line is not
+                # worth a failed request.
+                return
         else:
             get_logger("fender.access").info("request", **fields)
 

@@ -236,6 +236,9 @@ class TierCore:
     def fallback(self, items: Items, cost: int) -> Decision:
         """Decide without Redis: memory (shared limits or local shares), or open or closed."""
         if not self.redis:
+            if len(items) == 1:  # the common case: one key, the cheaper path
+                key, policy = items[0]
+                return self.count(self.memory.hit(key, policy, cost))
             return self.count(self.memory.decide(items, cost))
         mode = self.config.fallback
         if mode == "local":
