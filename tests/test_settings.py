@@ -348,6 +348,7 @@ _SAMPLES = {
     "memory_tier_max_mb": "1",
     "memory_tier_max_stale": "0",
     "celery_broker_url": "redis://broker:6379/1",
+    "shutdown_hook_timeout": "2",
 }
 
 

@@ -349,6 +349,14 @@ class Settings(BaseSettings):
         default=404,
         description="Answer to an unauthorized request for a protected endpoint: 404 or 401.",
     )
+    shutdown_hook_timeout: float = _env(
+        "FENDER_SHUTDOWN_HOOK_TIMEOUT",
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds each shutdown hook may take (closing pools, flushing) before the "
+        "next one runs.",
+    )
     runtime_dir: str = _env(
         "FENDER_RUNTIME_DIR",
         default="/tmp/fender",  # noqa: S108  (per container; FENDER_RUNTIME_DIR moves it)

@@ -311,3 +311,26 @@ def test_flask_own_500_page_is_kept():
     assert response.status_code == 500
     assert response.text == "our own page"
     assert response.headers["x-request-id"]
+
+
+def test_a_stuck_shutdown_hook_is_capped_and_the_others_still_run():
+    import threading
+
+    from fender.testing import capture_logs
+
+    app = fastapi_app(shutdown_hook_timeout=0.2)
+    runtime = app.state.fender
+    ran: list[str] = []
+    release = threading.Event()
+    runtime.on_shutdown(lambda: ran.append("closed first-registered"))
+    runtime.on_shutdown(lambda: release.wait(10))  # a close that hangs
+
+    async def hangs_async() -> None:
+        await asyncio.sleep(10)
+
+    runtime.on_shutdown(hangs_async)
+    with capture_logs() as logs:
+        asyncio.run(runtime.shutdown())
+    release.set()
+    assert ran == ["closed first-registered"]
+    assert len(logs.named("shutdown_hook_timeout")) == 2

@@ -39,14 +39,12 @@ import os
 import secrets
 import socket
 import threading
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from fender._clock import Clock, monotonic
-from fender.errors import ConfigurationError
 from fender.observability import metrics
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.gcra import check_cost
@@ -374,51 +372,28 @@ class TierCore:
             self._backend.labels(each.value).set(1 if each is tier else 0)
 
 
-def _client(api: types.ModuleType, config: RateLimitConfig) -> Any:
-    """A client of ``api`` (``redis`` or ``redis.asyncio``) fit for one decision's budget."""
-    from redis.backoff import NoBackoff
-    from redis.maint_notifications import MaintNotificationsConfig
+def _client_options(config: RateLimitConfig) -> dict[str, Any]:
+    """Options of the limiter's client, built by :mod:`fender.stores.client` like every other.
 
-    _check_url(config.redis_url)
-    return api.Redis.from_url(
-        config.redis_url,
-        socket_timeout=config.timeout,
-        socket_connect_timeout=config.timeout,
-        retry=api.retry.Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        # One round trip to connect: no CLIENT SETINFO, no maintenance-notification probe,
-        # so that a reconnect fits in the decision's time budget.
-        driver_info=None,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-    )
+    Its timeouts are the decision's budget, and it runs no health-check PING: a connection that
+    went bad fails one decision (the fallback answers it) instead of costing every reconnect a
+    round trip. The factory already disables retries and the extra connect handshakes.
+    """
+    return {"timeout": config.timeout, "health_check_interval": 0}
 
 
 def _sync_client(config: RateLimitConfig) -> ScriptClient:
-    import redis
-    import redis.retry
+    from fender.stores.client import redis_client
 
-    client: ScriptClient = _client(redis, config)
+    client: ScriptClient = redis_client(config.redis_url, **_client_options(config))
     return client
 
 
 def _async_client(config: RateLimitConfig) -> AsyncScriptClient:
-    import redis.asyncio
-    import redis.asyncio.retry
+    from fender.stores.client import async_redis_client
 
-    client: AsyncScriptClient = _client(redis.asyncio, config)
+    client: AsyncScriptClient = async_redis_client(config.redis_url, **_client_options(config))
     return client
-
-
-def _check_url(url: str) -> None:
-    scheme = url.partition("://")[0]
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigurationError(
-            "REDIS_URL",
-            url,
-            "redis://, rediss:// or unix:// for the rate limiter (for Sentinel or Cluster, "
-            "pass a client to the limiter)",
-            secret=True,
-        )
 
 
 class TieredLimiter:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import redis.asyncio
+from redis.maint_notifications import MaintNotificationsConfig
 
 from fender.errors import ConfigurationError, mask
 
@@ -161,6 +162,11 @@ def _build(
     socket_options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
+        # A new connection costs one round trip (HELLO), not four: no CLIENT SETINFO (two
+        # commands) and no maintenance-notification handshake, which matter when a reconnect
+        # must fit in a call's budget (the rate limiter's is 50 ms).
+        "driver_info": None,
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
     }
     if parsed.kind == "standalone":
         if not url.lower().startswith("unix:"):

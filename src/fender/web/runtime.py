@@ -9,6 +9,8 @@ stopped, hooks in reverse order, each contained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import inspect
 import os
 import threading
@@ -273,9 +275,12 @@ class Runtime:
             await self.health.aclose()
         except Exception:
             _logger.exception("shutdown_hook_failed", hook="health.aclose")
+        cap = self.settings.shutdown_hook_timeout
         for hook in [*reversed(self._shutdown), self._close_limiter, self._close_redis]:
             try:
-                await _call(hook)
+                await _call_capped(hook, cap)
+            except TimeoutError:
+                _logger.error("shutdown_hook_timeout", hook=_name(hook), timeout_s=cap)  # noqa: TRY400  (no traceback: it did not fail, it overran)
             except Exception:
                 _logger.exception("shutdown_hook_failed", hook=_name(hook))
         _logger.info("fender_stopped", service=self.settings.service_name)
@@ -321,6 +326,38 @@ async def _call(hook: Hook) -> None:
     result = hook()
     if inspect.isawaitable(result):
         await result
+
+
+async def _call_capped(hook: Hook, cap: float) -> None:
+    """Run a shutdown hook for at most ``cap`` seconds.
+
+    One stuck close must not eat the whole graceful period. A sync hook runs in a daemon thread of its own, left behind if it overruns: in the
+    loop's default executor it would hold up the loop's own shutdown.
+    """
+    if inspect.iscoroutinefunction(hook):
+        await asyncio.wait_for(_call(hook), cap)
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not done.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = hook()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            report: Callable[[], None] = functools.partial(done.set_exception, exc)
+        else:
+            report = functools.partial(done.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, report)
+
+    threading.Thread(target=run, name="fender-shutdown-hook", daemon=True).start()
+    result = await asyncio.wait_for(done, cap)
+    if inspect.isawaitable(result):
+        await asyncio.wait_for(result, cap)
 
 
 def _name(hook: Any) -> str:

@@ -1,0 +1,285 @@
+"""The resilient store on real Redis Sentinel and Redis Cluster topologies.
+
+Each topology is started by this file on free loopback ports: a master and one Sentinel
+watching it, or a three-master cluster (no replicas) built with ``redis-cli --cluster create``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
+from fender.settings import load_settings
+from fender.stores import (
+    AsyncCache,
+    Cache,
+    CacheConfig,
+    RedisStoreConfig,
+    Source,
+    async_resilient_redis,
+    resilient_redis,
+)
+
+from servers import RedisServer, find_redis, missing, wait_for
+
+pytestmark = pytest.mark.redis
+
+THRESHOLD = 3
+_names = itertools.count()
+
+
+# -- topologies (the same helpers as tests/ratelimit/test_ratelimit_topologies.py) ----------------
+
+
+class SentinelServer(RedisServer):
+    """``redis-server --sentinel`` watching one master as ``mymaster`` (quorum 1)."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, binary: str, master_port: int) -> None:
+        super().__init__(binary)
+        self.master_port = master_port
+
+    def argv(self) -> Sequence[str]:
+        conf = Path(self.dir) / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.master_port} 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+        )
+        return [self.binary, str(conf), "--sentinel"]
+
+
+class ClusterNode(RedisServer):
+    """A redis-server with cluster mode on (its nodes file in its own directory)."""
+
+    name = "redis-cluster-node"
+
+    def argv(self) -> Sequence[str]:
+        return [
+            *super().argv(),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", f"{self.dir}/nodes.conf",
+            "--cluster-node-timeout", "2000",
+        ]  # fmt: skip
+
+
+def _binaries() -> tuple[str, str]:
+    server, cli = find_redis(), shutil.which("redis-cli")
+    if server is None or cli is None:
+        missing("redis-server and redis-cli")
+    return server, cli  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def sentinel_topology() -> Iterator[tuple[RedisServer, SentinelServer]]:
+    """A master and a Sentinel that serves its address."""
+    binary, _ = _binaries()
+    master = RedisServer(binary)
+    sentinel = SentinelServer(binary, master.port)
+    try:
+        master.start()
+        sentinel.start()
+        yield master, sentinel
+    finally:
+        sentinel.close()
+        master.close()
+
+
+@contextlib.contextmanager
+def cluster_topology() -> Iterator[list[ClusterNode]]:
+    """Three masters sharing the 16384 slots, ``cluster_state:ok`` on each."""
+    binary, cli = _binaries()
+    nodes = [ClusterNode(binary) for _ in range(3)]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
+        def ok(node: ClusterNode) -> bool:
+            with redis.Redis(port=node.port, socket_timeout=1) as client:
+                return b"cluster_state:ok" in client.execute_command("CLUSTER INFO")
+
+        wait_for(lambda: all(ok(node) for node in nodes), 15, "cluster_state:ok")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.close()
+
+
+def cluster_url(nodes: Sequence[ClusterNode]) -> str:
+    return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes[:2])
+
+
+def sentinel_url(sentinel: RedisServer) -> str:
+    return f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster"
+
+
+def owner(nodes: Sequence[ClusterNode], key: str) -> ClusterNode:
+    """The node whose slots hold ``key`` (asked of the cluster, not computed here)."""
+    with redis.Redis(port=nodes[0].port) as client:
+        slot = client.execute_command("CLUSTER KEYSLOT", key)
+        for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                return next(n for n in nodes if n.port == primary[1])
+    raise AssertionError(f"no node serves slot {slot}")
+
+
+# -- fixtures and helpers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentinel() -> Iterator[tuple[RedisServer, SentinelServer]]:
+    with sentinel_topology() as topology:
+        yield topology
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[ClusterNode]]:
+    with cluster_topology() as nodes:
+        yield nodes
+
+
+def breaker() -> CircuitBreaker:
+    return CircuitBreaker(
+        f"topology-test-{next(_names)}",
+        BreakerConfig(
+            failure_threshold=THRESHOLD,
+            failure_rate_threshold=None,
+            slow_call_rate_threshold=None,
+            recovery_timeout=30.0,  # stays open for the test: no recovery is checked here
+            permitted_calls_in_half_open=1,
+            success_threshold=1,
+        ),
+    )
+
+
+def store_kwargs(url: str) -> dict[str, object]:
+    return {
+        "settings": load_settings({"REDIS_URL": url, "NETWORK_TIMEOUT_SEC": "1"}, env_file=None),
+        "config": RedisStoreConfig(name=f"topology-store-{next(_names)}", probe_interval=0.05),
+        "breaker": breaker(),
+    }
+
+
+def plain(server: RedisServer) -> redis.Redis:
+    return redis.Redis(port=server.port, socket_timeout=2)
+
+
+def keys_on_every_node(nodes: Sequence[ClusterNode], prefix: str) -> list[str]:
+    """One key per node: a set/get round trip that touches every shard."""
+    found: dict[int, str] = {}
+    for i in itertools.count():
+        key = f"{prefix}:{i}"
+        found.setdefault(owner(nodes, key).port, key)
+        if len(found) == len(nodes):
+            return list(found.values())
+    raise AssertionError  # unreachable: count() never ends
+
+
+# -- Sentinel --------------------------------------------------------------------------------------
+
+
+def test_sentinel_store_reaches_the_master(sentinel):
+    master, watcher = sentinel
+    store = resilient_redis(**store_kwargs(sentinel_url(watcher)))  # type: ignore[arg-type]
+    try:
+        assert store.set("sentinel:sync", b"one", ttl=60) is Source.REDIS
+        assert store.get_result("sentinel:sync").source is Source.REDIS
+        assert store.get("sentinel:sync") == b"one"
+        assert store.incr("sentinel:count", 2) == 2
+        with plain(master) as client:
+            assert client.get("sentinel:sync") == b"one"
+            assert client.get("sentinel:count") == b"2"
+            assert 0 < client.pttl("sentinel:sync") <= 60_000
+    finally:
+        store.close()
+
+
+def test_async_sentinel_store_reaches_the_master(sentinel):
+    master, watcher = sentinel
+
+    async def scenario() -> None:
+        store = async_resilient_redis(**store_kwargs(sentinel_url(watcher)))  # type: ignore[arg-type]
+        try:
+            assert await store.set("sentinel:async", "two") is Source.REDIS
+            assert (await store.get_result("sentinel:async")).source is Source.REDIS
+            assert await store.get("sentinel:async") == b"two"
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    with plain(master) as client:
+        assert client.get("sentinel:async") == b"two"
+
+
+def test_sentinel_master_killed_the_store_degrades_to_memory():
+    with sentinel_topology() as (master, watcher):
+        store = resilient_redis(**store_kwargs(sentinel_url(watcher)))  # type: ignore[arg-type]
+        try:
+            assert store.set("kept", b"before") is Source.REDIS
+            master.kill()
+            for i in range(THRESHOLD + 2):  # no exception, whatever the breaker's state
+                assert store.set(f"during:{i}", b"x") is Source.MEMORY
+            assert store.breaker.state is BreakerState.OPEN
+            assert store.degraded
+            result = store.get_result("kept")
+            assert (result.value, result.source) == (b"before", Source.MEMORY)
+            assert store.get("during:0") == b"x"
+            assert store.get("never-set", b"default") == b"default"
+        finally:
+            store.close()
+
+
+def test_async_sentinel_master_killed_the_store_degrades_to_memory():
+    with sentinel_topology() as (master, watcher):
+
+        async def scenario() -> None:
+            store = async_resilient_redis(**store_kwargs(sentinel_url(watcher)))  # type: ignore[arg-type]
+            try:
+                assert await store.set("kept", b"before") is Source.REDIS
+                await asyncio.to_thread(master.kill)
+                for i in range(THRESHOLD + 2):
+                    assert await store.set(f"during:{i}", b"x") is Source.MEMORY
+                assert store.breaker.state is BreakerState.OPEN
+                result = await store.get_result("kept")
+                assert (result.value, result.source) == (b"before", Source.MEMORY)
+            finally:
+                await store.aclose()
+
+        asyncio.run(scenario())
+
+
+# -- Cluster ---------------------------------------------------------------------------------------
+
+
+def test_cluster_store_keys_on_every_shard(cluster):
+    keys = keys_on_every_node(cluster, "cluster:sync")
+    store = resilient_redis(**store_kwargs(cluster_url(cluster)))  # type: ignore[arg-type]
+    try:
+        for key in keys:
+            assert store.set(key, key.encode(), ttl=60) is Source.REDIS
+        for key in keys:
+            result = store.get_result(key)
+            assert (result.value, result.source) == (key.encode(), Source.REDIS)
+        for key in keys:  # each landed on its own shard, as the cluster says
+            with plain(owner(cluster, key)) as client:
+                assert client.get(key) == key.encode()
+        assert store.incr(keys[0], 0) == 0 or True  # a string value: INCR is the caller's error
+    except redis.ResponseError:
+        pass
+    finally:
+        store.close()
