@@ -275,11 +275,85 @@ def test_cluster_store_keys_on_every_shard(cluster):
         for key in keys:
             result = store.get_result(key)
             assert (result.value, result.source) == (key.encode(), Source.REDIS)
-        for key in keys:  # each landed on its own shard, as the cluster says
+        for key in keys:  # each on its own shard, as the cluster says
             with plain(owner(cluster, key)) as client:
                 assert client.get(key) == key.encode()
-        assert store.incr(keys[0], 0) == 0 or True  # a string value: INCR is the caller's error
-    except redis.ResponseError:
-        pass
+        counters = keys_on_every_node(cluster, "cluster:counter")
+        assert [store.incr(key, 3, ttl=60) for key in counters] == [3, 3, 3]
+        assert store.delete(*keys[:2]) == 2  # keys of two slots in one call
+        assert store.delete_prefix("cluster:") == 4  # SCAN on every shard
+        assert store.get(keys[2]) is None
+        assert not store.degraded
     finally:
         store.close()
+
+
+def test_async_cluster_store_keys_on_every_shard(cluster):
+    keys = keys_on_every_node(cluster, "cluster:async")
+
+    async def scenario() -> None:
+        store = async_resilient_redis(**store_kwargs(cluster_url(cluster)))  # type: ignore[arg-type]
+        try:
+            for key in keys:
+                assert await store.set(key, key.encode()) is Source.REDIS
+            for key in keys:
+                result = await store.get_result(key)
+                assert (result.value, result.source) == (key.encode(), Source.REDIS)
+            assert await store.incr(keys[0] + ":n", 5) == 5
+            assert await store.delete(*keys) == 3
+            assert await store.delete_prefix("cluster:async") == 1
+            assert not store.degraded
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    for key in keys:
+        with plain(owner(cluster, key)) as client:
+            assert client.exists(key) == 0
+
+
+def test_cluster_cache_get_or_set(cluster):
+    store = resilient_redis(**store_kwargs(cluster_url(cluster)))  # type: ignore[arg-type]
+    cache = Cache(store, CacheConfig(name=f"topology-cache-{next(_names)}", namespace="c:"))
+    calls: list[str] = []
+
+    def loader(name: str) -> dict[str, str]:
+        calls.append(name)
+        return {"name": name}
+
+    try:
+        names = [f"user-{i}" for i in range(6)]  # spread over the shards
+        for name in names:
+            assert cache.get_or_set(name, lambda n=name: loader(n), ttl=60) == {"name": name}
+        for name in names:  # now from Redis: the loader is not called again
+            assert cache.get_or_set(name, lambda: loader("again"), ttl=60) == {"name": name}
+        assert calls == names
+        with plain(owner(cluster, "c:user-0")) as client:
+            assert client.get("c:user-0") == b'{"name":"user-0"}'
+        assert cache.clear() == len(names)
+    finally:
+        store.close()
+
+
+def test_async_cluster_cache_get_or_set(cluster):
+    async def scenario() -> None:
+        store = async_resilient_redis(**store_kwargs(cluster_url(cluster)))  # type: ignore[arg-type]
+        cache = AsyncCache(store, CacheConfig(name=f"topology-cache-{next(_names)}", namespace="a:"))
+        loads = 0
+
+        async def loader() -> list[int]:
+            nonlocal loads
+            loads += 1
+            await asyncio.sleep(0.01)
+            return [1, 2]
+
+        try:
+            # Single flight: ten concurrent callers, one load.
+            values = await asyncio.gather(*(cache.get_or_set("k", loader, 60) for _ in range(10)))
+            assert values == [[1, 2]] * 10
+            assert loads == 1
+            assert await cache.get("k") == [1, 2]
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())

@@ -331,8 +331,9 @@ async def _call(hook: Hook) -> None:
 async def _call_capped(hook: Hook, cap: float) -> None:
     """Run a shutdown hook for at most ``cap`` seconds.
 
-    One stuck close must not eat the whole graceful period. A sync hook runs in a daemon thread of its own, left behind if it overruns: in the
-    loop's default executor it would hold up the loop's own shutdown.
+    One stuck close must not eat the whole graceful period. A sync hook runs in a daemon
+    thread of its own, left behind if it overruns: in the loop's default executor it would
+    hold up the loop's own shutdown.
     """
     if inspect.iscoroutinefunction(hook):
         await asyncio.wait_for(_call(hook), cap)
