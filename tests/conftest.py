@@ -18,9 +18,7 @@ from servers import PostgresServer, RedisServer, find_postgres_bin, find_redis, 
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, free to break."""
+def _running_redis() -> Iterator[RedisServer]:
     binary = find_redis()
     if binary is None:
         missing("redis-server")
@@ -30,19 +28,17 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, free to break."""
+    yield from _running_redis()
 
 
 @pytest.fixture(scope="session")
 def _shared_redis() -> Iterator[RedisServer]:
-    binary = find_redis()
-    if binary is None:
-        missing("redis-server")
-    server = RedisServer(binary)  # type: ignore[arg-type]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running_redis()
 
 
 @pytest.fixture
@@ -66,27 +62,25 @@ def _postgres_template() -> Iterator[tuple[Path, Path]]:
     shutil.rmtree(datadir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def _shared_postgres(_postgres_template: tuple[Path, Path]) -> Iterator[PostgresServer]:
-    bindir, datadir = _postgres_template
+def _running_postgres(template: tuple[Path, Path]) -> Iterator[PostgresServer]:
+    bindir, datadir = template
     server = PostgresServer(bindir, datadir).copy()
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def _shared_postgres(_postgres_template: tuple[Path, Path]) -> Iterator[PostgresServer]:
+    yield from _running_postgres(_postgres_template)
 
 
 @pytest.fixture
 def postgres_server(_postgres_template: tuple[Path, Path]) -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own (a copy of the session's fresh cluster)."""
-    bindir, datadir = _postgres_template
-    server = PostgresServer(bindir, datadir).copy()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running_postgres(_postgres_template)
 
 
 @pytest.fixture
