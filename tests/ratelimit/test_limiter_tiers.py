@@ -483,10 +483,5 @@ def test_config_fields_are_validated(fields, name):
     assert caught.value.field == name
 
 
-def test_a_sentinel_or_cluster_url_needs_a_client():
-    with pytest.raises(ConfigurationError, match="REDIS_URL"):
-        TieredLimiter(config("redis+sentinel://host:26379/mymaster"))
-
-
 def test_parse_paths_skips_empty_entries():
     assert list(parse_paths("|/a=1/second||")) == ["/a"]

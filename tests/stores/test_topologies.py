@@ -29,7 +29,7 @@ from fender.stores import (
     resilient_redis,
 )
 
-from servers import RedisServer, find_redis, missing, wait_for
+from servers import RedisServer, find_redis, free_port, missing, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -64,10 +64,16 @@ class ClusterNode(RedisServer):
 
     name = "redis-cluster-node"
 
+    def __init__(self, binary: str) -> None:
+        super().__init__(binary)
+        # A free bus port of its own: the default, port + 10000, may be taken or above 65535.
+        self.bus_port = free_port()
+
     def argv(self) -> Sequence[str]:
         return [
             *super().argv(),
             "--cluster-enabled", "yes",
+            "--cluster-port", str(self.bus_port),
             "--cluster-config-file", f"{self.dir}/nodes.conf",
             "--cluster-node-timeout", "2000",
         ]  # fmt: skip
@@ -110,14 +116,19 @@ def cluster_topology() -> Iterator[list[ClusterNode]]:
         )  # fmt: skip
 
         def ok(node: ClusterNode) -> bool:
-            with redis.Redis(port=node.port, socket_timeout=1) as client:
-                return b"cluster_state:ok" in client.execute_command("CLUSTER INFO")
+            with plain(node) as client:
+                return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
 
         wait_for(lambda: all(ok(node) for node in nodes), 15, "cluster_state:ok")
         yield nodes
     finally:
         for node in nodes:
             node.close()
+
+
+def plain(server: RedisServer) -> redis.Redis:
+    """A bare client whose connect sends nothing the server counts (RESP2, no CLIENT SETINFO)."""
+    return redis.Redis(port=server.port, socket_timeout=2, protocol=2, driver_info=None)
 
 
 def cluster_url(nodes: Sequence[ClusterNode]) -> str:
@@ -130,7 +141,7 @@ def sentinel_url(sentinel: RedisServer) -> str:
 
 def owner(nodes: Sequence[ClusterNode], key: str) -> ClusterNode:
     """The node whose slots hold ``key`` (asked of the cluster, not computed here)."""
-    with redis.Redis(port=nodes[0].port) as client:
+    with plain(nodes[0]) as client:
         slot = client.execute_command("CLUSTER KEYSLOT", key)
         for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
             if start <= slot <= end:
@@ -173,10 +184,6 @@ def store_kwargs(url: str) -> dict[str, object]:
         "config": RedisStoreConfig(name=f"topology-store-{next(_names)}", probe_interval=0.05),
         "breaker": breaker(),
     }
-
-
-def plain(server: RedisServer) -> redis.Redis:
-    return redis.Redis(port=server.port, socket_timeout=2)
 
 
 def keys_on_every_node(nodes: Sequence[ClusterNode], prefix: str) -> list[str]:
@@ -338,7 +345,9 @@ def test_cluster_cache_get_or_set(cluster):
 def test_async_cluster_cache_get_or_set(cluster):
     async def scenario() -> None:
         store = async_resilient_redis(**store_kwargs(cluster_url(cluster)))  # type: ignore[arg-type]
-        cache = AsyncCache(store, CacheConfig(name=f"topology-cache-{next(_names)}", namespace="a:"))
+        cache = AsyncCache(
+            store, CacheConfig(name=f"topology-cache-{next(_names)}", namespace="a:")
+        )
         loads = 0
 
         async def loader() -> list[int]:
@@ -357,3 +366,39 @@ def test_async_cluster_cache_get_or_set(cluster):
             await store.aclose()
 
     asyncio.run(scenario())
+
+
+# -- the connect handshake -------------------------------------------------------------------------
+
+
+def counts(servers: Sequence[RedisServer]) -> dict[str, int]:
+    """Calls per command and count per error, summed over ``servers`` (INFO itself aside)."""
+    total: dict[str, int] = {}
+    for server in servers:
+        with plain(server) as client:
+            for name, stats in client.info("commandstats").items():
+                total[name] = total.get(name, 0) + stats["calls"]
+            for name, stats in client.info("errorstats").items():
+                total[name] = total.get(name, 0) + stats["count"]
+    total.pop("cmdstat_info", None)
+    return total
+
+
+def test_a_new_connection_sends_no_client_setinfo_nor_maintenance_handshake(sentinel, cluster):
+    # Redis 7.0 rejects CLIENT SETINFO and CLIENT MAINT_NOTIFICATIONS (errorstat_ERR); 7.2+
+    # counts the former as cmdstat_client|setinfo. Neither may appear.
+    master, watcher = sentinel
+    for servers, url in (
+        ([master, watcher], sentinel_url(watcher)),
+        (cluster, cluster_url(cluster)),
+    ):
+        before = counts(servers)
+        store = resilient_redis(**store_kwargs(url))  # type: ignore[arg-type]
+        try:
+            assert store.set("handshake", b"1") is Source.REDIS
+        finally:
+            store.close()
+        after = counts(servers)
+        seen = {name for name, count in after.items() if count > before.get(name, 0)}
+        assert "cmdstat_set" in seen
+        assert not {name for name in seen if "setinfo" in name or name.startswith("errorstat")}

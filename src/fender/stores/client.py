@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.maint_notifications import MaintNotificationsConfig
 
 from fender.errors import ConfigurationError, mask
@@ -145,6 +147,36 @@ def _check_limits(timeout: float, max_connections: int, pool_timeout: float | No
         raise ConfigurationError("pool_timeout", pool_timeout, "seconds > 0 or None")
 
 
+class _SentinelPool(redis.sentinel.SentinelConnectionPool):
+    """The master's pool; closing it also closes the connections to the Sentinels.
+
+    redis-py leaves those open when the master's client is closed (a leaked socket per
+    Sentinel asked).
+    """
+
+    def disconnect(self, inuse_connections: bool = True) -> None:  # noqa: FBT001, FBT002  (redis-py's signature)
+        """Close the master's connections and the Sentinels'."""
+        super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            sentinel.connection_pool.disconnect()
+
+
+class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
+    """:class:`_SentinelPool` for ``redis.asyncio``."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:  # noqa: FBT001, FBT002  (redis-py's signature)
+        """Close the master's connections and the Sentinels'."""
+        await super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            await sentinel.connection_pool.disconnect()
+
+
+_SENTINEL_POOLS: dict[str, type[Any]] = {
+    "redis": _SentinelPool,
+    "redis.asyncio": _AsyncSentinelPool,
+}
+
+
 def _build(
     api: types.ModuleType,
     url: str,
@@ -202,7 +234,12 @@ def _build(
         sentinel = api.sentinel.Sentinel(
             list(parsed.hosts), sentinel_kwargs=sentinel_kwargs, retry=no_retry
         )
-        return sentinel.master_for(parsed.service, db=parsed.db, **common)
+        return sentinel.master_for(
+            parsed.service,
+            db=parsed.db,
+            connection_pool_class=_SENTINEL_POOLS[api.__name__],
+            **common,
+        )
     nodes = [api.cluster.ClusterNode(host, port) for host, port in parsed.hosts]
     return api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
 
@@ -232,7 +269,6 @@ def redis_client(
         ConfigurationError: The URL or a limit is invalid.
     """
     import redis.cluster
-    import redis.sentinel
 
     client = _build(
         redis, url, timeout=timeout, max_connections=max_connections,
@@ -253,7 +289,6 @@ def async_redis_client(
     """A ``redis.asyncio`` client for ``url``; same arguments as :func:`redis_client`."""
     import redis.asyncio.cluster
     import redis.asyncio.retry
-    import redis.asyncio.sentinel
 
     client = _build(
         redis.asyncio, url, timeout=timeout, max_connections=max_connections,

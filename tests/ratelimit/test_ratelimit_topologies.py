@@ -1,0 +1,413 @@
+"""The tiered rate limiter on real Redis Sentinel and Redis Cluster topologies.
+
+Each topology is started by this file on free loopback ports: a master and one Sentinel
+watching it, or a three-master cluster (no replicas) built with ``redis-cli --cluster create``.
+A decision is one EVALSHA on the shard of its hash tag; the heartbeat is one EVAL on one key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+
+import fender
+from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit.limiter import AsyncTieredLimiter, Tier, TieredLimiter
+from fender.ratelimit.policy import KeyBuilder, parse_policy
+from fender.resilience.breaker import BreakerState
+from fender.settings import load_settings
+
+from servers import RedisServer, find_redis, free_port, missing, wait_for
+
+pytestmark = pytest.mark.redis
+
+_tags = itertools.count()
+KEYS = KeyBuilder()
+
+
+# -- topologies (the same helpers as tests/stores/test_topologies.py) ------------------------------
+
+
+class SentinelServer(RedisServer):
+    """``redis-server --sentinel`` watching one master as ``mymaster`` (quorum 1)."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, binary: str, master_port: int) -> None:
+        super().__init__(binary)
+        self.master_port = master_port
+
+    def argv(self) -> Sequence[str]:
+        conf = Path(self.dir) / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.master_port} 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+        )
+        return [self.binary, str(conf), "--sentinel"]
+
+
+class ClusterNode(RedisServer):
+    """A redis-server with cluster mode on (its nodes file in its own directory)."""
+
+    name = "redis-cluster-node"
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(binary)
+        # A free bus port of its own: the default, port + 10000, may be taken or above 65535.
+        self.bus_port = free_port()
+
+    def argv(self) -> Sequence[str]:
+        return [
+            *super().argv(),
+            "--cluster-enabled", "yes",
+            "--cluster-port", str(self.bus_port),
+            "--cluster-config-file", f"{self.dir}/nodes.conf",
+            "--cluster-node-timeout", "2000",
+        ]  # fmt: skip
+
+
+def plain(server: RedisServer) -> redis.Redis:
+    """A bare client whose connect sends nothing the server counts (RESP2, no CLIENT SETINFO)."""
+    return redis.Redis(port=server.port, socket_timeout=2, protocol=2, driver_info=None)
+
+
+@pytest.fixture(scope="module")
+def binaries() -> tuple[str, str]:
+    server, cli = find_redis(), shutil.which("redis-cli")
+    if server is None or cli is None:
+        missing("redis-server and redis-cli")
+    return server, cli  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def sentinel(binaries) -> Iterator[tuple[RedisServer, SentinelServer]]:
+    master = RedisServer(binaries[0])
+    watcher = SentinelServer(binaries[0], master.port)
+    try:
+        master.start()
+        watcher.start()
+        yield master, watcher
+    finally:
+        watcher.close()
+        master.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(binaries) -> Iterator[list[ClusterNode]]:
+    nodes = [ClusterNode(binaries[0]) for _ in range(3)]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run(
+            [binaries[1], "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
+        def ok(node: ClusterNode) -> bool:
+            with plain(node) as client:
+                return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+
+        wait_for(lambda: all(ok(node) for node in nodes), 15, "cluster_state:ok")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.close()
+
+
+def cluster_url(nodes: Sequence[ClusterNode]) -> str:
+    return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes[:2])
+
+
+def sentinel_url(watcher: RedisServer) -> str:
+    return f"redis+sentinel://127.0.0.1:{watcher.port}/mymaster"
+
+
+def slot_of(nodes: Sequence[RedisServer], key: str) -> int:
+    with plain(nodes[0]) as client:
+        return int(client.execute_command("CLUSTER KEYSLOT", key))
+
+
+def owner(nodes: Sequence[ClusterNode], key: str) -> ClusterNode:
+    """The node whose slots hold ``key`` (asked of the cluster, not computed here)."""
+    slot = slot_of(nodes, key)
+    with plain(nodes[0]) as client:
+        for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                return next(n for n in nodes if n.port == primary[1])
+    raise AssertionError(f"no node serves slot {slot}")
+
+
+def calls(servers: Sequence[RedisServer]) -> dict[tuple[int, str], int]:
+    """Script calls and errors per server port (the commands a script runs are left out)."""
+    total: dict[tuple[int, str], int] = {}
+    for server in servers:
+        with plain(server) as client:
+            for name, stats in client.info("commandstats").items():
+                if name.startswith("cmdstat_eval"):
+                    total[server.port, name] = stats["calls"]
+            for name, stats in client.info("errorstats").items():
+                total[server.port, name] = stats["count"]
+    return total
+
+
+def grown(before: dict[tuple[int, str], int], after: dict[tuple[int, str], int]) -> dict:
+    """What ``after`` counted more than ``before``."""
+    return {key: n - before.get(key, 0) for key, n in after.items() if n > before.get(key, 0)}
+
+
+def stored(server: RedisServer, tag: str) -> list[bytes]:
+    """The rate-limit keys of ``tag`` on ``server`` (one per limit: ``key:g<period>``)."""
+    with plain(server) as client:
+        return sorted(client.scan_iter(match=f"fender:rl:{{{tag}}}:*"))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def limiter_config(url: str) -> RateLimitConfig:
+    # 500 ms rather than the default 50 ms: a loaded CI host must not push a decision to the
+    # fallback, which would make these counts pass without Redis.
+    env = {"REDIS_URL": url, "FENDER_RATE_LIMIT_TIMEOUT_MS": "500"}
+    return RateLimitConfig.from_settings(load_settings(env, env_file=None))
+
+
+def items(tag: str, *rates: str) -> list[tuple[str, Any]]:
+    """One request's limits, e.g. per IP and per route: every key under the same hash tag."""
+    names = ["ip", "route", "user"]
+    return [
+        (KEYS.build(tag, names[i], "/login"), parse_policy(rate, name=names[i]))
+        for i, rate in enumerate(rates)
+    ]
+
+
+def fresh_tag() -> str:
+    return f"198.51.100.{next(_tags)}"
+
+
+def close_sync(limiter: TieredLimiter) -> None:
+    limiter.stop()
+    limiter._client.close()  # type: ignore[union-attr]  (stop() closes only a started limiter)
+
+
+# -- Cluster ---------------------------------------------------------------------------------------
+
+
+def test_cluster_exact_counts_on_the_shard_of_the_tag(cluster):
+    limiter = TieredLimiter(limiter_config(cluster_url(cluster)))
+    assert isinstance(limiter._client, redis.RedisCluster)
+    tag = fresh_tag()
+    request = items(tag, "5/minute")
+    try:
+        allowed = [limiter.decide(request).allowed for _ in range(8)]
+        assert allowed == [True] * 5 + [False] * 3
+        assert limiter.serving is Tier.REDIS
+        assert limiter.core.breaker.state is BreakerState.CLOSED
+        assert stored(owner(cluster, request[0][0]), tag) == [
+            f"fender:rl:{{{tag}}}:ip:/login:g60".encode()
+        ]
+    finally:
+        close_sync(limiter)
+
+
+def test_cluster_several_limits_are_one_evalsha_on_one_shard(cluster):
+    limiter = TieredLimiter(limiter_config(cluster_url(cluster)))
+    tag = fresh_tag()
+    request = items(tag, "10/minute", "3/minute", "100/hour")
+    keys = [key for key, _ in request]
+    assert len({slot_of(cluster, key) for key in keys}) == 1
+    shard = owner(cluster, keys[0])
+    try:
+        limiter.decide(request)  # loads the script on that shard if it has not got it
+        before = calls(cluster)
+        allowed = [limiter.decide(request).allowed for _ in range(4)]
+        assert allowed == [True, True, False, False]  # the route's 3/minute, first one included
+        assert grown(before, calls(cluster)) == {(shard.port, "cmdstat_evalsha"): 4}
+        assert len(stored(shard, tag)) == 3
+    finally:
+        close_sync(limiter)
+
+
+def test_cluster_noscript_is_answered_by_one_eval(cluster):
+    limiter = TieredLimiter(limiter_config(cluster_url(cluster)))
+    request = items(fresh_tag(), "5/minute")
+    shard = owner(cluster, request[0][0])
+    try:
+        assert sum(limiter.decide(request).allowed for _ in range(3)) == 3
+        for node in cluster:
+            with plain(node) as client:
+                client.script_flush()
+        before = calls(cluster)
+        assert sum(limiter.decide(request).allowed for _ in range(5)) == 2  # counts survive
+        assert grown(before, calls(cluster)) == {
+            (shard.port, "cmdstat_evalsha"): 5,
+            (shard.port, "errorstat_NOSCRIPT"): 1,
+            (shard.port, "cmdstat_eval"): 1,
+        }
+        assert limiter.serving is Tier.REDIS
+    finally:
+        close_sync(limiter)
+
+
+def test_cluster_heartbeat_counts_and_leaves(cluster):
+    limiter = TieredLimiter(limiter_config(cluster_url(cluster)))
+    key = limiter.core.heartbeat_key
+    limiter.start()
+    try:
+        wait_for(lambda: limiter.core.counted == 1, 5, "the first heartbeat")
+        with plain(owner(cluster, key)) as client:
+            assert client.zcard(key) == 1
+    finally:
+        close_sync(limiter)
+    with plain(owner(cluster, key)) as client:
+        assert client.zcard(key) == 0
+
+
+def test_async_cluster_exact_counts_one_evalsha_and_heartbeat(cluster):
+    request = items(fresh_tag(), "5/minute", "20/minute")
+    shard = owner(cluster, request[0][0])
+
+    async def scenario() -> None:
+        limiter = AsyncTieredLimiter(limiter_config(cluster_url(cluster)))
+        assert isinstance(limiter._client, redis.asyncio.RedisCluster)
+        try:
+            first = await limiter.decide(request)
+            before = await asyncio.to_thread(calls, cluster)
+            rest = [(await limiter.decide(request)).allowed for _ in range(7)]
+            assert [first.allowed, *rest] == [True] * 5 + [False] * 3
+            counted = grown(before, await asyncio.to_thread(calls, cluster))
+            assert counted == {(shard.port, "cmdstat_evalsha"): 7}
+            limiter.core.start()
+            await limiter.step()  # the heartbeat, on the shard of its one key
+            assert limiter.core.counted == 1
+            assert limiter.serving is Tier.REDIS
+        finally:
+            await limiter.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_async_cluster_noscript_is_answered_by_one_eval(cluster):
+    request = items(fresh_tag(), "5/minute")
+
+    async def scenario() -> int:
+        limiter = AsyncTieredLimiter(limiter_config(cluster_url(cluster)))
+        try:
+            allowed = sum([(await limiter.decide(request)).allowed for _ in range(3)])
+            await asyncio.to_thread(flush_scripts, cluster)
+            allowed += sum([(await limiter.decide(request)).allowed for _ in range(5)])
+            assert limiter.serving is Tier.REDIS
+            return allowed
+        finally:
+            await limiter.aclose()
+
+    assert asyncio.run(scenario()) == 5
+
+
+def flush_scripts(nodes: Sequence[RedisServer]) -> None:
+    for node in nodes:
+        with plain(node) as client:
+            client.script_flush()
+
+
+# -- Sentinel --------------------------------------------------------------------------------------
+
+
+def test_sentinel_exact_counts_on_the_master(sentinel):
+    master, watcher = sentinel
+    limiter = TieredLimiter(limiter_config(sentinel_url(watcher)))
+    tag = fresh_tag()
+    request = items(tag, "5/minute", "2/second")
+    try:
+        before = calls([master])
+        assert sum(limiter.decide(request).allowed for _ in range(8)) == 2  # 2/second binds
+        assert limiter.serving is Tier.REDIS
+        evalsha = grown(before, calls([master])).get((master.port, "cmdstat_evalsha"))
+        assert evalsha == 8
+        assert len(stored(master, tag)) == 2
+    finally:
+        close_sync(limiter)
+
+
+def test_async_sentinel_exact_counts_on_the_master(sentinel):
+    master, watcher = sentinel
+    tag = fresh_tag()
+    request = items(tag, "5/minute")
+
+    async def scenario() -> list[bool]:
+        limiter = AsyncTieredLimiter(limiter_config(sentinel_url(watcher)))
+        try:
+            return [(await limiter.decide(request)).allowed for _ in range(8)]
+        finally:
+            await limiter.aclose()
+
+    assert asyncio.run(scenario()) == [True] * 5 + [False] * 3
+    assert len(stored(master, tag)) == 1
+
+
+# -- install() -------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> Any:
+    """Drive the ASGI lifespan as a server does: startup on enter, shutdown on exit."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, answers.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await asyncio.wait_for(answers.get(), 10))["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await asyncio.wait_for(answers.get(), 10))["type"] == "lifespan.shutdown.complete"
+        await asyncio.wait_for(task, 10)
+
+
+def test_install_with_a_cluster_url_limits_on_the_cluster(cluster):
+    app = FastAPI()
+
+    @app.get("/items/{item}")
+    async def item(item: int) -> dict[str, int]:
+        return {"item": item}
+
+    runtime = fender.install(
+        app, redis_url=cluster_url(cluster), env="development", rate_limit="3/minute"
+    )
+    assert isinstance(runtime.limiter, AsyncTieredLimiter)
+
+    async def scenario() -> list[int]:
+        async with lifespan(app):
+            # The async cluster client runs COMMAND (a ~30 ms reply without hiredis) on its
+            # first call, the startup heartbeat, within the 50 ms read timeout; if it misses,
+            # the breaker opens and the probe brings the limiter back to Redis within ~1 s.
+            for _ in range(500):
+                if runtime.limiter.serving is Tier.REDIS:
+                    break
+                await asyncio.sleep(0.01)
+            assert runtime.limiter.serving is Tier.REDIS, "the probe did not reach the cluster"
+            transport = httpx.ASGITransport(app=app, client=("203.0.113.77", 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                statuses = [(await http.get(f"/items/{i}")).status_code for i in range(5)]
+                assert runtime.limiter.serving is Tier.REDIS
+                return statuses
+
+    assert asyncio.run(scenario()) == [200, 200, 200, 429, 429]
+    stored = []
+    for node in cluster:
+        with plain(node) as client:
+            stored += client.keys("fender:rl:{203.0.113.77}*")
+    assert stored  # counted in the cluster, not in memory
