@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 from typing import Any, Final
 
 from fender.observability import metrics
@@ -149,5 +148,3 @@ class Observer:
                 threshold_ms=self._slow_seconds * 1000,
             )
 
-
-RouteResolver = Callable[[Any, int], str]
