@@ -147,4 +147,3 @@ class Observer:
                 duration_ms=duration_ms,
                 threshold_ms=self._slow_seconds * 1000,
             )
-
