@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from fender.ratelimit.policy import parse_policy
 from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
 from fender.settings import load_settings
 from fender.stores import (
@@ -402,3 +403,23 @@ def test_a_new_connection_sends_no_client_setinfo_nor_maintenance_handshake(sent
         seen = {name for name, count in after.items() if count > before.get(name, 0)}
         assert "cmdstat_set" in seen
         assert not {name for name in seen if "setinfo" in name or name.startswith("errorstat")}
+
+
+@pytest.mark.redis
+def test_a_cluster_down_at_boot_degrades_instead_of_crashing():
+    from fender.ratelimit.config import RateLimitConfig
+    from fender.ratelimit.limiter import TieredLimiter
+
+    dead = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    settings = load_settings({"REDIS_URL": dead, "NETWORK_TIMEOUT_SEC": "0.2"}, env_file=None)
+    store = resilient_redis(settings)  # builds: the sync cluster client connects lazily
+    try:
+        store.set("k", b"v")
+        assert store.get("k") == b"v"  # served by the memory tier
+    finally:
+        store.close()
+    limiter = TieredLimiter(RateLimitConfig.from_settings(settings))
+    try:
+        assert limiter.decide([("client", parse_policy("2/minute"))]).allowed
+    finally:
+        limiter.stop()

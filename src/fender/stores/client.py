@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import types
+from collections.abc import Callable
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -241,7 +243,45 @@ def _build(
             **common,
         )
     nodes = [api.cluster.ClusterNode(host, port) for host, port in parsed.hosts]
+    if api is redis:
+        # The sync cluster client connects (and reads the slot map) when it is built: a
+        # cluster that is down at boot would crash the app instead of degrading. Build it
+        # on first use instead; until then every call fails like a dead server.
+        return _LazyCluster(
+            lambda: api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
+        )
     return api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
+
+
+class _LazyCluster:
+    """A sync ``RedisCluster`` built on first use; a failed build is a ConnectionError."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _connected(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._build()
+                    except redis.RedisError:
+                        raise
+                    except Exception as exc:  # redis-py raises plain errors for no nodes
+                        raise redis.ConnectionError(f"cluster unreachable: {exc}") from exc
+                client = self._client
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connected(), name)
+
+    def close(self) -> None:
+        """Close the client if it was ever built."""
+        if self._client is not None:
+            self._client.close()
 
 
 def redis_client(
