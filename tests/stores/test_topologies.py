@@ -7,15 +7,10 @@ watching it, or a three-master cluster (no replicas) built with ``redis-cli --cl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
-import redis
 
 from fender.ratelimit.policy import parse_policy
 from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
@@ -30,124 +25,22 @@ from fender.stores import (
     resilient_redis,
 )
 
-from servers import RedisServer, find_redis, free_port, missing, wait_for
+from servers import RedisServer, free_port
+from topologies import (
+    ClusterNode,
+    SentinelServer,
+    cluster_topology,
+    cluster_url,
+    owner,
+    plain,
+    sentinel_topology,
+    sentinel_url,
+)
 
 pytestmark = pytest.mark.redis
 
 THRESHOLD = 3
 _names = itertools.count()
-
-
-# -- topologies (the same helpers as tests/ratelimit/test_ratelimit_topologies.py) ----------------
-
-
-class SentinelServer(RedisServer):
-    """``redis-server --sentinel`` watching one master as ``mymaster`` (quorum 1)."""
-
-    name = "redis-sentinel"
-
-    def __init__(self, binary: str, master_port: int) -> None:
-        super().__init__(binary)
-        self.master_port = master_port
-
-    def argv(self) -> Sequence[str]:
-        conf = Path(self.dir) / "sentinel.conf"
-        conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
-            f"sentinel monitor mymaster 127.0.0.1 {self.master_port} 1\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
-        )
-        return [self.binary, str(conf), "--sentinel"]
-
-
-class ClusterNode(RedisServer):
-    """A redis-server with cluster mode on (its nodes file in its own directory)."""
-
-    name = "redis-cluster-node"
-
-    def __init__(self, binary: str) -> None:
-        super().__init__(binary)
-        # A free bus port of its own: the default, port + 10000, may be taken or above 65535.
-        self.bus_port = free_port()
-
-    def argv(self) -> Sequence[str]:
-        return [
-            *super().argv(),
-            "--cluster-enabled", "yes",
-            "--cluster-port", str(self.bus_port),
-            "--cluster-config-file", f"{self.dir}/nodes.conf",
-            "--cluster-node-timeout", "2000",
-        ]  # fmt: skip
-
-
-def _binaries() -> tuple[str, str]:
-    server, cli = find_redis(), shutil.which("redis-cli")
-    if server is None or cli is None:
-        missing("redis-server and redis-cli")
-    return server, cli  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def sentinel_topology() -> Iterator[tuple[RedisServer, SentinelServer]]:
-    """A master and a Sentinel that serves its address."""
-    binary, _ = _binaries()
-    master = RedisServer(binary)
-    sentinel = SentinelServer(binary, master.port)
-    try:
-        master.start()
-        sentinel.start()
-        yield master, sentinel
-    finally:
-        sentinel.close()
-        master.close()
-
-
-@contextlib.contextmanager
-def cluster_topology() -> Iterator[list[ClusterNode]]:
-    """Three masters sharing the 16384 slots, ``cluster_state:ok`` on each."""
-    binary, cli = _binaries()
-    nodes = [ClusterNode(binary) for _ in range(3)]
-    try:
-        for node in nodes:
-            node.start()
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
-
-        def ok(node: ClusterNode) -> bool:
-            with plain(node) as client:
-                return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
-
-        wait_for(lambda: all(ok(node) for node in nodes), 15, "cluster_state:ok")
-        yield nodes
-    finally:
-        for node in nodes:
-            node.close()
-
-
-def plain(server: RedisServer) -> redis.Redis:
-    """A bare client whose connect sends nothing the server counts (RESP2, no CLIENT SETINFO)."""
-    return redis.Redis(port=server.port, socket_timeout=2, protocol=2, driver_info=None)
-
-
-def cluster_url(nodes: Sequence[ClusterNode]) -> str:
-    return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes[:2])
-
-
-def sentinel_url(sentinel: RedisServer) -> str:
-    return f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster"
-
-
-def owner(nodes: Sequence[ClusterNode], key: str) -> ClusterNode:
-    """The node whose slots hold ``key`` (asked of the cluster, not computed here)."""
-    with plain(nodes[0]) as client:
-        slot = client.execute_command("CLUSTER KEYSLOT", key)
-        for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
-            if start <= slot <= end:
-                return next(n for n in nodes if n.port == primary[1])
-    raise AssertionError(f"no node serves slot {slot}")
 
 
 # -- fixtures and helpers --------------------------------------------------------------------------
