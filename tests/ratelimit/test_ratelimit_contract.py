@@ -201,7 +201,7 @@ def test_keys_expire_when_they_would_be_full_again(backend):
         assert backend.ttl(status.key) == pytest.approx(status.reset_after, abs=0.05)
     if backend.limiter.algorithm == "gcra":
         assert backend.ttl(f"{k}:{letter}1") == pytest.approx(0.5, abs=0.05)
-        assert backend.ttl(f"{k}:{letter}3600") == pytest.approx(180, abs=0.002)
+        assert backend.ttl(f"{k}:{letter}3600") == pytest.approx(180, abs=0.05)
     if backend.client is None:  # the manual clock drives memory expiry; Redis uses its own
         backend.clock.advance(decision.statuses[0].reset_after)
         assert backend.ttl(decision.statuses[0].key) is None
