@@ -6,9 +6,11 @@ import concurrent.futures
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -79,6 +81,22 @@ def scrape(url: str) -> str:
     return response.text
 
 
+ITEMS = "/items/{item_id}"
+
+
+def requests_counted(url: str) -> float:
+    return metric(scrape(url), "http_server_request_duration_seconds_count", route=ITEMS)
+
+
+def all_counted(url: str, sent: int) -> None:
+    """Each worker folds its counts into the shared files at least once a second (and the
+    scraping worker at the scrape): within a few seconds every scrape, whichever worker
+    answers, sees every request."""
+    wait_for(lambda: requests_counted(url) == sent, 5, f"a count of {sent} requests")
+    for _ in range(6):
+        assert requests_counted(url) == sent
+
+
 def test_counts_add_up_across_workers(server):
     pids: set[int] = set()
     sent = 0
@@ -91,11 +109,8 @@ def test_counts_add_up_across_workers(server):
             pids.update(pool.map(one, range(sent, sent + 40)))
             sent += 40
     assert len(pids) == 2, "requests never reached both workers"
-    for _ in range(6):  # every scrape, whichever worker answers, sees all of them
-        body = scrape(server.url)
-        count = metric(body, "http_server_request_duration_seconds_count", route="/items/{item_id}")
-        assert count == sent
-    assert 'pid="' not in body  # live gauges are combined, not one series per worker
+    all_counted(server.url, sent)
+    assert 'pid="' not in scrape(server.url)  # live gauges are combined, not one series per worker
 
 
 def test_promtool_accepts_the_exposition(server):
@@ -193,12 +208,10 @@ def test_multiprocess_mode_switches_on_by_itself(tmp_path):
                 )
             )
         assert len(pids) == 2
-        for _ in range(4):
-            body = scrape(process.url)
-            assert (
-                metric(body, "http_server_request_duration_seconds_count", route="/items/{item_id}")
-                == 200
-            )
+        all_counted(process.url, 200)
     finally:
+        master = process.pid
         process.terminate()
         process.close()
+        # the directory fender chose, named after the master (no gunicorn_conf to remove it)
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"fender-metrics-{master}", ignore_errors=True)

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import prometheus_client
 import pytest
 from prometheus_client import REGISTRY
 
@@ -58,3 +63,87 @@ def test_openmetrics_negotiation():
     body, content_type = metrics.exposition("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
+
+
+def _samples(name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (
+            s.name.removeprefix(name),
+            tuple(sorted((k, v) for k, v in s.labels.items() if k != "which")),
+        ): s.value
+        for family in REGISTRY.collect()
+        if family.name == name
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_buffered_series_count_what_the_metrics_own_updates_count():
+    plain = metrics.histogram("test_plain_hist", "Plain.", ("route",))
+    buffered = metrics.Buffered(metrics.histogram("test_buffered_hist", "Buffered.", ("route",)))
+    # on a bound, just over it, zero, past the last bound, and many at once
+    values = [0.005, 0.0051, 0.0, 0.1, 10.0, 11.0, 0.3, *[0.02] * 50]
+    for value in values:
+        plain.labels("/a").observe(value)
+        buffered.labels("/a").observe(value)
+    assert _samples("test_buffered_hist") == _samples("test_plain_hist")
+    assert REGISTRY.get_sample_value("test_buffered_hist_count", {"route": "/a"}) == len(values)
+    buffered.labels("/a").observe(0.02)  # counted since the last collection, not twice
+    assert REGISTRY.get_sample_value("test_buffered_hist_count", {"route": "/a"}) == len(values) + 1
+
+
+def test_buffered_gauges_and_counters_and_one_buffer_per_series():
+    gauge = metrics.gauge("test_buffered_gauge", "In flight.", ("method",))
+    first, second = metrics.Buffered(gauge), metrics.Buffered(gauge)
+    assert first.labels("GET") is second.labels("GET")  # two observers, one series
+    for _ in range(3):
+        first.labels("GET").inc()
+    second.labels("GET").dec()
+    assert REGISTRY.get_sample_value("test_buffered_gauge", {"method": "GET"}) == 2
+    counter = metrics.Buffered(metrics.counter("test_buffered_counter", "Counted.", ("kind",)))
+    counter.labels("a").inc()
+    counter.labels("a").inc(2.5)
+    assert REGISTRY.get_sample_value("test_buffered_counter_total", {"kind": "a"}) == 3.5
+    guard = metrics.LabelGuard(counter, max_series=1)
+    guard.child("b").inc()
+    guard.child("c").inc()
+    assert REGISTRY.get_sample_value("test_buffered_counter_total", {"kind": "_overflow"}) == 1
+
+
+def test_only_counters_gauges_and_histograms_are_buffered():
+    summary = prometheus_client.Summary("test_summary_not_buffered", "A summary.")
+    with pytest.raises(ConfigurationError, match="counter, gauge or histogram"):
+        metrics.Buffered(summary)
+
+
+WORKER = """
+import os, sys, time
+from fender.observability import metrics
+hist = metrics.Buffered(metrics.histogram("test_mp_hist", "Buffered across processes.", ("w",)))
+for _ in range(int(sys.argv[1])):
+    hist.labels("x").observe(0.01)
+if sys.argv[2] == "wait":
+    time.sleep(metrics.FOLD_INTERVAL_SECONDS * 2.5)  # the folding thread, not the exit
+    os._exit(0)  # no atexit
+if sys.argv[2] == "scrape":
+    body, _ = metrics.exposition()
+    sys.stdout.write(body.decode())
+"""
+
+
+def test_buffered_series_reach_other_processes_in_multiprocess_mode(tmp_path):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env.pop("SERVER_SOFTWARE", None)
+
+    def worker(count: int, how: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER, str(count), how],
+            env=env, capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        return done.stdout
+
+    worker(3, "exit")  # folded at exit
+    worker(4, "wait")  # folded by the thread while alive
+    body = worker(5, "scrape")  # the scraping process folds its own first
+    assert 'test_mp_hist_count{w="x"} 12.0' in body
+    assert 'test_mp_hist_bucket{le="0.01",w="x"} 12.0' in body

@@ -34,6 +34,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from fender.settings import Settings
 
 __all__ = [
+    "REQUEST_CONTEXT",
     "AccessLog",
     "RequestContext",
     "access_log",
@@ -67,6 +68,10 @@ class RequestContext(NamedTuple):
 _request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "fender_request", default=None
 )
+
+
+REQUEST_CONTEXT: Final = _request
+"""The context variable itself, for the request path (``set``/``reset`` without a wrapper call)."""
 
 
 def bind_request(context: RequestContext) -> contextvars.Token[RequestContext | None]:
@@ -170,7 +175,8 @@ _MILLISECONDS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
 class AccessLog:
     """Writes the one access event per request, rendered straight to a JSON line.
 
-    In console mode (development) it logs through structlog instead, for colors.
+    In console mode (development) it logs through structlog instead, for colors. One object
+    per process, reconfigured in place by :func:`configure_logging`, so callers may keep it.
     """
 
     __slots__ = ("_json", "_now", "_write", "enabled")
@@ -179,13 +185,29 @@ class AccessLog:
         self, write: Callable[[bytes], None] | None, *, enabled: bool = True, json: bool = True
     ) -> None:
         """Write JSON lines with ``write``; ``json=False`` logs through structlog."""
+        self._now = _IsoTime()
+        self.configure(write, enabled=enabled, json=json)
+
+    def configure(
+        self, write: Callable[[bytes], None] | None, *, enabled: bool = True, json: bool = True
+    ) -> None:
+        """Write with ``write`` from now on (see the constructor)."""
         self._write = write
         self._json = json and write is not None
-        self._now = _IsoTime()
         self.enabled = enabled
 
-    def emit(self, fields: dict[str, Any]) -> None:
-        """Log one request; ``fields`` holds method, route, status and the rest."""
+    def request(  # noqa: PLR0917  (the access event's fields, positional on the hot path)
+        self,
+        request_id: str | None,
+        method: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+        response_bytes: int,
+        client: str | None,
+        user_agent: str | None,
+    ) -> None:
+        """Log one request."""
         if not self.enabled:
             return
         if self._json and self._write is not None:
@@ -194,7 +216,14 @@ class AccessLog:
                 "level": "info",
                 "logger": "fender.access",
                 "event": "request",
-                **fields,
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": duration_ms,
+                "bytes": response_bytes,
+                "client": client,
+                "user_agent": user_agent,
             }
             try:
                 self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
@@ -203,7 +232,17 @@ class AccessLog:
                 # worth a failed request.
                 return
         else:
-            get_logger("fender.access").info("request", **fields)
+            get_logger("fender.access").info(
+                "request",
+                request_id=request_id,
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=duration_ms,
+                bytes=response_bytes,
+                client=client,
+                user_agent=user_agent,
+            )
 
 
 _access = AccessLog(None, enabled=False)
@@ -256,7 +295,7 @@ def configure_logging(
 
     Calling it again replaces the previous configuration.
     """
-    global _access, _configured  # noqa: PLW0603  (one logging configuration per process)
+    global _configured  # noqa: PLW0603  (one logging configuration per process)
     if settings is None:
         from fender.settings import load_settings
 
@@ -332,7 +371,7 @@ def configure_logging(
             server_logger.propagate = True
             server_logger.disabled = not settings.server_access_log
         enabled = logging.getLevelName(level_name) <= logging.INFO
-        _access = AccessLog(write, enabled=enabled, json=json)
+        _access.configure(write, enabled=enabled, json=json)
         _configured = True
 
 

@@ -17,11 +17,13 @@ marked dead, so a killed worker leaves no stale gauge while its counts still add
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -33,10 +35,13 @@ from fender._version import __version__
 from fender.errors import ConfigurationError
 
 __all__ = [
+    "FOLD_INTERVAL_SECONDS",
     "OTEL_DURATION_BUCKETS",
+    "Buffered",
     "LabelGuard",
     "counter",
     "exposition",
+    "fold",
     "gauge",
     "histogram",
     "multiprocess_dir",
@@ -50,6 +55,8 @@ OTEL_DURATION_BUCKETS: Final = (
 OVERFLOW_LABEL: Final = "_overflow"
 LIVE_GAUGE_MODES: Final = frozenset({"livesum", "livemax", "livemin", "liveall", "livemostrecent"})
 OPENMETRICS_TYPE: Final = "application/openmetrics-text"
+FOLD_INTERVAL_SECONDS: Final = 1.0
+"""How often a worker folds its buffered series into the multiprocess files."""
 
 _lock = threading.RLock()
 _declared: dict[str, tuple[type[MetricWrapperBase], tuple[str, ...], MetricWrapperBase]] = {}
@@ -101,6 +108,10 @@ def _configure() -> None:
         # prometheus_client picked its value class at import; metrics read it at creation.
         _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
         _multiprocess = directory
+    else:
+        # First on the registry, so every collection folds the buffered series before the
+        # metrics they feed are read.
+        prometheus_client.REGISTRY.register(_FoldOnCollect())
     _configured = True
 
 
@@ -190,7 +201,11 @@ class LabelGuard:
     __slots__ = ("_children", "_lock", "_max", "_metric", "_overflow_index", "dropped")
 
     def __init__(
-        self, metric: MetricWrapperBase, *, max_series: int = 200, overflow_index: int = 0
+        self,
+        metric: MetricWrapperBase | Buffered,
+        *,
+        max_series: int = 200,
+        overflow_index: int = 0,
     ) -> None:
         """Guard ``metric``'s label sets, replacing label ``overflow_index`` when full."""
         if max_series < 1:
@@ -227,6 +242,193 @@ class LabelGuard:
     def __len__(self) -> int:
         """The number of series created so far."""
         return len(self._children)
+
+
+# -- buffered series: the request path's metrics ---------------------------------------------------
+#
+# prometheus_client takes a lock per value and, in multiprocess mode, writes an mmap file on every
+# update: 3 to 7 µs per request for a histogram and an in-flight gauge. The request path's series
+# count in process memory instead (one lock, a bisect and two additions) and are folded into the
+# prometheus_client metrics they wrap: at every collection in single-process mode (so a scrape
+# is exact), and in multiprocess mode at each scrape by the scraping worker, every
+# FOLD_INTERVAL_SECONDS by the others, and at exit.
+
+_series_lock = threading.Lock()
+_series: dict[Any, _Series] = {}  # by prometheus_client child: one buffer per series
+_folder_pid = 0
+
+
+class _Series:
+    """One label set's updates since the last fold."""
+
+    __slots__ = ("_child", "_lock")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._lock = threading.Lock()
+
+    def fold(self) -> None:
+        """Move what was counted since the last fold into the prometheus_client child."""
+        raise NotImplementedError
+
+
+class _CounterSeries(_Series):
+    __slots__ = ("_pending",)
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self._pending = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        """Count ``amount`` more."""
+        with self._lock:
+            self._pending += amount
+
+    def fold(self) -> None:
+        """Add the pending count to the counter."""
+        with self._lock:
+            pending, self._pending = self._pending, 0.0
+        if pending:
+            self._child.inc(pending)
+
+
+class _GaugeSeries(_Series):
+    __slots__ = ("_folded", "_value")
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self._value = 0.0
+        self._folded = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        """Raise the gauge by ``amount``."""
+        with self._lock:
+            self._value += amount
+
+    def dec(self, amount: float = 1) -> None:
+        """Lower the gauge by ``amount``."""
+        with self._lock:
+            self._value -= amount
+
+    def fold(self) -> None:
+        """Publish the current value when it changed."""
+        with self._lock:
+            value = self._value
+            changed = value != self._folded
+            self._folded = value
+        if changed:
+            self._child.set(value)
+
+
+class _HistogramSeries(_Series):
+    __slots__ = ("_bounds", "_counts", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self._bounds: list[float] = list(child._upper_bounds)  # noqa: SLF001  (see Buffered)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one observation (in the first bucket whose bound is >= ``value``)."""
+        index = bisect.bisect_left(self._bounds, value)
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += value
+
+    def fold(self) -> None:
+        """Add the pending bucket counts and sum to the histogram's values."""
+        with self._lock:
+            counts, total = self._counts, self._sum
+            if not any(counts):
+                return
+            self._counts, self._sum = [0] * len(counts), 0.0
+        buckets = self._child._buckets  # noqa: SLF001  (see Buffered)
+        for index, count in enumerate(counts):
+            if count:
+                buckets[index].inc(count)
+        self._child._sum.inc(total)  # noqa: SLF001  (see Buffered)
+
+
+def _histogram_child_is_foldable(child: Any) -> bool:
+    return all(hasattr(child, name) for name in ("_upper_bounds", "_buckets", "_sum"))
+
+
+class Buffered:
+    """A counter, gauge or histogram whose label children count in process memory.
+
+    ``labels(...)`` returns a child with the metric's own update methods (``inc``, ``dec``,
+    ``observe``), counted under one lock and folded into ``metric`` later (see above). A
+    histogram is folded through its child's bucket and sum values, prometheus_client's own
+    structure since its first release; were they to change, the children are the metric's own
+    (correct, only slower).
+    """
+
+    __slots__ = ("_kind", "_metric")
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        """Buffer the updates of ``metric`` (declared with :func:`counter` and friends)."""
+        if isinstance(metric, prometheus_client.Histogram):
+            self._kind: type[_Series] = _HistogramSeries
+        elif isinstance(metric, prometheus_client.Gauge):
+            self._kind = _GaugeSeries
+        elif isinstance(metric, prometheus_client.Counter):
+            self._kind = _CounterSeries
+        else:
+            raise ConfigurationError(
+                "metric", type(metric).__name__, "a counter, gauge or histogram"
+            )
+        self._metric = metric
+
+    def labels(self, *values: str) -> Any:
+        """The buffered child for ``values`` (the same one for the same values)."""
+        child = self._metric.labels(*values)
+        if self._kind is _HistogramSeries and not _histogram_child_is_foldable(child):
+            return child
+        with _series_lock:
+            series = _series.get(child)
+            if series is None:
+                series = _series[child] = self._kind(child)
+        _start_folder()
+        return series
+
+
+def fold() -> None:
+    """Fold every buffered series into its metric (scrapes call this; so can tests)."""
+    with _series_lock:
+        pending = list(_series.values())
+    for series in pending:
+        series.fold()
+
+
+class _FoldOnCollect:
+    """A collector with no metrics of its own: collecting the registry folds first."""
+
+    def describe(self) -> Iterable[Any]:
+        return ()
+
+    def collect(self) -> Iterable[Any]:
+        fold()
+        return ()
+
+
+def _fold_forever() -> None:
+    stop = threading.Event()
+    while not stop.wait(FOLD_INTERVAL_SECONDS):
+        fold()
+
+
+def _start_folder() -> None:
+    """In multiprocess mode, fold this worker's series once a second and at exit."""
+    global _folder_pid  # noqa: PLW0603  (one folding thread per process)
+    if _multiprocess is None or _folder_pid == os.getpid():
+        return
+    with _series_lock:
+        if _folder_pid == os.getpid():
+            return
+        _folder_pid = os.getpid()  # a forked worker starts its own
+    threading.Thread(target=_fold_forever, name="fender-metrics-fold", daemon=True).start()
+    atexit.register(fold)
 
 
 def set_build_info(version: str, commit: str) -> None:
@@ -271,6 +473,7 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
     else:
         from prometheus_client import multiprocess
 
+        fold()  # this worker's counts are exact; the others' are at most a fold interval old
         _reap_dead_workers(directory)
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]

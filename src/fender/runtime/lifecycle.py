@@ -51,6 +51,11 @@ class Lifecycle:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = State.STARTING
+        self.draining = False
+        """True in DRAINING and STOPPED: responses should close their connection.
+
+        A plain attribute, not a property: every response reads it.
+        """
         self._since = clock()
         self._started = self._since
         self._listeners: list[Listener] = []
@@ -64,11 +69,6 @@ class Lifecycle:
     def ready(self) -> bool:
         """True only in READY: what readiness reports before checks are considered."""
         return self._state is State.READY
-
-    @property
-    def draining(self) -> bool:
-        """True in DRAINING and STOPPED: responses should close their connection."""
-        return self._state in (State.DRAINING, State.STOPPED)
 
     def uptime(self) -> float:
         """Seconds since the lifecycle began."""
@@ -89,6 +89,7 @@ class Lifecycle:
             if target not in _ALLOWED[old]:
                 return False
             self._state = target
+            self.draining = target in (State.DRAINING, State.STOPPED)
             self._since = self._clock()
         for listener in tuple(self._listeners):
             listener(old, target, reason)

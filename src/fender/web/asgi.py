@@ -1,87 +1,23 @@
 """ASGI integration: fender's endpoints, the lifespan hooks, and ``wrap()`` for any ASGI app.
 
-Order of the stack, outermost first: lifespan hooks -> request id -> fender's endpoints ->
-access (metrics, access event, JSON 500) -> the app. fender's endpoints are not in the access
-log unless FENDER_ACCESS_LOG_OWN_ENDPOINTS is on.
+Order of the stack, outermost first: lifespan hooks -> :class:`~fender.web.access.FenderMiddleware`
+(request id, fender's endpoints, metrics, access event, JSON 500) -> rate limits -> the app.
+fender's endpoints are not in the access log unless FENDER_ACCESS_LOG_OWN_ENDPOINTS is on.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fender._types import ASGIApp, Message, Receive, Scope, Send
-from fender.observability.logging import current_request, get_logger
+from fender.observability.logging import get_logger
 from fender.settings import Settings
-from fender.web.access import AccessMiddleware
-from fender.web.endpoints import Request, Response, drive_async, error_response
-from fender.web.requestid import RequestIdMiddleware
+from fender.web.access import FenderMiddleware
 from fender.web.runtime import Runtime, build_runtime
 
-__all__ = ["EndpointsMiddleware", "LifespanMiddleware", "send_response", "stack", "wrap"]
+__all__ = ["LifespanMiddleware", "stack", "wrap"]
 
 _logger = get_logger("fender.errors")
-
-
-async def send_response(send: Send, response: Response) -> None:
-    """Send a framework-free :class:`Response` over ASGI."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
-
-
-def _request(scope: Scope) -> Request:
-    client = scope.get("client")
-    return Request(
-        method=scope["method"],
-        path=scope["path"],
-        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-        client=client[0] if client else None,
-        query=scope.get("query_string", b"").decode("latin-1"),
-    )
-
-
-class EndpointsMiddleware:
-    """Pure ASGI: answer fender's own paths (``/metrics``...) before the app sees them."""
-
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        """Wrap ``app``, serving ``runtime.endpoints``."""
-        self.app = app
-        self.runtime = runtime
-        self.endpoints = runtime.endpoints
-        self.observe = runtime.settings.access_log_own_endpoints
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection scope."""
-        if scope["type"] != "http" or scope["path"] not in self.endpoints:
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        try:
-            response = await drive_async(self.endpoints.handle(_request(scope)))
-        except Exception:
-            _logger.exception("endpoint_failed", path=scope["path"])
-            context = current_request()
-            response = error_response(
-                500, "internal_error", context.request_id if context else None
-            )
-        await send_response(send, response)
-        if self.observe:
-            client = scope.get("client")
-            self.runtime.observer.finish(
-                method=scope["method"],
-                route=scope["path"],
-                status=response.status,
-                duration=time.perf_counter() - start,
-                response_bytes=len(response.body),
-                client=client[0] if client else None,
-                user_agent=None,
-            )
 
 
 class LifespanMiddleware:
@@ -171,9 +107,7 @@ def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     inner: ASGIApp = app
     if isinstance(runtime.limiter, AsyncTieredLimiter):
         inner = RateLimitMiddleware(inner, runtime.limiter)
-    inner = AccessMiddleware(inner, runtime.observer, lifecycle=runtime.lifecycle)
-    inner = EndpointsMiddleware(inner, runtime)
-    return RequestIdMiddleware(inner)
+    return FenderMiddleware(inner, runtime)
 
 
 def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> ASGIApp:

@@ -141,6 +141,11 @@ class Endpoints:
         return path in self._routes
 
     @property
+    def table(self) -> Mapping[str, object]:
+        """The live table by path (``path in table`` without a method call per request)."""
+        return self._routes
+
+    @property
     def paths(self) -> tuple[str, ...]:
         """Every path served, in the order added."""
         return tuple(self._routes)

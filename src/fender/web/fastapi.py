@@ -9,9 +9,7 @@ from typing import Any
 
 from fender.errors import ConfigurationError
 from fender.settings import Settings
-from fender.web.access import AccessMiddleware
-from fender.web.asgi import EndpointsMiddleware
-from fender.web.requestid import RequestIdMiddleware
+from fender.web.access import FenderMiddleware
 from fender.web.runtime import Runtime, build_runtime
 
 __all__ = ["install"]
@@ -59,8 +57,7 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     build_stack = app.build_middleware_stack
 
     def build_with_fender() -> Any:
-        inner = AccessMiddleware(build_stack(), runtime.observer, lifecycle=runtime.lifecycle)
-        return RequestIdMiddleware(EndpointsMiddleware(inner, runtime))
+        return FenderMiddleware(build_stack(), runtime)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.
     app.build_middleware_stack = build_with_fender  # type: ignore[method-assign]

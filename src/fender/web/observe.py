@@ -11,7 +11,7 @@ import re
 from typing import Any, Final
 
 from fender.observability import metrics
-from fender.observability.logging import access_log, current_request, get_logger
+from fender.observability.logging import access_log, get_logger
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.settings import Settings
 
@@ -44,6 +44,7 @@ class Observer:
         "_active",
         "_client_ips",
         "_duration",
+        "_log",
         "_logger",
         "_slow",
         "_slow_seconds",
@@ -57,20 +58,25 @@ class Observer:
         """
         self._client_ips = client_ips
         cap = settings.metrics_max_series
+        # The two series every request touches are buffered (see metrics.Buffered).
         self._duration = metrics.LabelGuard(
-            metrics.histogram(
-                "http_server_request_duration_seconds",
-                "Duration of HTTP server requests, by method, route template and status code.",
-                ("route", "method", "status_code"),
+            metrics.Buffered(
+                metrics.histogram(
+                    "http_server_request_duration_seconds",
+                    "Duration of HTTP server requests, by method, route template and status code.",
+                    ("route", "method", "status_code"),
+                )
             ),
             max_series=cap,
         )
         self._active = metrics.LabelGuard(
-            metrics.gauge(
-                "http_server_active_requests",
-                "HTTP server requests in flight.",
-                ("method",),
-                multiprocess_mode="livesum",
+            metrics.Buffered(
+                metrics.gauge(
+                    "http_server_active_requests",
+                    "HTTP server requests in flight.",
+                    ("method",),
+                    multiprocess_mode="livesum",
+                )
             ),
             max_series=len(KNOWN_METHODS) + 1,
         )
@@ -84,6 +90,7 @@ class Observer:
         )
         self._slow_seconds = settings.slow_request_ms / 1000
         self._access = settings.access_log
+        self._log = access_log()
         self._statuses: dict[int, str] = {}
         self._logger = get_logger("fender.access")
 
@@ -102,11 +109,11 @@ class Observer:
 
     def active(self, method: str) -> Any:
         """The in-flight gauge of ``method``: ``inc()`` at the start, ``dec()`` at the end."""
-        return self._active.child(method_label(method))
+        return self._active.child(method if method in KNOWN_METHODS else "_OTHER")
 
-    def finish(
+    def finish(  # noqa: PLR0917  (the request's outcome, positional on the hot path)
         self,
-        *,
+        request_id: str | None,
         method: str,
         route: str,
         status: int,
@@ -116,26 +123,15 @@ class Observer:
         user_agent: str | None,
     ) -> None:
         """Record one finished request: metrics, the access event, a slow-request warning."""
-        label = method_label(method)
+        label = method if method in KNOWN_METHODS else "_OTHER"
         status_text = self._statuses.get(status)
         if status_text is None:
             status_text = self._statuses.setdefault(status, str(status))
         self._duration.child(route, label, status_text).observe(duration)
-        context = current_request()
-        request_id = context.request_id if context is not None else None
         duration_ms = round(duration * 1000, 3)
         if self._access:
-            access_log().emit(
-                {
-                    "request_id": request_id,
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "bytes": response_bytes,
-                    "client": client,
-                    "user_agent": user_agent,
-                }
+            self._log.request(
+                request_id, method, route, status, duration_ms, response_bytes, client, user_agent
             )
         if duration > self._slow_seconds:
             self._slow.child(route, label).inc()

@@ -1,4 +1,7 @@
-"""Request ids: accept a well-formed ``X-Request-ID``, else make one; echo it; bind it for logs.
+"""Request ids: accept a well-formed ``X-Request-ID``, else make one.
+
+The request path (:class:`~fender.web.access.FenderMiddleware`, the WSGI wrapper) echoes the id
+and binds it for the request's log lines.
 
 The id is checked against ``^[A-Za-z0-9._-]{8,128}$`` so that a client cannot inject newlines,
 quotes or megabytes into every log line of the request. A W3C ``traceparent`` header, when
@@ -11,20 +14,16 @@ import os
 import re
 from typing import Final
 
-from fender._types import ASGIApp, Message, Receive, Scope, Send
-from fender.observability.logging import RequestContext, bind_request, reset_request
+from fender.observability.logging import RequestContext
 
 __all__ = [
     "HEADER",
-    "RequestIdMiddleware",
     "accept_request_id",
     "new_request_id",
     "request_context",
 ]
 
 HEADER: Final = "x-request-id"
-_HEADER_BYTES: Final = HEADER.encode()
-_TRACEPARENT: Final = b"traceparent"
 _VALID_ID: Final = re.compile(r"[A-Za-z0-9._-]{8,128}")
 # version 00: 2 hex version, 32 hex trace id, 16 hex parent id, 2 hex flags
 _VALID_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -56,43 +55,3 @@ def request_context(request_id: str, traceparent: str | bytes | None) -> Request
             if version != "ff" and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
                 return RequestContext(request_id, trace_id, span_id)
     return RequestContext(request_id)
-
-
-class RequestIdMiddleware:
-    """Pure ASGI: bind the request's id for its duration and add it to the response headers.
-
-    The id is also stored as ``scope["state"]["request_id"]`` (``request.state.request_id``
-    in Starlette and FastAPI).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap ``app``."""
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection scope."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = None
-        traceparent = None
-        for name, value in scope["headers"]:
-            if name == _HEADER_BYTES:
-                incoming = value
-            elif name == _TRACEPARENT:
-                traceparent = value
-        request_id = accept_request_id(incoming)
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (_HEADER_BYTES, request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # A new list: the app may send the same list object on every response.
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        token = bind_request(request_context(request_id, traceparent))
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            reset_request(token)

@@ -151,22 +151,27 @@ class _Call:
                 self.active.dec()
             environ = self.environ
             status = self.status or 500
-            self.wsgi.runtime.observer.finish(
-                method=self.method,
-                route=route_of_environ(environ, status),
-                status=status,
-                duration=time.perf_counter() - start,
-                response_bytes=self.bytes,
-                client=self.wsgi.runtime.observer.client(
+            observer = self.wsgi.observer
+            observer.finish(
+                environ["fender.request_id"],
+                self.method,
+                route_of_environ(environ, status),
+                status,
+                time.perf_counter() - start,
+                self.bytes,
+                observer.client(
                     environ.get("REMOTE_ADDR"),
                     environ.get("HTTP_X_FORWARDED_FOR"),
                     environ.get("HTTP_FORWARDED"),
                 ),
-                user_agent=environ.get("HTTP_USER_AGENT"),
+                environ.get("HTTP_USER_AGENT"),
             )
         finally:
-            with contextlib.suppress(ValueError):  # closed from another context than bound
+            # (not contextlib.suppress: it costs 1 µs per request here)
+            try:  # noqa: SIM105
                 reset_request(self.token)
+            except ValueError:  # closed from another context than bound
+                pass
 
 
 class FenderWSGI:
@@ -185,6 +190,7 @@ class FenderWSGI:
         """
         self.app = app
         self.runtime = runtime
+        self.observer = runtime.observer
         self.endpoints = runtime.endpoints
         self.route_of = route_of
 
@@ -198,7 +204,7 @@ class FenderWSGI:
         call = _Call(self, environ, token)
         if call.path in self.endpoints:
             return self._endpoint(call, start_response, start)
-        call.active = self.runtime.observer.active(call.method)
+        call.active = self.observer.active(call.method)
         call.active.inc()
         header = ("X-Request-ID", request_id)
 
