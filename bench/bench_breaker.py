@@ -9,8 +9,10 @@ slower than fender.
 
 Scenarios:
 * closed, sync / async: the breaker admits the call and records its success;
-* open + fallback: the breaker rejects the call and a fallback returns a value (libraries without
-  a fallback option raise, and the loop catches the exception and calls the fallback).
+* open + fallback, sync / async: the breaker rejects the call and a fallback returns a value
+  (libraries without a fallback option raise, and the loop catches the exception and calls the
+  fallback). circuitbreaker awaits the fallback of an async function, so its async row uses an
+  async fallback; fender accepts either, and has a row for each.
 """
 
 from __future__ import annotations
@@ -73,7 +75,15 @@ def failing() -> int:
     raise ConnectionError
 
 
+async def failing_async() -> int:
+    raise ConnectionError
+
+
 def fallback_value(*_: object) -> int:
+    return 0
+
+
+async def fallback_async(*_: object) -> int:
     return 0
 
 
@@ -85,12 +95,35 @@ def trip(call: Callable[[], object], times: int = 3) -> None:
             continue
 
 
+def trip_async(call: Callable[[], Awaitable[object]], times: int = 3) -> None:
+    async def run() -> None:
+        for _ in range(times):
+            try:
+                await call()
+            except Exception:  # tripping the breaker on purpose
+                continue
+
+    asyncio.run(run())
+
+
 def guarded(call: Callable[[], object], error: type[BaseException]) -> Callable[[], object]:
     """A rejection handled the way a caller of a library without fallbacks must do it."""
 
     def run() -> object:
         try:
             return call()
+        except error:
+            return fallback_value()
+
+    return run
+
+
+def guarded_async(
+    call: Callable[[], Awaitable[object]], error: type[BaseException]
+) -> Callable[[], Awaitable[object]]:
+    async def run() -> object:
+        try:
+            return await call()
         except error:
             return fallback_value()
 
@@ -166,6 +199,30 @@ def open_with_fallback() -> list[tuple[str, Callable[[], float]]]:
     ]
 
 
+def open_with_fallback_async() -> list[tuple[str, Callable[[], float]]]:
+    config = BreakerConfig(failure_threshold=1, recovery_timeout=3600.0)
+    ours = CircuitBreaker("bench-open-async", config, fallback=fallback_value)
+    trip_async(ours(failing_async))
+    ours_async = CircuitBreaker("bench-open-async-fallback", config, fallback=fallback_async)
+    trip_async(ours_async(failing_async))
+    cb = circuitbreaker.CircuitBreaker(
+        failure_threshold=1, recovery_timeout=3600, fallback_function=fallback_async
+    )
+    trip_async(cb(failing_async))
+    pg = purgatory.AsyncCircuitBreakerFactory(default_threshold=1, default_ttl=3600)
+    pg_decorate = pg(circuit="bench-open-async")
+    trip_async(pg_decorate(failing_async))
+    return [
+        ("fender (sync fallback)", async_(ours(target_async))),
+        ("fender (async fallback)", async_(ours_async(target_async))),
+        ("circuitbreaker (async fallback_function)", async_(cb(target_async))),
+        (
+            "purgatory (except + fallback)",
+            async_(guarded_async(pg_decorate(target_async), OpenedState)),
+        ),
+    ]
+
+
 def header() -> str:
     versions = ", ".join(
         f"{package} {importlib.metadata.version(package)}"
@@ -186,6 +243,7 @@ def main() -> None:
         "closed, sync": closed_sync(),
         "closed, async": closed_async(),
         "open + fallback, sync": open_with_fallback(),
+        "open + fallback, async": open_with_fallback_async(),
     }
     cases = [(scenario, name, run) for scenario, rows in scenarios.items() for name, run in rows]
     best = [float("inf")] * len(cases)

@@ -4,6 +4,10 @@ Both windows keep running totals, so recording a call and reading the rates are 
 time-based window uses one bucket per second, as resilience4j does, instead of a list of calls:
 its memory is bounded by the window length, not by the traffic. Neither window locks; the breaker
 calls them inside its own short critical section.
+
+Both have an ``expired`` flag, set when outcomes leave the window by age alone (a newer outcome
+evicting an older one does not set it) and cleared by the reader that checks the rates: a
+success recorded while it is clear cannot have raised a rate since that check.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ _SLOW = 2
 class CountWindow:
     """The outcomes of the last ``size`` calls, in a ring buffer of one byte per call."""
 
-    __slots__ = ("_pos", "_ring", "_size", "calls", "failures", "slow")
+    __slots__ = ("_pos", "_ring", "_size", "calls", "expired", "failures", "slow")
 
     def __init__(self, size: int) -> None:
         """Keep the last ``size`` outcomes."""
@@ -29,20 +33,26 @@ class CountWindow:
         self.calls = 0
         self.failures = 0
         self.slow = 0
+        self.expired = False  # never set: nothing leaves a count window by age
 
     def record(self, now: float, failed: bool, slow: bool) -> None:  # noqa: ARG002, FBT001  (same signature as TimeWindow; positional on the hot path)
         """Add one outcome, evicting the oldest once the window is full."""
         pos = self._pos
         ring = self._ring
+        # Most outcomes are plain successes (a zero byte): they skip the arithmetic.
         if self.calls == self._size:
             old = ring[pos]
-            self.failures -= old & _FAILED
-            self.slow -= old >> 1
+            if old:
+                self.failures -= old & _FAILED
+                self.slow -= old >> 1
         else:
             self.calls += 1
-        ring[pos] = failed | (slow << 1)
-        self.failures += failed
-        self.slow += slow
+        if failed or slow:
+            ring[pos] = failed | (slow << 1)
+            self.failures += failed
+            self.slow += slow
+        else:
+            ring[pos] = 0
         pos += 1
         self._pos = 0 if pos == self._size else pos
 
@@ -71,6 +81,7 @@ class TimeWindow:
         "_next_roll",
         "_size",
         "calls",
+        "expired",
         "failures",
         "slow",
     )
@@ -85,6 +96,7 @@ class TimeWindow:
         self.calls = 0
         self.failures = 0
         self.slow = 0
+        self.expired = False
 
     def record(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001  (positional on the hot path)
         """Add one outcome at time ``now`` to its second's bucket."""
@@ -123,6 +135,7 @@ class TimeWindow:
         self._head = second
         self._next_roll = second + 1.0
         self._current = buckets[second % size]
+        self.expired = True  # whether or not the dropped seconds held calls: one check more
 
     def reset(self) -> None:
         """Forget every outcome."""
@@ -132,4 +145,4 @@ class TimeWindow:
 
 
 SlidingWindow = CountWindow | TimeWindow
-"""Either window; both have ``record``, ``refresh``, ``reset`` and the three totals."""
+"""Either window; both have ``record``, ``refresh``, ``reset``, the three totals and ``expired``."""

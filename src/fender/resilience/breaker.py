@@ -46,8 +46,8 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
+from types import CoroutineType, TracebackType
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast, final
 
 from fender._clock import Clock, monotonic
 from fender.errors import CallNotPermitted, ConfigurationError
@@ -293,6 +293,7 @@ class BreakerConfig:
             raise ConfigurationError(name, value, "a percentage in (0, 100] or None")
 
 
+@final  # never subclassed, so the shells may test ``type(x) is Permit`` (cheaper than isinstance)
 class Permit:
     """Permission for one call, from :meth:`CircuitBreaker.try_acquire`; hand it back on report.
 
@@ -367,25 +368,37 @@ class _Rejection(CallNotPermitted):
     """A CallNotPermitted built on the rejection hot path: the message is formatted when read.
 
     The base class formats its message in ``__init__`` (about a microsecond here); a fallback
-    that never reads the message should not pay for it on every rejected call. Slots, and the
-    C-level ``__init__``, make one cost about as much as a plain ``Exception``.
+    that never reads the message should not pay for it on every rejected call. The C-level
+    ``__init__`` keeps only ``.args``, ``(name, retry_after)``, which the two attributes read
+    (and write, as on the base class): one costs what a plain ``Exception`` costs.
     """
 
-    __slots__ = ("name", "retry_after")
-    __init__ = BaseException.__init__  # keeps .args only; _rejection sets the slots
+    __slots__ = ()
+    __init__ = BaseException.__init__
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return cast("str", self.args[0])
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.args = (value, *self.args[1:])
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the breaker may admit a call."""
+        return cast("float", self.args[1])
+
+    @retry_after.setter
+    def retry_after(self, value: float) -> None:
+        self.args = (self.args[0], value, *self.args[2:])
 
     def __str__(self) -> str:
         return str(CallNotPermitted(self.name, self.retry_after))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rejection, (self.name, self.retry_after))
-
-
-def _rejection(name: str, retry_after: float) -> CallNotPermitted:
-    exc: _Rejection = _Rejection(name, retry_after)
-    exc.name = name
-    exc.retry_after = retry_after
-    return exc
+        return (_Rejection, self.args)
 
 
 class _Entered:
@@ -506,7 +519,7 @@ class CircuitBreaker:
         self._generation = 0
         self._permit: Permit | None = Permit(0, trial=False, acquired_at=self._now())
         self._consecutive = 0
-        self._open_until = 0.0
+        self._open_until = -math.inf
         self._recovery = float(config.recovery_timeout)
         self._slots: list[Permit] = []
         self._trial_successes = 0
@@ -607,13 +620,13 @@ class CircuitBreaker:
     def _acquire(self) -> Permit | float:
         """Admit (a permit) or reject (the seconds to wait) a call when not admitting everyone."""
         now = self._now()
-        if self._state is _OPEN:
-            wait = self._open_until - now
-            if wait > 0.0:
-                # Lock-free: a stale read of the deadline can only delay the first trial by a call.
-                if self._call_listeners:
-                    self._emit_call(_REJECTED, 0.0, slow=False)
-                return wait
+        # Lock-free: _open_until is in the past unless OPEN, and a stale read of it can only
+        # delay the first trial by a call.
+        wait = self._open_until - now
+        if wait > 0.0:
+            if self._call_listeners:
+                self._emit_call(_REJECTED, 0.0, slow=False)
+            return wait
         decision = self._acquire_locked(now)
         if self._call_listeners and not isinstance(decision, Permit):
             self._emit_call(_REJECTED, 0.0, slow=False)
@@ -665,7 +678,8 @@ class CircuitBreaker:
 
     def _succeeded(self, permit: Permit | None, duration: float, now: float) -> None:
         slow = duration > self._slow_threshold
-        if self._window is None and permit is self._permit and self._state is _CLOSED:
+        window = self._window
+        if window is None and permit is self._permit and self._state is _CLOSED:
             # Nothing to record but a reset of the consecutive count; when it is already 0 there
             # is nothing to write, and a failure racing with this read is counted either way.
             if self._consecutive:
@@ -684,16 +698,13 @@ class CircuitBreaker:
             # The common case first and inline: a call admitted by the current CLOSED state.
             if permit is self._permit and self._state is _CLOSED:
                 self._consecutive = 0
-                window = self._window
                 if window is not None:
+                    # A success can trip only if it brings the window to the minimum number of
+                    # calls, is slow, or follows the expiry of older outcomes; otherwise it
+                    # cannot raise a rate that the last check found below its threshold.
+                    enough = window.calls >= self._min_calls
                     window.record(now, False, slow)  # noqa: FBT003  (hot path, positional)
-                    # A success can still trip: it may bring the window to the minimum number
-                    # of calls, be slow, or follow the expiry of older successes.
-                    calls = window.calls
-                    if calls >= self._min_calls and (
-                        window.failures * 100 >= self._rate_limit * calls
-                        or window.slow * 100 >= self._slow_limit * calls
-                    ):
+                    if (slow or not enough or window.expired) and self._rates_trip(window):
                         transition = self._trip(escalate=False)
             else:
                 transition = self._succeeded_otherwise(permit, now, slow=slow)
@@ -774,6 +785,7 @@ class CircuitBreaker:
             self._emit_call(_IGNORED, duration, slow=False)
 
     def _rates_trip(self, window: SlidingWindow) -> bool:
+        window.expired = False  # the rates are checked now, with whatever has expired
         calls = window.calls
         return calls >= self._min_calls and (
             window.failures * 100 >= self._rate_limit * calls
@@ -811,6 +823,8 @@ class CircuitBreaker:
         from_state = self._state
         self._generation += 1
         self._state = to_state
+        if to_state is not _OPEN:
+            self._open_until = -math.inf  # so that _acquire's lock-free test needs no state
         if to_state in _ADMIT_ALL:
             self._consecutive = 0
             if self._window is not None:
@@ -1001,6 +1015,10 @@ class CircuitBreaker:
     # The two guards are the only places where the shells differ, by an ``await`` on the call
     # and on the fallback's value. Each step is a call into the shared core; the steps are
     # written out in a closure (rather than calling a shared helper) to save a frame per call.
+    # A rejection while OPEN is the lock-free test of _acquire, written out too: during an
+    # outage it is every request's path. Calls and fallbacks without keyword arguments are
+    # called without ``**kwargs`` (and a fallback without arguments without ``*args``), which
+    # saves copying them into a new dict and tuple per call.
 
     def _guard(self, fn: Callable[..., Any], fallback: Fallback | None) -> Callable[..., Any]:
         acquire, errored, failed, succeeded = (
@@ -1009,27 +1027,30 @@ class CircuitBreaker:
             self._failed,
             self._succeeded,
         )
+        clock, timer, predicate = self._now, self._timer, self._predicate
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             permit = self._permit
             if permit is None:
-                decision = acquire()
-                if not isinstance(decision, Permit):
+                wait = self._open_until - clock()
+                decision = wait if wait > 0.0 and not self._call_listeners else acquire()
+                if type(decision) is not Permit:
                     if fallback is None:
                         raise CallNotPermitted(self.name, decision)
-                    return fallback(_rejection(self.name, decision), *args, **kwargs)
+                    rejection = _Rejection(self.name, decision)
+                    if kwargs:
+                        return fallback(rejection, *args, **kwargs)
+                    return fallback(rejection, *args) if args else fallback(rejection)
                 permit = decision
-            timer = self._timer
             start = timer()
             try:
-                result = fn(*args, **kwargs)
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
             except BaseException as exc:
                 end = timer()
                 if errored(exc, permit, end - start, end) and fallback is not None:
                     return fallback(exc, *args, **kwargs)
                 raise
             end = timer()
-            predicate = self._predicate
             if predicate is not None and predicate(result):
                 failed(permit, end - start, end)
             else:
@@ -1047,28 +1068,33 @@ class CircuitBreaker:
             self._failed,
             self._succeeded,
         )
+        clock, timer, predicate = self._now, self._timer, self._predicate
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             permit = self._permit
             if permit is None:
-                decision = acquire()
-                if not isinstance(decision, Permit):
+                wait = self._open_until - clock()
+                decision = wait if wait > 0.0 and not self._call_listeners else acquire()
+                if type(decision) is not Permit:
                     if fallback is None:
                         raise CallNotPermitted(self.name, decision)
-                    rejection = _rejection(self.name, decision)
-                    return await _resolve(fallback(rejection, *args, **kwargs))
+                    rejection = _Rejection(self.name, decision)
+                    if kwargs:
+                        value = fallback(rejection, *args, **kwargs)
+                    else:
+                        value = fallback(rejection, *args) if args else fallback(rejection)
+                    return (await value) if _is_awaitable(value) else value
                 permit = decision
-            timer = self._timer
             start = timer()
             try:
-                result = await fn(*args, **kwargs)
+                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
             except BaseException as exc:
                 end = timer()
                 if errored(exc, permit, end - start, end) and fallback is not None:
-                    return await _resolve(fallback(exc, *args, **kwargs))
+                    value = fallback(exc, *args, **kwargs)
+                    return (await value) if _is_awaitable(value) else value
                 raise
             end = timer()
-            predicate = self._predicate
             if predicate is not None and predicate(result):
                 failed(permit, end - start, end)
             else:
@@ -1121,8 +1147,16 @@ class CircuitBreaker:
         self.__exit__(exc_type, exc, traceback)
 
 
-async def _resolve(value: Any) -> Any:
-    """Await a fallback's value if it is awaitable, so a fallback may be sync or async."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
+# What a sync fallback mostly returns; no value of these types is awaitable.
+_PLAIN: Final = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
+
+
+def _is_awaitable(value: object) -> bool:
+    """``inspect.isawaitable(value)``, answered without it for coroutines and plain values.
+
+    ``inspect.isawaitable`` costs about 300 ns on a value that is not awaitable (an ABC check),
+    as much as the rest of a rejection. Anything but a coroutine or a plain value still goes
+    through it (not through ``hasattr``, which would run a user's ``__getattr__``).
+    """
+    kind = type(value)
+    return kind is CoroutineType or (kind not in _PLAIN and inspect.isawaitable(value))
