@@ -62,6 +62,8 @@ class Runtime:
         ``asynchronous`` (ASGI) picks the asyncio Redis store; WSGI gets the threaded one.
         """
         settings.require_production_ready()
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
         if logging and not logging_configured():
             configure_logging(settings)
         self.settings = settings
@@ -111,8 +113,6 @@ class Runtime:
             client_ips=self.rate_limit.resolver,
         )
         self.health_endpoints.add_to(self.endpoints)
-        self._startup: list[Hook] = []
-        self._shutdown: list[Hook] = []
         self._drain_watch: threading.Thread | None = None
         self._started_pid: int | None = None
         self._start_lock = threading.Lock()
@@ -380,5 +380,7 @@ def build_runtime(
     if settings is None:
         settings = load_settings(**overrides)
     elif overrides:
-        settings = load_settings({}, env_file=None, **{**settings.model_dump(), **overrides})
+        # Only the fields that were set: a default must not look configured (DATABASE_URL).
+        given = settings.model_dump(exclude_unset=True)
+        settings = load_settings({}, env_file=None, **{**given, **overrides})
     return Runtime(settings, framework=framework, asynchronous=asynchronous)
