@@ -8,6 +8,8 @@ import httpx
 import orjson
 import pytest
 
+from fender.observability import metrics
+
 from apps import ITEM_ROUTE, fastapi_app
 from conftest import sample
 
@@ -149,6 +151,19 @@ def test_a_404_is_unmatched(make_client, logs):
     assert sample("http_server_request_duration_seconds_count", **labels) == before + 1
     (access,) = logs.named("request")
     assert access["route"] == "unmatched"
+
+
+@pytest.mark.parametrize("flavour", ["fastapi", "starlette", "flask"])
+def test_what_a_router_matched_nothing_for_is_unmatched_whatever_the_status(make_client):
+    """Trailing-slash redirects and 405s must not make one series per raw path."""
+    client = make_client()
+    statuses = {
+        client.request(m, p).status_code for m, p in (("GET", "/items/1/"), ("PUT", "/items/2"))
+    }
+    assert statuses & {301, 307, 308, 405}
+    body = metrics.exposition()[0].decode()
+    assert "/items/1/" not in body
+    assert 'route="/items/2"' not in body
 
 
 def test_an_unknown_method_is_other(make_client):

@@ -34,11 +34,13 @@ _CLOSE: Final = (b"connection", b"close")
 _logger = get_logger("fender.errors")
 
 
-def route_of_scope(scope: Scope, status: int, root_path: str) -> str:
+def route_of_scope(scope: Scope, status: int, root_path: str, *, routed: bool = False) -> str:
     """The route template a request matched (Starlette and FastAPI put it in the scope).
 
-    Mounted apps prefix their templates with the mount path; without a router, ``unmatched``
-    for a 404 and the raw path otherwise (bounded by the metrics' cardinality guard).
+    Mounted apps prefix their templates with the mount path. Nothing matched: ``unmatched``
+    when the app has a router (``routed``: a 404, a trailing-slash redirect...), else the raw
+    path for a 200 of an app fender knows no router of (bounded by the cardinality guard),
+    ``unmatched`` for its 404s.
     """
     route = scope.get("route")
     if route is not None:
@@ -46,7 +48,7 @@ def route_of_scope(scope: Scope, status: int, root_path: str) -> str:
         if isinstance(template, str):
             mount_prefix: str = scope.get("root_path", "")[len(root_path) :]
             return mount_prefix + template
-    if status == 404:  # noqa: PLR2004
+    if routed or status == 404:  # noqa: PLR2004
         return UNMATCHED
     path = scope.get("path", "")
     return path if isinstance(path, str) else UNMATCHED
@@ -71,13 +73,16 @@ async def send_response(
 class FenderMiddleware:
     """Pure ASGI middleware: fender's request path around ``app`` (see the module)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, *, routed: bool = False) -> None:
         """Wrap ``app`` with ``runtime``'s observer, endpoints and lifecycle.
 
-        While the lifecycle is draining, responses carry ``Connection: close`` so that
-        keep-alive clients move to another instance.
+        ``routed``: the app routes with Starlette's router, which names every route it matched
+        in the scope; a request it matched none of is ``unmatched`` in the metrics. While the
+        lifecycle is draining, responses carry ``Connection: close`` so that keep-alive
+        clients move to another instance.
         """
         self.app = app
+        self.routed = routed
         self.runtime = runtime
         self.observer = runtime.observer
         self.endpoints = runtime.endpoints
@@ -150,7 +155,7 @@ class FenderMiddleware:
             observer.finish(
                 request_id,
                 scope["method"],
-                route_of_scope(scope, status, root_path),
+                route_of_scope(scope, status, root_path, routed=self.routed),
                 status,
                 time.perf_counter() - start,
                 outcome[1],

@@ -57,7 +57,7 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     build_stack = app.build_middleware_stack
 
     def build_with_fender() -> Any:
-        return FenderMiddleware(build_stack(), runtime)
+        return FenderMiddleware(build_stack(), runtime, routed=True)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.
     app.build_middleware_stack = build_with_fender  # type: ignore[method-assign]

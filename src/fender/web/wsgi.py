@@ -43,12 +43,16 @@ def status_line(status: int) -> str:
     return line
 
 
-def route_of_environ(environ: WSGIEnviron, status: int) -> str:
-    """The route template an adapter recorded, ``unmatched`` for a 404, else the raw path."""
+def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False) -> str:
+    """The route template an adapter recorded, else ``unmatched`` or the raw path.
+
+    ``unmatched`` for a 404, and for anything when the app has a router (``routed``: Flask's
+    405s and redirects); the raw path for a bare app's other answers.
+    """
     route = environ.get(ROUTE_KEY)
     if route is not None:
         return str(route)
-    if status == 404:  # noqa: PLR2004
+    if routed or status == 404:  # noqa: PLR2004
         return UNMATCHED
     return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
 
@@ -155,7 +159,7 @@ class _Call:
             observer.finish(
                 environ["fender.request_id"],
                 self.method,
-                route_of_environ(environ, status),
+                route_of_environ(environ, status, routed=self.wsgi.route_of is not None),
                 status,
                 time.perf_counter() - start,
                 self.bytes,
