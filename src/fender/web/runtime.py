@@ -14,6 +14,7 @@ import functools
 import inspect
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -115,6 +116,7 @@ class Runtime:
         self.health_endpoints.add_to(self.endpoints)
         self._drain_watch: threading.Thread | None = None
         self._started_pid: int | None = None
+        self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
         self._stop_watch = threading.Event()
 
@@ -210,20 +212,38 @@ class Runtime:
         else:
             self.redis.close()
 
-    def ensure_started(self) -> None:
+    def ensure_started(self) -> bool:
         """For WSGI, which has no lifespan: start in this process, once (first request).
 
         Lazily, not when the app is built: under ``gunicorn --preload`` the app is built in the
         master, and threads started there do not survive the fork into the workers. The
         check is one ``getpid()`` per request.
+
+        Returns False while the start has failed: a startup hook raised (logged, with its
+        traceback). The whole start is tried again by the first request after
+        FENDER_HEALTH_INTERVAL seconds; until then the app is not served.
         """
         pid = os.getpid()
         if self._started_pid == pid:
-            return
+            return True
         with self._start_lock:
-            if self._started_pid != pid:
-                self._started_pid = pid
+            if self._started_pid == pid:
+                return True
+            failed_at = self._start_failed_at
+            if (
+                failed_at is not None
+                and time.monotonic() - failed_at < self.settings.health_interval
+            ):
+                return False
+            try:
                 self.start_sync()
+            except Exception:
+                self._start_failed_at = time.monotonic()
+                _logger.exception("startup_failed", retry_in_s=self.settings.health_interval)
+                return False
+            self._started_pid = pid
+            self._start_failed_at = None
+            return True
 
     def start_sync(self) -> None:
         """Start now, shut down at interpreter exit (see :meth:`ensure_started`).
@@ -234,9 +254,9 @@ class Runtime:
         """
         import atexit
 
+        asyncio.run(self._run_startup_hooks())
         if isinstance(self.limiter, TieredLimiter):
             self.limiter.start()
-        asyncio.run(self._run_startup_hooks())
         self.health.start()
         if not self.health.select(kind=Kind.READINESS):
             self.lifecycle.mark_ready("startup complete")

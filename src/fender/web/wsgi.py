@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +18,7 @@ from typing import Any, Final
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
 from fender.observability.logging import bind_request, get_logger, reset_request
 from fender.settings import Settings
-from fender.web.endpoints import Request, Response, drive_sync, error_response
+from fender.web.endpoints import Request, Response, drive_sync, error_response, json_response
 from fender.web.observe import UNMATCHED
 from fender.web.requestid import accept_request_id, request_context
 from fender.web.runtime import Runtime, build_runtime
@@ -200,7 +201,7 @@ class FenderWSGI:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
-        self.runtime.ensure_started()
+        started = self.runtime.ensure_started()
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["fender.request_id"] = request_id
@@ -208,6 +209,17 @@ class FenderWSGI:
         call = _Call(self, environ, token)
         if call.path in self.endpoints:
             return self._endpoint(call, start_response, start)
+        if not started:
+            # A startup hook failed (logged): the app may lack what the hook sets up.
+            call.status = 503
+            retry = str(math.ceil(self.runtime.settings.health_interval))
+            response = json_response(
+                503,
+                {"error": "startup_failed", "request_id": request_id},
+                headers=(("Retry-After", retry),),
+            )
+            _start(start_response, response, request_id)
+            return _Recorded([response.body], call, start)
         call.active = self.observer.active(call.method)
         call.active.inc()
         header = ("X-Request-ID", request_id)
