@@ -215,3 +215,19 @@ def test_multiprocess_mode_switches_on_by_itself(tmp_path):
         process.close()
         # the directory fender chose, named after the master (no gunicorn_conf to remove it)
         shutil.rmtree(Path(tempfile.gettempdir()) / f"fender-metrics-{master}", ignore_errors=True)
+
+
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_server_access_lines_on_request_in_fenders_format(worker, tmp_path):
+    process = gunicorn(worker, tmp_path, FENDER_SERVER_ACCESS_LOG="true")
+    process.start()
+    try:
+        httpx.get(f"{process.url}/items/1", timeout=5)
+        process.terminate()
+        output = process.output()
+    finally:
+        process.close()
+    events = [orjson.loads(line) for line in output.splitlines() if line.strip()]
+    server_lines = [e for e in events if e.get("logger") in ("gunicorn.access", "uvicorn.access")]
+    assert any("/items/1" in str(e.get("event")) for e in server_lines), events[-5:]
+    assert [e for e in events if e.get("event") == "request"]  # fender's own line as well

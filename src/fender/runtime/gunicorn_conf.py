@@ -1,7 +1,8 @@
 """gunicorn configuration module: ``gunicorn -c python:fender.runtime.gunicorn_conf app:app``.
 
 * Logging: gunicorn's own lines (master and workers) go through fender's renderer, so the
-  service writes one format; gunicorn's access lines are off (fender's replace them).
+  service writes one format; gunicorn's access lines are off (fender's replace them) unless
+  FENDER_SERVER_ACCESS_LOG is on.
 * Drain: a drain flag left by an earlier server is cleared when the master starts.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
@@ -60,6 +61,18 @@ def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001  (gunicorn pas
         multiprocess.mark_process_dead(worker.pid, directory)  # type: ignore[no-untyped-call]
 
 
+def _server_access_log() -> bool:
+    """FENDER_SERVER_ACCESS_LOG; a bad environment is reported when the app loads it."""
+    from fender.errors import ConfigurationError
+    from fender.settings import load_settings
+
+    try:
+        return load_settings().server_access_log
+    except ConfigurationError:
+        return False
+
+
 logger_class = GunicornLogger
-accesslog = None
+# gunicorn's access lines only when asked for (fender's own replace them); rendered by fender
+accesslog = "-" if _server_access_log() else None
 worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"
