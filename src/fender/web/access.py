@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from fender._types import ASGIApp, Message, Receive, Scope, Send
     from fender.web.runtime import Runtime
 
-__all__ = ["FenderMiddleware", "route_of_scope", "send_response"]
+__all__ = ["RESPONSE_HEADERS", "FenderMiddleware", "route_of_scope", "send_response"]
+
+RESPONSE_HEADERS: Final = "fender.response_headers"
+"""Scope key of a list of ``(name, value)`` bytes pairs the response will carry.
+
+Layers inside (the rate limiter: its headers) append to it instead of wrapping ``send``
+once more; :class:`FenderMiddleware` adds them as the response starts.
+"""
 
 _REQUEST_ID: Final = HEADER.encode()
 _TRACEPARENT: Final = b"traceparent"
@@ -118,6 +125,8 @@ class FenderMiddleware:
                 REQUEST_CONTEXT.reset(token)
             return
         header = (_REQUEST_ID, request_id.encode())
+        extra: list[tuple[bytes, bytes]] = []
+        scope[RESPONSE_HEADERS] = extra
         lifecycle = self.lifecycle
         outcome: list[Any] = [0, 0, False]  # status, response bytes, response complete
 
@@ -128,7 +137,7 @@ class FenderMiddleware:
             elif message["type"] == "http.response.start":
                 outcome[0] = message["status"]
                 # A new list: the app may send the same list object on every response.
-                headers = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header, *extra]
                 if lifecycle.draining:
                     headers.append(_CLOSE)
                 message["headers"] = headers

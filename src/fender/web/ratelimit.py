@@ -47,6 +47,7 @@ from fender.ratelimit.clientip import parse_node, rate_limit_key
 from fender.ratelimit.config import RateLimitConfig, check_no_burst, policy_name
 from fender.ratelimit.limiter import UNAVAILABLE, AsyncTieredLimiter, TieredLimiter
 from fender.ratelimit.policy import Decision, KeyBuilder, RateLimitPolicy, parse_policy
+from fender.web.access import RESPONSE_HEADERS
 from fender.web.endpoints import Response, json_response
 from fender.web.wsgi import status_line
 
@@ -414,6 +415,11 @@ async def _limit_asgi(
         await send({"type": "http.response.body", "body": rejection.body})
         return
     if not extra:
+        await app(scope, receive, send)
+        return
+    response_headers = scope.get(RESPONSE_HEADERS)
+    if response_headers is not None:  # fender's middleware adds them: no second wrapper
+        response_headers.extend(extra)
         await app(scope, receive, send)
         return
 
