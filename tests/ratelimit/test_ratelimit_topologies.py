@@ -318,3 +318,37 @@ def test_install_with_a_cluster_url_limits_on_the_cluster(cluster):
         with plain(node) as client:
             stored += client.keys("fender:rl:{203.0.113.77}*")
     assert stored  # counted in the cluster, not in memory
+
+
+def test_stacked_limits_of_different_scopes_stay_on_the_cluster(cluster):
+    """ip + global on one route: one script over keys of one slot, not a CROSSSLOT error that
+    would open the breaker and move the whole instance to memory."""
+    app = FastAPI()
+
+    @app.get("/search")
+    @fender.rate_limit("2/minute", key="ip")
+    @fender.rate_limit("1000/minute", key="global")
+    async def search() -> dict[str, str]:
+        return {}
+
+    runtime = fender.install(app, redis_url=cluster_url(cluster), env="development")
+
+    async def scenario() -> list[int]:
+        async with lifespan(app):
+            for _ in range(500):
+                if runtime.limiter.serving is Tier.REDIS:
+                    break
+                await asyncio.sleep(0.01)
+            assert runtime.limiter.serving is Tier.REDIS, "the probe did not reach the cluster"
+            transport = httpx.ASGITransport(app=app, client=("203.0.113.78", 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                statuses = [(await http.get("/search")).status_code for _ in range(3)]
+                assert runtime.limiter.serving is Tier.REDIS
+                return statuses
+
+    assert asyncio.run(scenario()) == [200, 200, 429]
+    stored = []
+    for node in cluster:
+        with plain(node) as client:
+            stored += client.keys("fender:rl:{global}*")
+    assert len(stored) == 2  # the global key and the client's key, in the global slot

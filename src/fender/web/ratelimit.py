@@ -168,12 +168,19 @@ class RoutePlan:
         cost: requests one call counts.
         policy_header: the ``RateLimit-Policy`` value of all the rules.
         needs_request: whether a key function needs a :class:`RateLimitRequest`.
+        slot: where the keys of one request meet in one Redis Cluster slot (a script's keys
+            must): ``None`` when the rules share one scope (each key is tagged by its own
+            identity, spreading clients over the cluster); ``"global"`` when a global limit is
+            stacked (its key is one for the whole app, so the others join its slot); ``"key"``
+            when a key function's limit is stacked (they join its value's slot); ``"route"``
+            when per-route scopes are mixed (ip and user: they meet in the route's slot).
     """
 
     rules: tuple[_Rule, ...]
     cost: int
     policy_header: str
     needs_request: bool
+    slot: Literal["global", "key", "route"] | None = None
 
 
 class HttpRateLimit:
@@ -209,7 +216,29 @@ class HttpRateLimit:
             cost=cost,
             policy_header=", ".join(rule.policy.policy_header for rule in rules),
             needs_request=any(callable(rule.scope) or rule.scope == "user" for rule in rules),
+            slot=self._slot(rules),
         )
+
+    def _slot(self, rules: tuple[_Rule, ...]) -> Literal["global", "key", "route"] | None:
+        """See :attr:`RoutePlan.slot`."""
+        scopes = {rule.scope for rule in rules}
+        if len(scopes) == 1:
+            return None
+        # Keys shared by routes (a global limit, a key function's) keep one name, and so one
+        # slot, on every route: at most one of them can lead a request's slot.
+        shared = {scope for scope in scopes if scope == "global" or callable(scope)}
+        if len(shared) > 1 and self.config.redis_url.startswith("redis+cluster://"):
+            raise ConfigurationError(
+                "rate_limit",
+                [rule.policy.name for rule in rules],
+                "on Redis Cluster, at most one global or key-function limit per route "
+                "(a request's keys must share one slot)",
+            )
+        if "global" in shared:
+            return "global"
+        if shared:
+            return "key"
+        return "route"
 
     def plan_for(self, route: str, endpoint: object | None = None) -> RoutePlan:
         """The plan of ``route``: the endpoint's decorators, else the path table, else default.
@@ -270,29 +299,41 @@ class HttpRateLimit:
     ) -> list[tuple[str, RateLimitPolicy]]:
         """The ``(storage key, policy)`` pairs of one request."""
         build = self._keys.build
-        items = []
+        identities: list[tuple[str, tuple[str, ...], bool]] = []  # tag, parts, per route
         made: RateLimitRequest | None = None
         for rule in plan.rules:
             scope = rule.scope
             name = rule.policy.name
             if scope == "ip":
-                key = build(client, name, route)
+                identities.append((client, (name, route), True))
             elif scope == "route":
-                key = build(route, name)
+                identities.append((route, (name,), True))
             elif scope == "global":
-                key = build("global", name)
+                identities.append(("global", (name,), False))
             else:
                 if made is None and request is not None:
                     made = request()
                 value = None if made is None else self._value(scope, made)
                 if value is None:  # anonymous: by client ip and route
-                    key = build(client, name, route)
+                    identities.append((client, (name, route), True))
                 elif scope == "user":
-                    key = build(value, name, route)
+                    identities.append((value, (name, route), True))
                 else:
-                    key = build(value, name)
-            items.append((key, rule.policy))
-        return items
+                    identities.append((value, (name,), False))
+        if plan.slot is None:
+            return [
+                (build(tag, *parts), rule.policy)
+                for (tag, parts, _), rule in zip(identities, plan.rules, strict=True)
+            ]
+        # One slot for the request: keys shared across routes keep their own tag (the same on
+        # every route); per-route keys move into the leader's slot, their identity a part.
+        leader = route
+        if plan.slot != "route":
+            leader = next((tag for tag, _, per_route in identities if not per_route), route)
+        return [
+            (build(leader, tag, *parts) if per_route else build(tag, *parts), rule.policy)
+            for (tag, parts, per_route), rule in zip(identities, plan.rules, strict=True)
+        ]
 
     def _value(self, scope: KeyScope | KeyFunction, request: RateLimitRequest) -> str | None:
         function = self.config.user_key if scope == "user" else scope
