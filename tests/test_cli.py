@@ -152,3 +152,107 @@ def test_drain_raises_the_flag(clean_env, tmp_path, capsys):
     assert main(["drain", "--wait", "0", "--runtime-dir", str(tmp_path)]) == 0
     assert drain_flag(tmp_path).exists()
     assert "draining" in capsys.readouterr().out
+
+
+def one_error_line(capsys, *fragments):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def test_drain_with_a_bad_setting_is_one_line_not_a_traceback(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    assert main(["drain", "--wait", "0"]) == 2
+    line = one_error_line(capsys, "fender drain: error:", "LOG_LEVEL=", "DEBUG | INFO")
+    assert line.startswith("fender drain: error: ")
+
+
+def test_drain_into_an_unusable_directory_is_one_line(clean_env, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["drain", "--wait", "0", "--runtime-dir", str(blocker / "run")]) == 2
+    one_error_line(capsys, "fender drain: error: cannot raise the drain flag", str(blocker))
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("notaurl", "not an http:// or https:// URL"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("file:///etc/passwd", "not an http:// or https:// URL"),
+        ("http:///health", "not an http:// or https:// URL"),
+        ("http://127.0.0.1:99999/health", "Port out of range"),
+    ],
+)
+def test_probe_of_a_bad_url_is_one_line_not_a_traceback(url, fragment, capsys):
+    assert main(["probe", url]) == 2
+    one_error_line(capsys, "fender probe: error:", repr(url), fragment)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["probe", "--timeout", "0", "http://127.0.0.1:1/"],
+        ["probe", "--timeout", "nan", "http://127.0.0.1:1/"],
+        ["probe", "--timeout", "soon", "http://127.0.0.1:1/"],
+        ["drain", "--wait", "-1"],
+        ["drain", "--wait", "inf"],
+        ["drain", "--wait", "nan"],
+    ],
+)
+def test_bad_seconds_are_a_usage_error(clean_env, argv, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a number of seconds" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("env", "argv"),
+    [
+        ({"LOG_LEVEL": "loud"}, ["drain", "--wait", "0"]),
+        ({}, ["probe", "http://[::1"]),
+    ],
+)
+def test_the_console_script_prints_one_line_and_exits_2(tmp_path, env, argv):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "fender"), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "FENDER_RUNTIME_DIR": str(tmp_path), **env},
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"fender {argv[0]}: error: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        ("FENDER_RATE_LIMIT", "lots", "rate_limit"),
+        ("FENDER_TRUSTED_PROXIES", "not-a-cidr", "rate_limit"),
+        ("FENDER_ADMIN_CIDRS", "nope", "admin"),
+        ("FENDER_RATE_LIMIT_PATHS", "/login", "rate_limit"),
+        ("FENDER_RATE_LIMIT_ALLOW", "x.y", "rate_limit"),
+        ("DATABASE_URL", "nosuchdb://db/app", "database_driver"),
+    ],
+)
+@pytest.mark.usefixtures("clean_env")
+def test_doctor_is_not_ready_when_install_would_refuse(monkeypatch, capsys, name, value, check):
+    monkeypatch.setenv("FENDER_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv(name, value)
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert f"[FAIL] {check}: {name}=" in out
+    assert f"fix: set {name} to " in out
+    assert out.rstrip().endswith("not ready")

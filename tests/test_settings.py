@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import secrets
 import string
 
@@ -107,6 +108,27 @@ def test_empty_values_mean_unset():
         ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL", "redis"),
         ({"REDIS_URL": "cache:6379"}, "REDIS_URL", "scheme"),
         ({"DATABASE_URL": "just-a-name"}, "DATABASE_URL", "scheme"),
+        ({"FENDER_ADMIN_DENY_STATUS": "500"}, "FENDER_ADMIN_DENY_STATUS", "401 or 404"),
+        ({"FENDER_ADMIN_DENY_STATUS": "403"}, "FENDER_ADMIN_DENY_STATUS", "401 or 404"),
+        ({"FENDER_ADMIN_DENY_STATUS": "none"}, "FENDER_ADMIN_DENY_STATUS", "integer"),
+        ({"FENDER_HEALTH_PREFIX": "/health/"}, "FENDER_HEALTH_PREFIX", "without a trailing /"),
+        ({"FENDER_HEALTH_PREFIX": "/"}, "FENDER_HEALTH_PREFIX", "without a trailing /"),
+        ({"FENDER_HEALTH_PREFIX": "health"}, "FENDER_HEALTH_PREFIX", "a leading /"),
+        ({"FENDER_HEALTH_PREFIX": "/health me"}, "FENDER_HEALTH_PREFIX", "A-Z a-z 0-9"),
+        ({"FENDER_METRICS_PATH": "metrics"}, "FENDER_METRICS_PATH", "a leading /"),
+        ({"FENDER_METRICS_PATH": "/metrics?x=1"}, "FENDER_METRICS_PATH", "such as /metrics"),
+        (
+            {"FENDER_ADMIN_POLICY": "sometimes"},
+            "FENDER_ADMIN_POLICY",
+            "never | when-authorized | always",
+        ),
+        ({"FENDER_HEALTH_WARN_STATUS": "199"}, "FENDER_HEALTH_WARN_STATUS", "200"),
+        ({"FENDER_HEALTH_WARN_STATUS": "600"}, "FENDER_HEALTH_WARN_STATUS", "599"),
+        ({"FENDER_HEALTH_WARN_STATUS": "ok"}, "FENDER_HEALTH_WARN_STATUS", "integer"),
+        ({"FENDER_HEALTH_FAIL_STATUS": "0"}, "FENDER_HEALTH_FAIL_STATUS", "200"),
+        ({"FENDER_HEALTH_FAIL_STATUS": "1000"}, "FENDER_HEALTH_FAIL_STATUS", "599"),
+        ({"FENDER_HEALTH_FAIL_STATUS": "503.5"}, "FENDER_HEALTH_FAIL_STATUS", "integer"),
+        ({"FENDER_MEMORY_TIER_MAX_MB": "1e308"}, "FENDER_MEMORY_TIER_MAX_MB", "1048576"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_is_expected(env, name, fragment):
@@ -116,6 +138,73 @@ def test_bad_values_name_the_variable_and_what_is_expected(env, name, fragment):
     assert error.field == name
     assert str(error).startswith(f"{name}=")
     assert fragment in error.expected
+
+
+FLOAT_FIELDS = sorted(
+    name for name, info in Settings.model_fields.items() if info.annotation in (float, float | None)
+)
+
+
+def test_there_are_float_settings_to_check():
+    assert {"memory_tier_max_mb", "memory_tier_max_stale", "slow_request_ms"} <= set(FLOAT_FIELDS)
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "+Infinity", "nan", "NaN"])
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+def test_no_float_setting_accepts_inf_or_nan(field, text):
+    (var,) = [v for v in env_vars() if v.field == field]
+    with pytest.raises(ConfigurationError) as raised:
+        load(**{var.name: text})
+    assert raised.value.field == var.name
+    assert "finite" in raised.value.expected
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+def test_a_non_finite_keyword_names_the_variable_not_an_internal_field(field, value):
+    (var,) = [v for v in env_vars() if v.field == field]
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({}, env_file=None, **{field: value})
+    assert raised.value.field == var.name
+
+
+@given(status=st.integers(min_value=-1000, max_value=10**4))
+def test_health_statuses_are_http_statuses_200_to_599(status):
+    for name, field in [
+        ("FENDER_HEALTH_WARN_STATUS", "health_warn_status"),
+        ("FENDER_HEALTH_FAIL_STATUS", "health_fail_status"),
+    ]:
+        if 200 <= status <= 599:
+            assert getattr(load(**{name: str(status)}), field) == status
+        else:
+            with pytest.raises(ConfigurationError) as raised:
+                load(**{name: str(status)})
+            assert raised.value.field == name
+
+
+def test_health_status_defaults_map_warn_to_200_and_fail_to_503():
+    settings = load()
+    assert (settings.health_warn_status, settings.health_fail_status) == (200, 503)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://app:pw@db:5432/app", "postgresql+psycopg://app:pw@db:5432/app"),
+        (
+            "postgresql://app:pw@db/app?sslmode=require",
+            "postgresql+psycopg://app:pw@db/app?sslmode=require",
+        ),
+        ("POSTGRES://app@db/app", "postgresql+psycopg://app@db/app"),
+        ("postgresql+psycopg://db/app", "postgresql+psycopg://db/app"),
+        ("postgresql+psycopg2://db/app", "postgresql+psycopg2://db/app"),
+        ("sqlite:///app.db", "sqlite:///app.db"),
+        ("mysql+pymysql://db/app", "mysql+pymysql://db/app"),
+    ],
+)
+def test_driverless_postgres_urls_use_psycopg(url, expected):
+    assert load(DATABASE_URL=url).database_url == expected
+    assert load_settings({}, env_file=None, database_url=url).database_url == expected
 
 
 def test_secret_values_are_masked_in_errors():
@@ -349,6 +438,8 @@ _SAMPLES = {
     "memory_tier_max_stale": "0",
     "celery_broker_url": "redis://broker:6379/1",
     "shutdown_hook_timeout": "2",
+    "health_warn_status": "207",
+    "health_fail_status": "500",
 }
 
 

@@ -8,15 +8,54 @@ ready for production?), ``fender probe URL`` (a health probe without curl), ``fe
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from fender._status import Status
 from fender._version import __version__
+from fender.errors import ConfigurationError
 
 __all__ = ["main"]
 
 _MARK = {Status.PASS: "pass", Status.WARN: "WARN", Status.FAIL: "FAIL"}
+# Exit code of a bad argument or setting: argparse's own for a usage error.
+_BAD_INPUT = 2
+
+
+class _BadInputError(Exception):
+    """An argument or the environment is unusable; ``main`` prints it in one line."""
+
+
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of seconds {'>= 0' if allow_zero else '> 0'}"
+            )
+        return value
+
+    return parse
+
+
+def _probe_url(text: str) -> str:
+    """``text`` when it is an http(s) URL with a host; a health probe needs nothing else."""
+    example = "such as http://127.0.0.1:8000/health/ready"
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise _BadInputError(f"{text!r} is not a URL ({error}); give one {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _BadInputError(f"{text!r} is not an http:// or https:// URL; give one {example}")
+    return text
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -50,8 +89,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(args.url, headers={"Accept": "application/json"})  # noqa: S310  (the user's URL, for a health probe)
+    url = _probe_url(args.url)
     try:
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310  (http(s) only: _probe_url)
         with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
             code, body = response.status, response.read()
     except urllib.error.HTTPError as error:
@@ -77,7 +117,10 @@ def _cmd_drain(args: argparse.Namespace) -> int:
     settings = load_settings()
     directory = args.runtime_dir or settings.runtime_dir
     wait = settings.drain_seconds if args.wait is None else args.wait
-    flag = request_drain(directory, "fender drain")
+    try:
+        flag = request_drain(directory, "fender drain")
+    except OSError as error:
+        raise _BadInputError(f"cannot raise the drain flag in {directory}: {error}") from None
     print(f"draining: readiness is 503 on every worker reading {flag}; waiting {wait:g}s")
     time.sleep(wait)
     return 0
@@ -126,7 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         "No curl needed in the image.",
     )
     probe.add_argument("url", help="e.g. http://127.0.0.1:8000/health/ready")
-    probe.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    probe.add_argument(
+        "--timeout", type=_seconds(allow_zero=False), default=3.0, help="seconds (default 3)"
+    )
     probe.set_defaults(handler=_cmd_probe)
 
     drain = commands.add_parser(
@@ -138,7 +183,10 @@ def _parser() -> argparse.ArgumentParser:
         "before SIGTERM.",
     )
     drain.add_argument(
-        "--wait", type=float, default=None, help="seconds to wait (default: FENDER_DRAIN_SECONDS)"
+        "--wait",
+        type=_seconds(allow_zero=True),
+        default=None,
+        help="seconds to wait (default: FENDER_DRAIN_SECONDS)",
     )
     drain.add_argument("--runtime-dir", default=None, help="default: FENDER_RUNTIME_DIR")
     drain.set_defaults(handler=_cmd_drain)
@@ -149,7 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except (ConfigurationError, _BadInputError) as error:
+        # One line, like argparse's own errors: a bad setting is not a bug to trace.
+        print(f"fender {args.command}: error: {error}", file=sys.stderr)
+        return _BAD_INPUT
 
 
 if __name__ == "__main__":

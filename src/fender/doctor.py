@@ -2,7 +2,9 @@
 
 A doctor check is a plain function from :class:`~fender.settings.Settings` to findings; register
 one with :func:`doctor_check`. The settings rules are built in; later subsystems (dependencies
-reachable, worker count against memory) register theirs the same way. Nothing here prints:
+reachable, worker count against memory) register theirs the same way. Besides the settings
+rules, doctor builds what ``fender.install`` builds from them (rate limits, the admin guard,
+the database engine), so a value install would refuse fails here too. Nothing here prints:
 ``fender.cli`` renders the findings.
 """
 
@@ -13,8 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from fender._status import Finding, Status
+from fender.db import engine_from_settings
 from fender.errors import ConfigurationError
+from fender.ratelimit.clientip import ClientIPResolver
+from fender.ratelimit.config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings
+from fender.web.health import AdminGuard
 
 __all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check"]
 
@@ -31,6 +37,41 @@ def doctor_check(check: DoctorCheck) -> DoctorCheck:
 
 
 doctor_check(production_findings)
+
+
+def _built(check: str, build: Callable[[], object], passed: str) -> Finding:
+    """Run ``build`` as ``fender.install`` would; its ConfigurationError becomes a failure."""
+    try:
+        build()
+    except ConfigurationError as exc:
+        reason = f"{exc.field}={exc.value!r} is invalid: fender.install would refuse it"
+        return Finding(check, Status.FAIL, reason, f"set {exc.field} to {exc.expected}", exc.field)
+    return Finding(check, Status.PASS, passed)
+
+
+@doctor_check
+def _rate_limit_check(settings: Settings) -> list[Finding]:
+    """The rate-limit configuration install builds: limits, paths, allow-list, proxies."""
+    passed = "FENDER_RATE_LIMIT*, FENDER_TRUSTED_PROXIES and FENDER_TRUSTED_HOPS parse"
+    return [_built("rate_limit", lambda: RateLimitConfig.from_settings(settings), passed)]
+
+
+@doctor_check
+def _admin_check(settings: Settings) -> list[Finding]:
+    """The guard of the protected endpoints install builds (FENDER_ADMIN_*)."""
+    # The guard only keeps the resolver; a bad proxy setting is the rate_limit check's finding.
+    passed = f"FENDER_ADMIN_* parse (policy {settings.admin_policy})"
+    return [_built("admin", lambda: AdminGuard(settings, ClientIPResolver()), passed)]
+
+
+@doctor_check
+def _database_check(settings: Settings) -> list[Finding]:
+    """The engine install builds when DATABASE_URL is set: dialect and driver load."""
+
+    def build() -> None:
+        engine_from_settings(settings).dispose()  # no connection: the engine is lazy
+
+    return [_built("database_driver", build, "DATABASE_URL's dialect and driver load")]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -78,6 +79,11 @@ PLACEHOLDER_SECRET_KEYS = frozenset(
         "your_secret_key_here",
     }
 )
+# The HTTP statuses a health answer may be mapped to (FENDER_HEALTH_*_STATUS).
+MIN_HTTP_STATUS = 200
+MAX_HTTP_STATUS = 599
+# 1 TiB of cached values per worker: already absurd, and it keeps MiB x 2**20 a finite float.
+MAX_MEMORY_TIER_MB = 1024 * 1024
 # The environment load_settings() was given, when not os.environ (a contextvar: thread-safe).
 _ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "fender_settings_environ", default=None
@@ -110,6 +116,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
         frozen=True,
         validate_default=True,
+        # inf passes every lower bound and breaks later (int(inf)); nan fails bounds confusingly.
+        allow_inf_nan=False,
     )
 
     env: Environment = _env(
@@ -201,7 +209,8 @@ class Settings(BaseSettings):
         default="sqlite:///fender.db",
         min_length=1,
         secret=True,
-        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for real.",
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for real "
+        "(postgres:// and postgresql:// use psycopg too).",
     )
     db_pool_size: int = _env(
         "DB_POOL_SIZE", default=5, ge=1, le=1000, description="Connections kept open per worker."
@@ -250,7 +259,7 @@ class Settings(BaseSettings):
         "MEMORY_LIMIT_MB",
         default=None,
         ge=16,
-        description="Memory limit of the container in MiB; empty: read from the cgroup.",
+        description="Memory limit of the container in MiB; empty: the host's total memory.",
     )
     workers: int | None = _env(
         "WEB_WORKERS",
@@ -273,7 +282,6 @@ class Settings(BaseSettings):
     metrics_path: str = _env(
         "FENDER_METRICS_PATH",
         default="/metrics",
-        pattern=r"^/[A-Za-z0-9._~/-]*$",
         description="Path of the Prometheus endpoint.",
     )
     metrics_max_series: int = _env(
@@ -291,7 +299,6 @@ class Settings(BaseSettings):
     health_prefix: str = _env(
         "FENDER_HEALTH_PREFIX",
         default="/health",
-        pattern=r"^/[A-Za-z0-9._~/-]*[^/]$",
         description="Path prefix of the health endpoints (/health, /health/live, ...).",
     )
     health_aliases: bool = _env(
@@ -319,6 +326,20 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="Seconds between background refreshes of the health snapshot.",
+    )
+    health_warn_status: int = _env(
+        "FENDER_HEALTH_WARN_STATUS",
+        default=200,
+        ge=MIN_HTTP_STATUS,
+        le=MAX_HTTP_STATUS,
+        description="HTTP status of a health answer whose status is warn (degraded): 200-599.",
+    )
+    health_fail_status: int = _env(
+        "FENDER_HEALTH_FAIL_STATUS",
+        default=503,
+        ge=MIN_HTTP_STATUS,
+        le=MAX_HTTP_STATUS,
+        description="HTTP status of a health answer whose status is fail: 200-599.",
     )
     liveness_max_lag: float = _env(
         "FENDER_LIVENESS_MAX_LAG",
@@ -401,6 +422,7 @@ class Settings(BaseSettings):
         "FENDER_MEMORY_TIER_MAX_MB",
         default=32.0,
         gt=0,
+        le=MAX_MEMORY_TIER_MB,
         description="MiB of values the in-memory tier keeps (LRU beyond).",
     )
     memory_tier_max_stale: float = _env(
@@ -537,6 +559,19 @@ class Settings(BaseSettings):
             raise ValueError("401 or 404")
         return value
 
+    @field_validator("metrics_path", "health_prefix")
+    @classmethod
+    def _check_path(cls, value: str, info: Any) -> str:
+        example = "/health" if info.field_name == "health_prefix" else "/metrics"
+        if not _PATH.fullmatch(value):
+            raise ValueError(
+                f"a path such as {example}: a leading /, then only A-Z a-z 0-9 . _ ~ / -"
+            )
+        # The prefix has sub-paths appended (/live, /ready): a trailing / would double it.
+        if info.field_name == "health_prefix" and value.endswith("/"):
+            raise ValueError(f"a path without a trailing /, such as {example}")
+        return value
+
     @field_validator("database_url", "redis_url")
     @classmethod
     def _check_url(cls, value: str, info: Any) -> str:
@@ -547,6 +582,10 @@ class Settings(BaseSettings):
             raise ValueError(f"a URL with a scheme, like {_URL_EXAMPLES[info.field_name]}")
         if info.field_name == "redis_url" and parts.scheme not in REDIS_SCHEMES:
             raise ValueError(f"one of the schemes {', '.join(sorted(REDIS_SCHEMES))}")
+        if info.field_name == "database_url" and parts.scheme in _POSTGRES_SCHEMES:
+            # Without a driver SQLAlchemy picks psycopg2 (and knows no "postgres"); fender's
+            # postgres extra ships psycopg 3.
+            return POSTGRES_DRIVER + value[len(parts.scheme) :]
         return value
 
     @property
@@ -568,6 +607,11 @@ class Settings(BaseSettings):
 
 
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel", "redis+cluster"})
+# An endpoint path: URL-safe characters only, so that it needs no escaping anywhere.
+_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+POSTGRES_DRIVER = "postgresql+psycopg"
+# Heroku-style and driverless PostgreSQL schemes, rewritten to POSTGRES_DRIVER.
+_POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 _URL_EXAMPLES = {
     "database_url": "postgresql+psycopg://user@host/db or sqlite:///app.db",
     "redis_url": "redis://localhost:6379/0",
