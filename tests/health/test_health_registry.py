@@ -45,7 +45,7 @@ def registry():
     reg = HealthRegistry(HealthConfig(deadline=2.0))
     yield reg
     reg.close()
-    assert wait_for(lambda: not set(health_threads()) - before), health_threads()
+    assert wait_for(lambda: not set(health_threads()) - before, 15), health_threads()
 
 
 # --- the outcome matrix ----------------------------------------------------------------------
@@ -446,7 +446,7 @@ def test_refresher_on_the_private_loop_starts_and_stops_cleanly():
         assert not registry._tasks
     finally:
         registry.close()
-    assert wait_for(lambda: not set(health_threads()) - before), health_threads()
+    assert wait_for(lambda: not set(health_threads()) - before, 15), health_threads()
 
 
 def test_refresher_on_a_running_loop_leaves_no_task():
