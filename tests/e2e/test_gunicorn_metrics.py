@@ -89,7 +89,7 @@ def requests_counted(url: str) -> float:
 
 
 def all_counted(url: str, sent: int) -> None:
-    """Each worker folds its counts into the shared files at least once a second (and the
+    """Each worker folds its counts into the shared files every 250 ms (and the
     scraping worker at the scrape): within a few seconds every scrape, whichever worker
     answers, sees every request."""
     wait_for(lambda: requests_counted(url) == sent, 5, f"a count of {sent} requests")

@@ -55,7 +55,7 @@ OTEL_DURATION_BUCKETS: Final = (
 OVERFLOW_LABEL: Final = "_overflow"
 LIVE_GAUGE_MODES: Final = frozenset({"livesum", "livemax", "livemin", "liveall", "livemostrecent"})
 OPENMETRICS_TYPE: Final = "application/openmetrics-text"
-FOLD_INTERVAL_SECONDS: Final = 1.0
+FOLD_INTERVAL_SECONDS: Final = 0.25
 """How often a worker folds its buffered series into the multiprocess files."""
 
 _lock = threading.RLock()
@@ -419,7 +419,7 @@ def _fold_forever() -> None:
 
 
 def _start_folder() -> None:
-    """In multiprocess mode, fold this worker's series once a second and at exit."""
+    """In multiprocess mode, fold this worker's series every FOLD_INTERVAL_SECONDS and at exit."""
     global _folder_pid  # noqa: PLW0603  (one folding thread per process)
     if _multiprocess is None or _folder_pid == os.getpid():
         return
