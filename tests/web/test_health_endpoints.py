@@ -5,7 +5,10 @@ from __future__ import annotations
 import secrets
 
 import httpx
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fender
 from fender._status import Status
@@ -415,3 +418,291 @@ def test_public_health_cannot_make_the_service_hammer_its_dependencies(tmp_path)
         return len(calls) - before
 
     assert serve(app, scenario) <= 1  # one run per second at most
+
+
+# --- whatever a check returns, the family answers 200 or 503, never 500 -------------------------
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_a_value_no_json_encoder_takes_never_makes_a_500(tmp_path):
+    app, runtime = fastapi_app(tmp_path, admin_policy="always")
+    add(runtime, "counter", CheckResult(Status.PASS, observed_value=2**70), critical=False)
+    add(
+        runtime,
+        "odd",
+        CheckResult(
+            Status.WARN,
+            "odd\ud800",
+            observed_value=float("nan"),
+            details={"n": -(2**70), 1: {b"x"}, "o": Unprintable()},
+        ),
+        critical=False,
+    )
+
+    async def scenario(client):
+        return [
+            await client.get(path, headers={"Accept": accept})
+            for path in ("/health/detailed", "/health/quick", "/health", "/status")
+            for accept in ("application/json", "application/health+json")
+        ]
+
+    answers = serve(app, scenario)
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert orjson.loads(answer.content)["status"] == "warn"
+    detailed = answers[0].json()
+    assert detailed["checks"]["counter"]["observed_value"] == "1180591620717411303424"
+    assert detailed["checks"]["odd"]["details"] == {
+        "n": "-1180591620717411303424",
+        "1": ["x"],
+        "o": "<Unprintable>",
+    }
+
+
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**200).map(lambda n: n if n % 2 else -n)
+    | st.floats()
+    | st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF))
+    | st.binary(max_size=8)
+)
+json_ish = st.recursive(
+    leaves,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.frozensets(leaves, max_size=3)
+        | st.dictionaries(leaves, children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def test_any_check_value_gets_200_or_503_from_every_endpoint(tmp_path):
+    from flask import Flask
+
+    from fender.flask import Fender
+
+    app = Flask("health")
+    Fender(app, env="development", runtime_dir=str(tmp_path), admin_policy="always")
+    current = [CheckResult(Status.PASS)]
+    app.extensions["fender"].health.add(lambda: current[0], name="anything")
+    client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t")
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        status=st.sampled_from(list(Status)),
+        observed=json_ish,
+        details=st.dictionaries(leaves, json_ish, max_size=3),
+    )
+    def prop(status, observed, details):
+        current[0] = CheckResult(status, "x", observed_value=observed, details=details)
+        expected = 503 if status is Status.FAIL else 200
+        for path in ("/health/detailed", "/health/quick", "/health", "/status"):
+            for accept in ("application/json", "application/health+json"):
+                answer = client.get(path, headers={"Accept": accept})
+                assert answer.status_code in (200, 503), (path, answer.text)
+                orjson.loads(answer.content)  # strict: raises on anything but valid JSON
+        fresh = client.get("/health/detailed")
+        assert fresh.status_code == expected
+        assert fresh.json()["checks"]["anything"]["status"] == str(status)
+
+    with client:
+        prop()
+
+
+# --- one HTTP mapping for the family (FENDER_HEALTH_WARN_STATUS / FENDER_HEALTH_FAIL_STATUS) ---
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        pytest.param({}, 200, id="default-warn-200"),
+        pytest.param({"health_warn_status": 503}, 503, id="warn-503"),
+        pytest.param({"health_warn_status": 299}, 299, id="warn-299"),
+    ],
+)
+def test_a_degraded_check_is_answered_with_the_warn_code(tmp_path, options, code):
+    app, runtime = fastapi_app(tmp_path, **options)
+    add(runtime, "cache", CheckResult(Status.WARN, "fallback: memory"), critical=False)
+
+    async def scenario(client):
+        await runtime.health.run()
+        return {
+            path: (await client.get(path, headers=headers)).status_code
+            for path, headers in (
+                ("/health", {}),
+                ("/health/quick", {}),
+                ("/health/quick", AUTH),
+                ("/health/detailed", AUTH),
+                ("/health/detailed", {**AUTH, "Accept": "application/health+json"}),
+                ("/health/ready", {}),
+                ("/health/live", {}),
+            )
+        }
+
+    answers = serve(app, scenario)
+    assert answers.pop("/health/live") == 200  # liveness never reads the checks
+    assert answers == dict.fromkeys(answers, code)
+
+
+def test_the_flask_family_uses_the_same_mapping(tmp_path):
+    from flask import Flask
+
+    from fender.flask import Fender
+
+    app = Flask("health")
+    Fender(app, env="development", runtime_dir=str(tmp_path), health_warn_status=503)
+    app.extensions["fender"].health.add(lambda: Status.WARN, name="cache", critical=False)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as client:
+        assert client.get("/health").status_code == 503
+        assert client.get("/health/ready").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("fail_status", "public", "ready"),
+    [
+        pytest.param(503, 503, 503, id="default"),
+        pytest.param(500, 500, 500, id="fail-500"),
+        # A fail code of 200 is the operator's call for /health; a readiness probe that
+        # cannot fail would keep a broken pod in rotation.
+        pytest.param(200, 200, 503, id="fail-200-probe-still-503"),
+    ],
+)
+def test_a_failing_check_is_answered_with_the_fail_code(tmp_path, fail_status, public, ready):
+    app, runtime = fastapi_app(tmp_path, health_fail_status=fail_status)
+    healthy = [True]
+    runtime.health.add(lambda: healthy[0], name="database")
+
+    async def scenario(client):
+        healthy[0] = False
+        await runtime.health.run()
+        answers = [
+            (await client.get(path, headers=AUTH)).status_code
+            for path in ("/health", "/health/quick", "/health/detailed")
+        ]
+        probe = await client.get("/health/ready")
+        return answers, probe.status_code, probe.json()
+
+    answers, probe_code, probe = serve(app, scenario)
+    assert answers == [public] * 3
+    assert (probe_code, probe) == (ready, {"status": "fail", "state": "ready"})
+
+
+@pytest.mark.parametrize(("fail_status", "code"), [(503, 503), (500, 500), (200, 503)])
+def test_a_stalled_loop_fails_liveness_with_an_error_code(tmp_path, fail_status, code):
+    app, runtime = fastapi_app(tmp_path, health_fail_status=fail_status)
+
+    async def scenario(client):
+        runtime.health_endpoints.loop.lag = 60.0
+        return (await client.get("/health/live")).status_code
+
+    assert serve(app, scenario) == code
+
+
+def test_readiness_is_503_while_starting_or_draining_whatever_the_mapping(tmp_path):
+    lenient = {"health_warn_status": 200, "health_fail_status": 200}
+    app, runtime = fastapi_app(tmp_path, **lenient)
+    add(runtime, "database", ConnectionError("refused"))  # keeps the process STARTING
+
+    async def starting(client):
+        return (await client.get("/health/ready")).status_code, (await client.get("/health"))
+
+    ready, health = serve(app, starting)
+    assert ready == 503
+    assert (health.status_code, health.json()["status"]) == (200, "fail")  # the mapping
+
+    app, runtime = fastapi_app(tmp_path, **lenient)
+
+    async def draining(client):
+        before = (await client.get("/health/ready")).status_code
+        await client.post("/health/drain", headers=AUTH)
+        after = await client.get("/health/ready")
+        return before, after.status_code, after.json()
+
+    assert serve(app, draining) == (200, 503, {"status": "fail", "state": "draining"})
+
+
+# --- GET /circuit-breaker -----------------------------------------------------------------------
+
+
+def test_circuit_breaker_shows_state_counts_rate_and_time_to_the_next_trial(tmp_path):
+    from fender._clock import ManualClock
+    from fender.resilience import BreakerConfig, BreakerRegistry, SlidingWindowType
+
+    app, runtime = fastapi_app(tmp_path)
+    clock = ManualClock()
+    config = BreakerConfig(
+        failure_threshold=3,
+        sliding_window_type=SlidingWindowType.COUNT_BASED,
+        sliding_window_size=10,
+        minimum_number_of_calls=4,
+        recovery_timeout=30.0,
+        recovery_jitter=0.0,
+        half_open_slot_timeout=60.0,
+    )
+    breakers = BreakerRegistry(config, clock=clock)
+    runtime.health_endpoints.breakers = breakers  # the registry the endpoint reads
+
+    def report(name, outcomes):
+        breaker = breakers.get_or_create(name)
+        for ok in outcomes:
+            permit = breaker.try_acquire()
+            if ok:
+                breaker.on_success(0.01, permit)
+            else:
+                breaker.on_error(ConnectionError("refused"), 0.01, permit)
+        return breaker
+
+    report("search", [True, True, False, True])
+    inventory = report("inventory", [False, False, False])  # OPEN at t=1000
+    clock.advance(31.0)
+    assert inventory.try_acquire() is not None  # past its timeout: one trial in flight
+    report("payments", [False, False, False])  # OPEN at t=1031
+    clock.advance(12.0)
+
+    async def scenario(client):
+        denied = (await client.get("/circuit-breaker")).status_code
+        return denied, (await client.get("/circuit-breaker", headers=AUTH))
+
+    denied, answer = serve(app, scenario)
+    assert denied == 404
+    assert answer.status_code == 200
+    by_name = {b["name"]: b for b in answer.json()["breakers"]}
+    assert list(by_name) == ["search", "inventory", "payments"]
+    assert by_name["search"] == {
+        "name": "search",
+        "state": "closed",
+        "calls": 4,
+        "failed_calls": 1,
+        "slow_calls": 0,
+        "failure_rate": 25.0,
+        "slow_call_rate": 0.0,
+        "consecutive_failures": 0,
+        "half_open_in_flight": 0,
+        "retry_after": 0.0,
+        "recovery_timeout": 30.0,
+    }
+    assert by_name["payments"] == {
+        "name": "payments",
+        "state": "open",
+        "calls": 3,
+        "failed_calls": 3,
+        "slow_calls": 0,
+        "failure_rate": None,  # fewer calls than minimum_number_of_calls
+        "slow_call_rate": None,
+        "consecutive_failures": 3,
+        "half_open_in_flight": 0,
+        "retry_after": 18.0,  # 30 s open, 12 s gone
+        "recovery_timeout": 30.0,
+    }
+    assert by_name["inventory"]["state"] == "half_open"
+    assert by_name["inventory"]["half_open_in_flight"] == 1
+    assert by_name["inventory"]["retry_after"] == 0.0  # a second trial slot is free

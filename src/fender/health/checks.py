@@ -37,6 +37,7 @@ __all__ = [
     "normalize",
     "sanitize",
     "sanitize_details",
+    "sanitize_value",
     "timeout_result",
 ]
 
@@ -47,6 +48,15 @@ ObservedValue: TypeAlias = int | float | str | bool | None
 
 DEFAULT_TIMEOUT = 2.0
 OUTPUT_LIMIT = 200
+KEY_LIMIT = 64
+"""Characters kept of a ``details`` key."""
+UNIT_LIMIT = 64
+"""Characters kept of an ``observed_unit``."""
+DETAILS_DEPTH = 3
+"""Levels of nested containers kept in ``details`` and ``observed_value``."""
+# The integers orjson writes: int64 and uint64.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
@@ -266,7 +276,11 @@ def normalize(value: object) -> CheckResult:
         return CheckResult(value)
     if isinstance(value, CheckResult):
         return dataclasses.replace(
-            value, output=sanitize(value.output), details=sanitize_details(value.details)
+            value,
+            output=sanitize(value.output),
+            observed_value=sanitize_value(value.observed_value),
+            observed_unit=sanitize(value.observed_unit, UNIT_LIMIT),
+            details=sanitize_details(value.details),
         )
     kind = type(value).__name__
     return CheckResult(
@@ -280,7 +294,7 @@ _PASS = CheckResult(Status.PASS)
 def failure_result(exc: BaseException) -> CheckResult:
     """A failing result for a check that raised ``exc``: class name and sanitized message."""
     kind = type(exc).__name__
-    message = sanitize(str(exc))
+    message = sanitize(exc)
     return CheckResult(
         Status.FAIL,
         sanitize(f"{kind}: {message}" if message else kind),
@@ -313,6 +327,8 @@ _SENSITIVE_NAME = (
     r"|auth(?:orization)?|credentials?|private[_\-]?key|session[_\-]?id|signature|sig)"
 )
 _SANITIZERS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # A lone surrogate (from a bad decode) is not UTF-8: no JSON encoder or header can carry it.
+    (re.compile(r"[\ud800-\udfff]+"), "\ufffd"),
     # Control characters would let a message forge log lines or break a header.
     (re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+"), " "),
     # scheme://user:password@host -> scheme://user:***@host; scheme://token@host -> ***@.
@@ -360,7 +376,21 @@ def sanitize(text: object, limit: int = OUTPUT_LIMIT) -> str:
     >>> sanitize("GET /x?api_key=abc123&page=2")
     'GET /x?api_key=***&page=2'
     """
-    return _sanitize(text if isinstance(text, str) else str(text), limit)
+    return _sanitize(_text(text), limit)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return str(value)
+    except Exception:  # any __str__ may raise; the message must still render
+        # Also an int past sys.get_int_max_str_digits(): str() refuses to convert it.
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__}>"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -377,15 +407,42 @@ def _sanitize(text: str, limit: int) -> str:
 
 
 def sanitize_details(details: Mapping[str, object]) -> dict[str, Any]:
-    """Return ``details`` as JSON-compatible data with every string sanitized."""
-    return {sanitize(key, 64): _sanitize_value(value, 3) for key, value in details.items()}
+    """Return ``details`` as JSON-compatible data with every string sanitized.
+
+    Keys become sanitized strings; values pass :func:`sanitize_value`.
+    """
+    return {sanitize(key, KEY_LIMIT): sanitize_value(value) for key, value in details.items()}
 
 
-def _sanitize_value(value: object, depth: int) -> Any:
-    if value is None or isinstance(value, bool | int | float):
+def sanitize_value(value: object, depth: int = DETAILS_DEPTH) -> Any:
+    """Return ``value`` as data any JSON encoder (orjson included) accepts, strings sanitized.
+
+    A check may return anything; rendering it must never fail. So:
+
+    * ``None``, ``bool``, ``int`` within 64 bits and finite ``float`` stay numbers (subclasses
+      such as ``IntEnum`` or NumPy's ``float64`` become the plain type);
+    * an integer orjson cannot write (``>= 2**64`` or ``< -2**63``) becomes its decimal
+      string (capped like any text; ``<int of N bits>`` past Python's digit limit);
+    * NaN and the infinities become ``None`` (JSON has no such numbers; ``null`` keeps the
+      field numeric for a dashboard);
+    * mappings become dicts with sanitized string keys, and lists, tuples and sets become
+      lists, down to ``depth`` levels; deeper containers become their (sanitized) text;
+    * bytes are decoded as UTF-8 (invalid bytes replaced); anything else becomes its text,
+      through :func:`sanitize`.
+
+    >>> sanitize_value({"n": 2**70, 1: float("nan"), "s": {b"ok"}})
+    {'n': '1180591620717411303424', '1': None, 's': ['ok']}
+    """
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return int(value) if _INT_MIN <= value <= _INT_MAX else sanitize(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
     if depth > 0 and isinstance(value, Mapping):
-        return {sanitize(k, 64): _sanitize_value(v, depth - 1) for k, v in value.items()}
+        return {
+            sanitize(key, KEY_LIMIT): sanitize_value(item, depth - 1) for key, item in value.items()
+        }
     if depth > 0 and isinstance(value, list | tuple | set | frozenset):
-        return [_sanitize_value(item, depth - 1) for item in value]
+        return [sanitize_value(item, depth - 1) for item in value]
     return sanitize(value)

@@ -9,7 +9,9 @@ Three bodies:
 
 :func:`render` picks the format from an ``Accept`` header and maps the status to an HTTP code.
 All text that may carry an error message goes through :func:`~fender.health.checks.sanitize`
-here, whatever the registry already did, so no URL password or token reaches a response.
+here, whatever the registry already did, so no URL password or token reaches a response; every
+value a check returned goes through :func:`~fender.health.checks.sanitize_value`, so whatever
+it holds (an integer past 64 bits, NaN, a set, bytes, non-string keys) the body encodes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import orjson
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import CheckOutcome, HealthReport, sanitize, sanitize_details
+from fender.health.checks import (
+    UNIT_LIMIT,
+    CheckOutcome,
+    HealthReport,
+    sanitize,
+    sanitize_details,
+    sanitize_value,
+)
 
 __all__ = [
     "DEFAULT_HTTP_STATUS",
@@ -124,7 +133,7 @@ def json_document(report: HealthReport, config: RenderConfig = DEFAULT_CONFIG) -
             "status": str(result.status),
             "duration_ms": round(outcome.duration * 1000, 3),
             "observed_value": _observed(result.observed_value),
-            "observed_unit": result.observed_unit or None,
+            "observed_unit": sanitize(result.observed_unit, UNIT_LIMIT) or None,
             "time": _iso(outcome.time),
             "output": sanitize(result.output) or None,
         }
@@ -163,10 +172,12 @@ def _health_json_check(outcome: CheckOutcome) -> dict[str, Any]:
     item: dict[str, Any] = {"componentId": check.name}
     if check.component_type:
         item["componentType"] = check.component_type
-    if result.observed_value is not None:
-        item["observedValue"] = _observed(result.observed_value)
-    if result.observed_unit:
-        item["observedUnit"] = result.observed_unit
+    observed = _observed(result.observed_value)
+    if observed is not None:
+        item["observedValue"] = observed
+    unit = sanitize(result.observed_unit, UNIT_LIMIT)
+    if unit:
+        item["observedUnit"] = unit
     item["status"] = str(result.status)
     if outcome.time is not None:
         item["time"] = _iso(outcome.time)
@@ -276,5 +287,6 @@ def _iso(wall: float | None) -> str | None:
 
 
 def _observed(value: object) -> object:
-    # A string observed value may be a message in disguise: sanitize it like output.
-    return sanitize(value) if isinstance(value, str) else value
+    # A string observed value may be a message in disguise: sanitize it like output. Anything
+    # else a check put there must still encode (a 2**70 counter, NaN, a set): never a 500.
+    return sanitize_value(value)

@@ -2,8 +2,8 @@
 
 | path | answers |
 |---|---|
-| GET /health/live | 200 unless the process is broken (event loop stalled); no dependency |
-| GET /health/ready | 503 while STARTING or DRAINING or a critical readiness check fails |
+| GET /health/live | pass unless the process is broken (event loop stalled); no dependency |
+| GET /health/ready | 503 while STARTING or DRAINING, else the readiness checks' status |
 | GET /health/quick | the cached snapshot, no I/O |
 | GET /health | a fresh run, aggregate status only (safe to expose) |
 | GET /health/detailed | a fresh run, every check (protected) |
@@ -11,6 +11,19 @@
 | POST /health/drain | readiness off for every worker of this server (protected) |
 | GET /status | operational summary, HTML for browsers, JSON otherwise (protected) |
 | GET /circuit-breaker | every circuit breaker (protected) |
+
+HTTP codes: one mapping for every endpoint above that reports a health status: pass 200,
+warn FENDER_HEALTH_WARN_STATUS (200), fail FENDER_HEALTH_FAIL_STATUS (503). Two rules keep
+the probes meaningful to Kubernetes, which reads any code from 200 to 399 as success:
+
+* readiness answers 503 while STARTING, DRAINING or STOPPED whatever the mapping: draining
+  exists to take the pod out of rotation, and no check result may undo that;
+* the probes (live, ready) answer ``fail`` with 503 when the mapping gives ``fail`` a success
+  code (a fail code of 200 may suit a dashboard; a probe that never fails is a bug).
+
+Mapping ``warn`` to 503 also makes a degraded pod unready. Degraded usually means a shared
+dependency is down, so every pod turns unready at once and the Service has no endpoint left:
+that is why ``warn`` defaults to 200 (degrade, never fail the user).
 
 Protected endpoints answer to a bearer FENDER_ADMIN_TOKEN (compared in constant time) or a
 client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get 404 (or 401).
@@ -189,6 +202,11 @@ class HealthEndpoints:
         self._started_wall = time.time()
         version = settings.release or __version__
         self._render = RenderConfig(
+            http_status={
+                Status.PASS: 200,
+                Status.WARN: settings.health_warn_status,
+                Status.FAIL: settings.health_fail_status,
+            },
             service_id=settings.service_name,
             version=version,
             release_id=settings.release,
@@ -241,22 +259,29 @@ class HealthEndpoints:
     # --- public ---------------------------------------------------------------------------------
 
     def live(self, _request: Request) -> Response:
-        """200 unless the event loop is stalled past FENDER_LIVENESS_MAX_LAG."""
+        """Pass unless the event loop is stalled past FENDER_LIVENESS_MAX_LAG (then fail)."""
         if self.loop.lag > self.settings.liveness_max_lag:
             return json_response(
-                503, {"status": "fail", "output": f"event loop lag {self.loop.lag:.1f}s"}
+                self._probe_code(Status.FAIL),
+                {"status": "fail", "output": f"event loop lag {self.loop.lag:.1f}s"},
             )
-        return json_response(200, {"status": "pass"})
+        return json_response(self._probe_code(Status.PASS), {"status": "pass"})
 
     def ready(self, _request: Request) -> Response:
-        """200 when READY and the critical readiness checks pass, from the snapshot."""
+        """The readiness checks' status from the snapshot, once READY.
+
+        503 while STARTING, DRAINING or STOPPED, whatever the HTTP mapping says: a draining
+        pod must leave the load balancer's rotation. Once READY, the aggregate of the
+        readiness checks, coded by the mapping (pass 200, warn 200, fail 503 by default).
+        """
         self.refresh_drain()
         state = self.lifecycle.state
         if state is not State.READY:
             return json_response(503, {"status": "fail", "state": str(state)})
         report = self.registry.snapshot(kind=Kind.READINESS, max_age=self._max_age())
-        code = 503 if report.status is Status.FAIL else 200
-        return json_response(code, {"status": str(report.status), "state": str(state)})
+        return json_response(
+            self._probe_code(report.status), {"status": str(report.status), "state": str(state)}
+        )
 
     def quick(self, request: Request) -> Response:
         """The snapshot, without running any check.
@@ -285,9 +310,10 @@ class HealthEndpoints:
         return self._summary_response(report)
 
     def _summary_response(self, report: HealthReport) -> Response:
-        code = 503 if report.status is Status.FAIL else 200
         return Response(
-            code, (("content-type", "application/json"), NO_STORE), render_summary(report)
+            self._code(report.status),
+            (("content-type", "application/json"), NO_STORE),
+            render_summary(report),
         )
 
     def detailed(self, request: Request) -> Response | Flow:
@@ -336,6 +362,14 @@ class HealthEndpoints:
         )
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _code(self, status: Status) -> int:
+        return self._render.http_status[status]
+
+    def _probe_code(self, status: Status) -> int:
+        code = self._code(status)
+        # Kubernetes counts 200-399 as success: a failing probe must not look healthy.
+        return 503 if status is Status.FAIL and code < 400 else code  # noqa: PLR2004  (first error code)
 
     def _rendered(self, report: HealthReport, request: Request) -> Response:
         rendered = render_response(
