@@ -37,12 +37,18 @@ def test_a_failing_startup_hook_is_a_json_503_then_retried(monkeypatch):
     assert orjson.loads(first.content) == {"error": "startup_failed", "request_id": "abcdefgh-1234"}
     assert first.headers["retry-after"] == "5"
     assert "db migration" not in first.text  # nothing about the cause
-    assert client.get("/health/live").status_code in (200, 503)  # fender's own paths answer
+    live = client.get("/health/live")  # fender's own paths answer: liveness fails
+    assert live.status_code == 503
+    assert orjson.loads(live.content) == {
+        "status": "fail",
+        "output": "startup failed (RuntimeError)",
+    }
     assert client.get("/health/ready").status_code == 503
     assert client.get("/x").status_code == 503
     assert len(calls) == 1  # not retried on every request
     clock.advance(5)
     assert client.get("/x").text == "ok"
     assert len(calls) == 2
+    assert client.get("/health/live").status_code == 200
     assert client.get("/x").text == "ok"
     assert len(calls) == 2

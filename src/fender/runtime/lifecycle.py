@@ -56,6 +56,9 @@ class Lifecycle:
 
         A plain attribute, not a property: every response reads it.
         """
+        self.broken: str | None = None
+        """Why the process cannot serve although it runs (a failed WSGI start); liveness fails
+        while it is set."""
         self._since = clock()
         self._started = self._since
         self._listeners: list[Listener] = []

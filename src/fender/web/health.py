@@ -2,7 +2,7 @@
 
 | path | answers |
 |---|---|
-| GET /health/live | pass unless the process is broken (event loop stalled); no dependency |
+| GET /health/live | pass unless the process is broken (event loop stalled, a failed start); no dependency |
 | GET /health/ready | 503 while STARTING or DRAINING, else the readiness checks' status |
 | GET /health/quick | the cached snapshot, no I/O |
 | GET /health | a fresh run, aggregate status only (safe to expose) |
@@ -259,7 +259,15 @@ class HealthEndpoints:
     # --- public ---------------------------------------------------------------------------------
 
     def live(self, _request: Request) -> Response:
-        """Pass unless the event loop is stalled past FENDER_LIVENESS_MAX_LAG (then fail)."""
+        """Pass unless the process is broken (then fail).
+
+        Broken: the event loop stalled past FENDER_LIVENESS_MAX_LAG, or a start that failed.
+        """
+        broken = self.lifecycle.broken
+        if broken is not None:
+            return json_response(
+                self._probe_code(Status.FAIL), {"status": "fail", "output": broken}
+            )
         if self.loop.lag > self.settings.liveness_max_lag:
             return json_response(
                 self._probe_code(Status.FAIL),

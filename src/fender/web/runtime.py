@@ -237,12 +237,14 @@ class Runtime:
                 return False
             try:
                 self.start_sync()
-            except Exception:
+            except Exception as exc:
                 self._start_failed_at = time.monotonic()
+                self.lifecycle.broken = f"startup failed ({type(exc).__name__})"
                 _logger.exception("startup_failed", retry_in_s=self.settings.health_interval)
                 return False
             self._started_pid = pid
             self._start_failed_at = None
+            self.lifecycle.broken = None
             return True
 
     def start_sync(self) -> None:
