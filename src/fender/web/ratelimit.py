@@ -344,16 +344,20 @@ class HttpRateLimit:
 
     def headers(self, plan: RoutePlan, decision: Decision) -> list[tuple[str, str]]:
         """The rate-limit headers of a response (without ``Retry-After``)."""
-        headers: list[tuple[str, str]] = []
+        return [(name.decode(), value.decode()) for name, value in self.raw_headers(plan, decision)]
+
+    def raw_headers(self, plan: RoutePlan, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as ASGI wants them: lower-case names, latin-1 bytes."""
+        headers: list[tuple[bytes, bytes]] = []
         counted = decision.reason != UNAVAILABLE
         if self._ietf:
-            headers.append(("RateLimit-Policy", plan.policy_header))
+            headers.append((b"ratelimit-policy", plan.policy_header.encode("latin-1")))
             if counted:
-                headers.append(("RateLimit", decision.header_value()))
+                headers.append((b"ratelimit", decision.header_value().encode("latin-1")))
         if self._legacy and counted:
-            headers.append(("X-RateLimit-Limit", str(decision.limit)))
-            headers.append(("X-RateLimit-Remaining", str(decision.remaining)))
-            headers.append(("X-RateLimit-Reset", str(math.ceil(decision.reset_after))))
+            headers.append((b"x-ratelimit-limit", b"%d" % decision.limit))
+            headers.append((b"x-ratelimit-remaining", b"%d" % decision.remaining))
+            headers.append((b"x-ratelimit-reset", b"%d" % math.ceil(decision.reset_after)))
         return headers
 
     def rejection(
@@ -413,8 +417,7 @@ def normal_path(path: str) -> str:
     return path
 
 
-async def _limit_asgi(
-    *,
+async def _limit_asgi(  # noqa: PLR0917  (positional: once per request)
     http: HttpRateLimit,
     limiter: AsyncTieredLimiter,
     plan: RoutePlan,
@@ -437,7 +440,7 @@ async def _limit_asgi(
             make = (lambda: _scope_request(scope, route, client)) if plan.needs_request else None
             items = http.items(plan, client, route, make)
             decision = await limiter.decide(items, plan.cost)
-            extra = _encode(http.headers(plan, decision))
+            extra = http.raw_headers(plan, decision)
             rejection = None if decision.allowed else http.rejection(plan, decision)
     except Exception:
         logger.exception("rate_limit_failed", extra={"route": route})
@@ -501,14 +504,7 @@ class LimitedRoute:
             await self.app(scope, receive, send)
             return
         await _limit_asgi(
-            http=self.http,
-            limiter=self.limiter,
-            plan=self.plan,
-            route=self.route,
-            app=self.app,
-            scope=scope,
-            receive=receive,
-            send=send,
+            self.http, self.limiter, self.plan, self.route, self.app, scope, receive, send
         )
 
 
@@ -581,16 +577,7 @@ class RateLimitMiddleware:
             return
         path = normal_path(scope["path"])
         plan = self.http.plan_for_path(path)
-        await _limit_asgi(
-            http=self.http,
-            limiter=self.limiter,
-            plan=plan,
-            route=path,
-            app=self.app,
-            scope=scope,
-            receive=receive,
-            send=send,
-        )
+        await _limit_asgi(self.http, self.limiter, plan, path, self.app, scope, receive, send)
 
 
 # -- WSGI and Flask --------------------------------------------------------------------------------
