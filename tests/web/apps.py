@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import fender
@@ -92,6 +93,7 @@ def flask_app(**options: Any) -> Any:
 
     @app.get("/log")
     def log_it() -> Any:
+        time.sleep(0.001)  # let other threads' requests interleave
         log.info("handled")
         return jsonify(request_id=_rid())
 
@@ -105,6 +107,7 @@ def _bare_route(path: str) -> tuple[int, bytes]:
     if path == "/boom":
         raise RuntimeError("secret detail that must not reach the client")
     if path == "/log":
+        time.sleep(0.001)  # let other threads' requests interleave (WSGI)
         log.info("handled")
         return 200, json.dumps({"request_id": _rid()}).encode()
     return 404, b'{"error": "not found"}'
