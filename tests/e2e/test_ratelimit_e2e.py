@@ -31,7 +31,7 @@ PROCESSES = WORKERS * INSTANCES
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
-def gunicorn(redis_url: str, metrics_dir: Path) -> CommandServer:
+def gunicorn(redis_url: str, metrics_dir: Path, algorithm: str = "sliding") -> CommandServer:
     return CommandServer(
         [
             str(BIN / "gunicorn"),
@@ -51,16 +51,16 @@ def gunicorn(redis_url: str, metrics_dir: Path) -> CommandServer:
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "REDIS_URL": redis_url,
             "FENDER_RATE_LIMIT": "100/minute",
-            "FENDER_RATE_LIMIT_ALGORITHM": "sliding",
+            "FENDER_RATE_LIMIT_ALGORITHM": algorithm,
             "FENDER_TRUSTED_PROXIES": "127.0.0.1",
             "FENDER_RATE_LIMIT_TIMEOUT_MS": "50",
         },
     )  # fmt: skip
 
 
-@pytest.fixture
-def cluster(redis_server, tmp_path):
-    servers = [gunicorn(redis_server.url, tmp_path / f"metrics{i}") for i in range(INSTANCES)]
+@contextlib.contextmanager
+def instances(redis_url: str, tmp_path: Path, algorithm: str = "sliding"):
+    servers = [gunicorn(redis_url, tmp_path / f"metrics{i}", algorithm) for i in range(INSTANCES)]
     try:
         for server in servers:
             server.start()
@@ -71,6 +71,12 @@ def cluster(redis_server, tmp_path):
             with contextlib.suppress(Exception):
                 server.terminate(10)
             server.close()
+
+
+@pytest.fixture
+def cluster(redis_server, tmp_path):
+    with instances(redis_server.url, tmp_path) as servers:
+        yield servers
 
 
 def backend(name: str, servers) -> float:
@@ -150,6 +156,17 @@ def test_exactly_the_limit_passes_across_two_instances(cluster):
     load.run(cluster, ["203.0.113.7"], None, 300)
     assert load.count("203.0.113.7", 200) == 100
     assert load.count("203.0.113.7", 429) == 200
+
+
+def test_the_default_gcra_admits_the_limit_across_two_instances(redis_server, tmp_path):
+    """GCRA refills continuously (one request per 0.6 s at 100/minute): 100 at once, plus
+    what the run's own duration refilled, never more."""
+    with instances(redis_server.url, tmp_path, "gcra") as servers:
+        load = Load()
+        load.run(servers, ["203.0.113.8"], None, 300)
+    passed = load.count("203.0.113.8", 200)
+    assert 100 <= passed <= 100 + math.ceil(load.duration / 0.6)
+    assert passed + load.count("203.0.113.8", 429) == 300
 
 
 @pytest.mark.parametrize("fault", ["kill", "pause"])
