@@ -9,15 +9,13 @@ from hypothesis import strategies as st
 
 from fender.ratelimit.gcra import (
     _evaluate_many,
-    _sliding_step,
-    _sliding_view,
     evaluate,
     evaluate_one,
     gcra_update,
     gcra_view,
 )
 from fender.ratelimit.policy import Algorithm, Limit
-from fender.ratelimit.sliding import EMPTY, sliding_update, sliding_view
+from fender.ratelimit.sliding import EMPTY, sliding_step, sliding_update, sliding_view
 
 START = 1_000_000_000  # microseconds
 
@@ -183,6 +181,7 @@ def test_coarse_unit_sliding_retry_is_exact_in_microseconds(count, period, data)
     limit = Limit(count=count, period=period)
     unit = limit.sliding_unit_us
     window = limit.period_us // unit
+    assert window == limit.sliding_window
     now = data.draw(st.integers(10**15, 10**15 + 10 * limit.period_us))
     index = now // unit // window
     state = (
@@ -195,10 +194,10 @@ def test_coarse_unit_sliding_retry_is_exact_in_microseconds(count, period, data)
     def passes(at):
         return estimate(state, at // unit, window) + cost <= count
 
-    allowed, _, retry = _sliding_step(state, now, limit, cost)
+    allowed, _, retry, _, _ = sliding_step(state, now, count, window, cost, unit)
     assert allowed == passes(now)
     if not allowed:
         assert passes(now + retry)
         assert not passes(now + retry - 1)
-    _, reset = _sliding_view(state, now, limit)
+    *_, reset = sliding_step(state, now, count, window, 0, unit)  # counting nothing: the view
     assert estimate(state, (now + reset) // unit, window) == 0

@@ -81,3 +81,15 @@ def test_expired_state_is_a_fresh_key():
     assert limiter.hit("k", policy).remaining == 0
     limiter.clear()
     assert len(limiter) == 0
+
+
+def test_a_decision_over_new_keys_keeps_the_bound_and_the_keys_it_just_used():
+    limiter = MemoryLimiter(max_keys=2, clock=ManualClock())
+    policy = parse_policy("5/minute")
+    limiter.hit("old", policy)
+    limiter.hit("x", policy)
+    assert limiter.decide([("x", policy), ("new", policy)]).allowed
+    assert len(limiter) == 2
+    assert limiter.ttl("old:g60") is None
+    assert limiter.hit("x", policy).remaining == 2  # counted twice, updated in place
+    assert limiter.hit("new", policy).remaining == 3

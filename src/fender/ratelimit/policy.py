@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from fender.errors import ConfigurationError
 
@@ -98,6 +100,10 @@ class Algorithm(StrEnum):
     """
 
 
+# The storage key letter of each algorithm (see RateLimitPolicy.cells).
+_LETTERS: Mapping[Algorithm, str] = {Algorithm.GCRA: "g", Algorithm.SLIDING_WINDOW: "s"}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limit:
     """``count`` requests per ``period`` seconds, at most ``burst`` at once.
@@ -115,6 +121,7 @@ class Limit:
         tolerance_us: GCRA delay-variation tolerance, ``burst * emission_us``.
         sliding_unit_us: the sliding window's time unit: 1 microsecond, or a power of ten
             more for limits so large that their products would lose exactness in Lua.
+        sliding_window: the period in that unit.
     """
 
     count: int
@@ -124,6 +131,9 @@ class Limit:
     emission_us: int = field(init=False, repr=False, compare=False)
     tolerance_us: int = field(init=False, repr=False, compare=False)
     sliding_unit_us: int = field(init=False, repr=False, compare=False)
+    sliding_window: int = field(init=False, repr=False, compare=False)
+    # str(limit), built once: every rejection quotes it in its reason.
+    _text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate and derive the microsecond figures."""
@@ -152,9 +162,16 @@ class Limit:
         if not unit:
             raise ConfigurationError("count", self.count, "a smaller count for this period")
         object.__setattr__(self, "sliding_unit_us", unit)
+        object.__setattr__(self, "sliding_window", period_us // unit)
         object.__setattr__(self, "period_us", period_us)
         object.__setattr__(self, "emission_us", emission_us)
         object.__setattr__(self, "tolerance_us", tolerance_us)
+        unit_name, seconds = next(pair for pair in _CANONICAL if self.period % pair[1] == 0)
+        mult = self.period // seconds
+        per = unit_name if mult == 1 else f"{mult}{unit_name}s"
+        text = f"{self.count}/{per}"
+        burst = "" if self.burst == self.count else f" burst {self.burst}"
+        object.__setattr__(self, "_text", text + burst)
 
     def capacity(self, algorithm: Algorithm) -> int:
         """The largest cost one request may have under ``algorithm``; more is never admitted."""
@@ -162,11 +179,7 @@ class Limit:
 
     def __str__(self) -> str:
         """The canonical rate string, which :func:`parse_limit` turns back into this limit."""
-        unit, seconds = next(pair for pair in _CANONICAL if self.period % pair[1] == 0)
-        mult = self.period // seconds
-        per = unit if mult == 1 else f"{mult}{unit}s"
-        text = f"{self.count}/{per}"
-        return text if self.burst == self.count else f"{text} burst {self.burst}"
+        return self._text
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -180,12 +193,19 @@ class RateLimitPolicy:
             ``name:<period>s``).
         policy_header: the ``RateLimit-Policy`` header value, built once, e.g.
             ``"default";q=100;w=60``.
+        cells: per algorithm, one ``(storage key suffix, item name, limit)`` per limit; a
+            limit's state is stored under the caller's key plus its suffix, ``:<g|s><period>``
+            (the letter keeps GCRA and sliding-window state apart, the period keeps the
+            limits of one policy apart). Read-only.
     """
 
     name: str = "default"
     limits: tuple[Limit, ...]
     item_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     policy_header: str = field(init=False, repr=False, compare=False)
+    cells: Mapping[Algorithm, tuple[tuple[str, str, Limit], ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         """Validate the name and limits; build the header values."""
@@ -210,6 +230,14 @@ class RateLimitPolicy:
             for name, limit in zip(names, limits, strict=True)
         )
         object.__setattr__(self, "policy_header", header)
+        cells = {
+            algorithm: tuple(
+                (f":{_LETTERS[algorithm]}{limit.period}", name, limit)
+                for name, limit in zip(names, limits, strict=True)
+            )
+            for algorithm in Algorithm
+        }
+        object.__setattr__(self, "cells", cells)
 
     def __str__(self) -> str:
         """The canonical rate string; ``parse_policy(str(p), name=p.name) == p``."""
@@ -309,8 +337,19 @@ class LimitStatus:
     retry_after: float
 
 
+class _SingleLimitSlot:
+    """Gives :class:`Decision` a slot outside its dataclass fields (see one_limit_decision).
+
+    Being no field, it takes no part in ``__init__``, ``repr``, ``==``, ``asdict`` or
+    ``replace``.
+    """
+
+    __slots__ = ("_single",)
+    _single: Limit
+
+
 @dataclass(slots=True)
-class Decision:
+class Decision(_SingleLimitSlot):
     """The outcome of one rate-limit decision over every limit that applies (read-only).
 
     The headline fields come from the binding limit: on rejection, the one that needs the
@@ -350,6 +389,62 @@ class Decision:
         if self.allowed or self.retry_after is None:
             return None
         return str(max(1, math.ceil(self.retry_after)))
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would accept any attribute name otherwise
+
+        def __getattr__(self, name: str) -> tuple[LimitStatus, ...]:
+            # Python calls this only for a slot never assigned: the statuses of a decision
+            # from one_limit_decision(), built when first read and kept.
+            if name != "statuses":
+                raise AttributeError(name)
+            limit = self._single
+            status = LimitStatus(
+                self.key,
+                self.policy,
+                limit,
+                self.allowed,
+                self.remaining,
+                self.reset_after,
+                self.retry_after,
+            )
+            self.statuses = (status,)
+            return self.statuses
+
+
+_new_decision = Decision.__new__
+
+
+def one_limit_decision(  # noqa: PLR0917  (positional: keywords cost time per request)
+    limit: Limit,
+    name: str,
+    key: str,
+    allowed: bool,  # noqa: FBT001  (see above)
+    remaining: int,
+    reset_after: float,
+    retry_after: float,
+    reason: str,
+) -> Decision:
+    """The :class:`Decision` over the single limit ``limit``, its ``statuses`` built on demand.
+
+    Equal to ``Decision(allowed, limit.count, limit.period, remaining, reset_after,
+    retry_after, name, key, reason, (LimitStatus(key, name, limit, allowed, remaining,
+    reset_after, retry_after),))``. Most callers never read ``statuses``; building that
+    status and running the dataclass ``__init__`` cost about a third of a decision, so this
+    sets the slots directly and leaves ``statuses`` to ``Decision.__getattr__``.
+    """
+    decision = _new_decision(Decision)
+    decision.allowed = allowed
+    decision.limit = limit.count
+    decision.window = limit.period
+    decision.remaining = remaining
+    decision.reset_after = reset_after
+    decision.retry_after = retry_after
+    decision.policy = name
+    decision.key = key
+    decision.reason = reason
+    # This module's own private slot; mypy misses that Decision inherits it.
+    decision._single = limit  # type: ignore[misc]  # noqa: SLF001
+    return decision
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
