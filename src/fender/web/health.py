@@ -2,7 +2,7 @@
 
 | path | answers |
 |---|---|
-| GET /health/live | pass unless the process is broken (event loop stalled, a failed start); no dependency |
+| GET /health/live | pass unless the process is broken (loop stalled, failed start) |
 | GET /health/ready | 503 while STARTING or DRAINING, else the readiness checks' status |
 | GET /health/quick | the cached snapshot, no I/O |
 | GET /health | a fresh run, aggregate status only (safe to expose) |
