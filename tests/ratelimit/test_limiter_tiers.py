@@ -24,7 +24,7 @@ from fender.ratelimit.limiter import (
     TieredLimiter,
     local_policy,
 )
-from fender.ratelimit.policy import parse_policy
+from fender.ratelimit.policy import RateLimitPolicy, parse_policy
 from fender.resilience.breaker import BreakerState
 from fender.settings import load_settings
 
@@ -485,3 +485,25 @@ def test_config_fields_are_validated(fields, name):
 
 def test_parse_paths_skips_empty_entries():
     assert list(parse_paths("|/a=1/second||")) == ["/a"]
+
+
+def test_each_policy_may_choose_its_own_fallback():
+    """A login route rejects while Redis is down, the rest limits locally, a feed stays open."""
+    limiter = TieredLimiter(config(dead_url(), instances=1), clock=ManualClock())
+    login = RateLimitPolicy(name="login", limits=parse_policy("5/minute").limits, fallback="closed")
+    feed = RateLimitPolicy(name="feed", limits=parse_policy("1/minute").limits, fallback="open")
+    local = parse_policy("2/minute", name="local")
+    assert {limiter.decide([(fresh_key(), login)]).allowed for _ in range(3)} == {False}
+    assert {limiter.decide([(fresh_key(), feed)]).allowed for _ in range(3)} == {True}
+    assert exhaust(limiter, fresh_key(), local, 10) == 3  # ceil(2/1) * 1.5
+    # stacked: a closed one rejects whatever the others say; open ones do not count
+    both = limiter.decide([(fresh_key(), local), (fresh_key(), login)])
+    assert (both.allowed, both.reason, both.policy) == (False, UNAVAILABLE, "login")
+    key = fresh_key()
+    counted = [limiter.decide([(key, local), (fresh_key(), feed)]).allowed for _ in range(5)]
+    assert counted == [True, True, True, False, False]
+
+
+def test_a_bad_fallback_is_refused():
+    with pytest.raises(ConfigurationError, match="fallback"):
+        RateLimitPolicy(name="x", limits=parse_policy("1/minute").limits, fallback="maybe")

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fender.errors import ConfigurationError
 from fender.ratelimit.clientip import ClientIPResolver
-from fender.ratelimit.policy import Algorithm, RateLimitPolicy, parse_policy
+from fender.ratelimit.policy import (
+    FALLBACKS,
+    Algorithm,
+    FallbackMode,
+    RateLimitPolicy,
+    parse_policy,
+)
 
 if TYPE_CHECKING:
     from fender.settings import Settings
@@ -43,12 +49,10 @@ __all__ = [
 ]
 
 HeadersMode = Literal["ietf", "legacy", "both", "none"]
-FallbackMode = Literal["local", "open", "closed"]
 UserKey = Callable[[Any], "str | None"]
 """Returns the user id of a request (None: anonymous, limited by client ip instead)."""
 
 _HEADERS: Final = ("ietf", "legacy", "both", "none")
-_FALLBACKS: Final = ("local", "open", "closed")
 # Setting field -> its environment name, for errors raised while building from settings.
 ENV_NAMES: Final = MappingProxyType(
     {
@@ -199,8 +203,8 @@ class RateLimitConfig:
     def _check_choices(self) -> None:
         if self.headers not in _HEADERS:
             raise ConfigurationError("headers", self.headers, " or ".join(_HEADERS))
-        if self.fallback not in _FALLBACKS:
-            raise ConfigurationError("fallback", self.fallback, " or ".join(_FALLBACKS))
+        if self.fallback not in FALLBACKS:
+            raise ConfigurationError("fallback", self.fallback, " or ".join(FALLBACKS))
         if self.user_key is not None and not callable(self.user_key):
             raise ConfigurationError("user_key", self.user_key, "a callable taking the request")
         if not isinstance(self.redis_url, str):

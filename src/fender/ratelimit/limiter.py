@@ -238,22 +238,30 @@ class TierCore:
                 key, policy = items[0]
                 return self.count(self.memory.hit(key, policy, cost))
             return self.count(self.memory.decide(items, cost))
-        mode = self.config.fallback
-        if mode == "local":
-            local = [(key, self._local_policy(policy)) for key, policy in items]
-            return self.count(self.memory.decide(local, cost))
-        limit = items[0][1].limits[0]
-        name = items[0][1].item_names[0]
-        allowed = mode == "open"
+        # Each policy's own mode, else the configuration's: any closed one rejects, the local
+        # ones are limited in memory, the open ones admit.
+        default = self.config.fallback
+        modes = [policy.fallback or default for _, policy in items]
+        if "closed" not in modes:
+            local = [
+                (key, self._local_policy(policy))
+                for (key, policy), mode in zip(items, modes, strict=True)
+                if mode == "local"
+            ]
+            if local:
+                return self.count(self.memory.decide(local, cost))
+        index = modes.index("closed") if "closed" in modes else 0
+        _, policy = items[index]
+        allowed = modes[index] != "closed"
         return self.count(
             Decision(
                 allowed,
-                limit.count,
-                limit.period,
+                policy.limits[0].count,
+                policy.limits[0].period,
                 0,
                 0.0,
                 0.0 if allowed else max(1.0, self.config.recovery_timeout),
-                name,
+                policy.item_names[0],
                 "",
                 UNAVAILABLE,
             )

@@ -26,13 +26,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from fender.errors import ConfigurationError
 
 __all__ = [
+    "FALLBACKS",
     "Algorithm",
     "Decision",
+    "FallbackMode",
     "KeyBuilder",
     "Limit",
     "LimitStatus",
@@ -40,6 +42,10 @@ __all__ = [
     "parse_limit",
     "parse_policy",
 ]
+
+FallbackMode = Literal["local", "open", "closed"]
+"""When no shared store answers: limit in memory (``local``), admit (``open``), reject."""
+FALLBACKS: Final = ("local", "open", "closed")
 
 EXPECTED_FORM = (
     'a rate such as "100/minute", "100/minute burst 200", "5/10seconds" '
@@ -197,10 +203,13 @@ class RateLimitPolicy:
             limit's state is stored under the caller's key plus its suffix, ``:<g|s><period>``
             (the letter keeps GCRA and sliding-window state apart, the period keeps the
             limits of one policy apart). Read-only.
+        fallback: what to do with this policy when the shared store does not answer (None:
+            the configuration's ``fallback``).
     """
 
     name: str = "default"
     limits: tuple[Limit, ...]
+    fallback: FallbackMode | None = None
     item_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     policy_header: str = field(init=False, repr=False, compare=False)
     cells: Mapping[Algorithm, tuple[tuple[str, str, Limit], ...]] = field(
@@ -220,6 +229,8 @@ class RateLimitPolicy:
         if len(set(periods)) != len(periods):
             raise ConfigurationError("limits", str_limits(limits), "no two limits per period")
         object.__setattr__(self, "limits", limits)
+        if self.fallback is not None and self.fallback not in FALLBACKS:
+            raise ConfigurationError("fallback", self.fallback, " or ".join(FALLBACKS))
         if len(limits) == 1:
             names: tuple[str, ...] = (self.name,)
         else:

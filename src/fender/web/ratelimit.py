@@ -46,7 +46,14 @@ from fender.observability.logging import current_request
 from fender.ratelimit.clientip import parse_node, rate_limit_key
 from fender.ratelimit.config import RateLimitConfig, check_no_burst, policy_name
 from fender.ratelimit.limiter import UNAVAILABLE, AsyncTieredLimiter, TieredLimiter
-from fender.ratelimit.policy import Decision, KeyBuilder, RateLimitPolicy, parse_policy
+from fender.ratelimit.policy import (
+    FALLBACKS,
+    Decision,
+    FallbackMode,
+    KeyBuilder,
+    RateLimitPolicy,
+    parse_policy,
+)
 from fender.web.access import RESPONSE_HEADERS
 from fender.web.endpoints import Response, json_response
 from fender.web.wsgi import status_line
@@ -111,6 +118,7 @@ class RouteLimit:
     key: KeyScope | KeyFunction
     cost: int
     name: str | None
+    fallback: FallbackMode | None = None
 
 
 def rate_limit(
@@ -119,6 +127,7 @@ def rate_limit(
     key: KeyScope | KeyFunction = "ip",
     cost: int = 1,
     name: str | None = None,
+    fallback: FallbackMode | None = None,
 ) -> Callable[[F], F]:
     """Mark an endpoint (FastAPI, Starlette, Flask view) with its own limit.
 
@@ -134,16 +143,21 @@ def rate_limit(
             :class:`RateLimitRequest` returning a key (None: by ip and route).
         cost: requests each call counts.
         name: the policy name in headers and metrics; default: from the route template.
+        fallback: while the shared store does not answer, ``"local"`` (limit in memory with a
+            share of the limit), ``"open"`` (admit) or ``"closed"`` (reject: a login or a
+            payment route); default: FENDER_RATE_LIMIT_FALLBACK.
 
     Raises:
-        ConfigurationError: a bad rate, key, cost or name, at import time.
+        ConfigurationError: a bad rate, key, cost, name or fallback, at import time.
     """
     policy = parse_policy(rate, name=name or "route", field="rate_limit")
+    if fallback is not None and fallback not in FALLBACKS:
+        raise ConfigurationError("fallback", fallback, " or ".join(FALLBACKS))
     if not callable(key) and key not in _SCOPES:
         raise ConfigurationError("key", key, f"one of {', '.join(_SCOPES)} or a function")
     if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
         raise ConfigurationError("cost", cost, "an integer >= 1")
-    mark = RouteLimit(rate=rate, policy=policy, key=key, cost=cost, name=name)
+    mark = RouteLimit(rate=rate, policy=policy, key=key, cost=cost, name=name, fallback=fallback)
 
     def decorate(fn: F) -> F:
         marks: tuple[RouteLimit, ...] = getattr(fn, RATE_LIMIT_ATTRIBUTE, ())
@@ -259,7 +273,7 @@ class HttpRateLimit:
         # Decorators apply bottom-up: reverse, so the first written is the first named.
         for index, mark in enumerate(reversed(marks)):
             name = mark.name or (base if index == 0 else f"{base}.{index + 1}")
-            policy = RateLimitPolicy(name=name, limits=mark.policy.limits)
+            policy = RateLimitPolicy(name=name, limits=mark.policy.limits, fallback=mark.fallback)
             check_no_burst(policy, self.config.algorithm, field="rate_limit", text=mark.rate)
             rules.append(_Rule(mark.key, policy))
         return self._plan(tuple(rules), costs.pop())
