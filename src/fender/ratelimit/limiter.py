@@ -202,7 +202,8 @@ class TierCore:
             "Rate-limit decisions by policy item and outcome (allowed, rejected).",
             ("policy", "decision"),
         )
-        self._decisions = metrics.LabelGuard(decisions, max_series=1000)
+        # counted on every request: buffered (see metrics.Buffered)
+        self._decisions = metrics.LabelGuard(metrics.Buffered(decisions), max_series=1000)
         self._errors = metrics.counter(
             "rate_limit_store_errors", "Redis rate-limit calls that failed or timed out."
         )
