@@ -22,7 +22,14 @@ from gunicorn.glogging import Logger
 
 from fender.observability.logging import configure_logging
 
-__all__ = ["GunicornLogger", "child_exit", "logger_class", "on_starting", "prepare_metrics_dir"]
+__all__ = [
+    "GunicornLogger",
+    "child_exit",
+    "logger_class",
+    "on_exit",
+    "on_starting",
+    "prepare_metrics_dir",
+]
 
 
 class GunicornLogger(Logger):  # type: ignore[misc]
@@ -34,11 +41,19 @@ class GunicornLogger(Logger):  # type: ignore[misc]
         configure_logging()
 
 
+_OWN_DIR_VARIABLE = "FENDER_OWN_METRICS_DIR"  # set when fender chose the directory
+
+
 def prepare_metrics_dir(master_pid: int) -> str:
-    """Create (or empty) the multiprocess metrics directory; export it to the workers."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
-        Path(tempfile.gettempdir()) / f"fender-metrics-{master_pid}"
-    )
+    """Create (or empty) the multiprocess metrics directory; export it to the workers.
+
+    Without ``PROMETHEUS_MULTIPROC_DIR``, a directory of fender's own, named after the master,
+    which :func:`on_exit` removes.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = str(Path(tempfile.gettempdir()) / f"fender-metrics-{master_pid}")
+        os.environ[_OWN_DIR_VARIABLE] = directory
     path = Path(directory)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
@@ -50,6 +65,15 @@ def prepare_metrics_dir(master_pid: int) -> str:
 def on_starting(server: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
     """Gunicorn hook (master, before workers fork): a fresh metrics directory."""
     prepare_metrics_dir(os.getpid())
+
+
+def on_exit(server: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
+    """Gunicorn hook (master, last): remove the metrics directory fender made for this run."""
+    import shutil
+
+    own = os.environ.get(_OWN_DIR_VARIABLE)
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
