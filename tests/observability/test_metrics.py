@@ -125,6 +125,16 @@ for _ in range(int(sys.argv[1])):
 if sys.argv[2] == "wait":
     time.sleep(metrics.FOLD_INTERVAL_SECONDS * 2.5)  # the folding thread, not the exit
     os._exit(0)  # no atexit
+if sys.argv[2] == "fork":  # a series built and cached before the fork (gunicorn --preload)
+    series = hist.labels("x")
+    pid = os.fork()  # the parent's counts are still pending here
+    if pid == 0:
+        for _ in range(int(sys.argv[1])):
+            series.observe(0.01)
+        time.sleep(metrics.FOLD_INTERVAL_SECONDS * 2.5)  # the child's own folding thread
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os._exit(0)
 if sys.argv[2] == "scrape":
     body, _ = metrics.exposition()
     sys.stdout.write(body.decode())
@@ -144,6 +154,9 @@ def test_buffered_series_reach_other_processes_in_multiprocess_mode(tmp_path):
 
     worker(3, "exit")  # folded at exit
     worker(4, "wait")  # folded by the thread while alive
+    # 6 in the parent before the fork (its thread folds them while it waits) and 6 in the
+    # child: each counted once, the child folding its own
+    worker(6, "fork")
     body = worker(5, "scrape")  # the scraping process folds its own first
-    assert 'test_mp_hist_count{w="x"} 12.0' in body
-    assert 'test_mp_hist_bucket{le="0.01",w="x"} 12.0' in body
+    assert 'test_mp_hist_count{w="x"} 24.0' in body
+    assert 'test_mp_hist_bucket{le="0.01",w="x"} 24.0' in body

@@ -271,6 +271,14 @@ class _Series:
         """Move what was counted since the last fold into the prometheus_client child."""
         raise NotImplementedError
 
+    def forked(self) -> None:
+        """In a forked child: a fresh lock, and nothing pending (the parent folds its own)."""
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
 
 class _CounterSeries(_Series):
     __slots__ = ("_pending",)
@@ -290,6 +298,9 @@ class _CounterSeries(_Series):
             pending, self._pending = self._pending, 0.0
         if pending:
             self._child.inc(pending)
+
+    def _clear(self) -> None:
+        self._pending = 0.0
 
 
 class _GaugeSeries(_Series):
@@ -318,6 +329,9 @@ class _GaugeSeries(_Series):
             self._folded = value
         if changed:
             self._child.set(value)
+
+    def _clear(self) -> None:
+        self._value = self._folded = 0.0
 
 
 class _HistogramSeries(_Series):
@@ -348,6 +362,9 @@ class _HistogramSeries(_Series):
             if count:
                 buckets[index].inc(count)
         self._child._sum.inc(total)  # noqa: SLF001  (see Buffered)
+
+    def _clear(self) -> None:
+        self._counts, self._sum = [0] * len(self._bounds), 0.0
 
 
 def _histogram_child_is_foldable(child: Any) -> bool:
@@ -429,6 +446,24 @@ def _start_folder() -> None:
         _folder_pid = os.getpid()  # a forked worker starts its own
     threading.Thread(target=_fold_forever, name="fender-metrics-fold", daemon=True).start()
     atexit.register(fold)
+
+
+def _after_fork_in_child() -> None:
+    """Reset the buffered series in a forked child (a worker under ``gunicorn --preload``).
+
+    Fresh locks (another thread may have held one at the fork), nothing of the parent's
+    pending counts, and the child's own folding thread.
+    """
+    global _series_lock, _folder_pid  # noqa: PLW0603  (process-wide state, reset in the child)
+    _series_lock = threading.Lock()
+    for series in _series.values():
+        series.forked()
+    _folder_pid = 0
+    if _series:
+        _start_folder()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_build_info(version: str, commit: str) -> None:
