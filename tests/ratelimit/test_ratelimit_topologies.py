@@ -284,6 +284,38 @@ async def lifespan(app: Any) -> Any:
         await asyncio.wait_for(task, 10)
 
 
+def statuses_on_the_cluster(app: Any, runtime: Any, client_ip: str, paths: list[str]) -> list[int]:
+    """Start ``app``, wait until its limiter decides on the cluster, GET ``paths`` in order.
+
+    The async cluster client runs COMMAND (a ~30 ms reply without hiredis) on its first call,
+    the startup heartbeat, within the 50 ms read timeout; if it misses, the breaker opens and
+    the probe brings the limiter back to Redis within ~1 s. Every answer must come from Redis.
+    """
+
+    async def scenario() -> list[int]:
+        async with lifespan(app):
+            for _ in range(500):
+                if runtime.limiter.serving is Tier.REDIS:
+                    break
+                await asyncio.sleep(0.01)
+            assert runtime.limiter.serving is Tier.REDIS, "the probe did not reach the cluster"
+            transport = httpx.ASGITransport(app=app, client=(client_ip, 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                statuses = [(await http.get(path)).status_code for path in paths]
+                assert runtime.limiter.serving is Tier.REDIS
+                return statuses
+
+    return asyncio.run(scenario())
+
+
+def keys_on(cluster: Sequence[ClusterNode], pattern: str) -> list[Any]:
+    stored: list[Any] = []
+    for node in cluster:
+        with plain(node) as client:
+            stored += client.keys(pattern)
+    return stored
+
+
 def test_install_with_a_cluster_url_limits_on_the_cluster(cluster):
     app = FastAPI()
 
@@ -295,29 +327,9 @@ def test_install_with_a_cluster_url_limits_on_the_cluster(cluster):
         app, redis_url=cluster_url(cluster), env="development", rate_limit="3/minute"
     )
     assert isinstance(runtime.limiter, AsyncTieredLimiter)
-
-    async def scenario() -> list[int]:
-        async with lifespan(app):
-            # The async cluster client runs COMMAND (a ~30 ms reply without hiredis) on its
-            # first call, the startup heartbeat, within the 50 ms read timeout; if it misses,
-            # the breaker opens and the probe brings the limiter back to Redis within ~1 s.
-            for _ in range(500):
-                if runtime.limiter.serving is Tier.REDIS:
-                    break
-                await asyncio.sleep(0.01)
-            assert runtime.limiter.serving is Tier.REDIS, "the probe did not reach the cluster"
-            transport = httpx.ASGITransport(app=app, client=("203.0.113.77", 5000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                statuses = [(await http.get(f"/items/{i}")).status_code for i in range(5)]
-                assert runtime.limiter.serving is Tier.REDIS
-                return statuses
-
-    assert asyncio.run(scenario()) == [200, 200, 200, 429, 429]
-    stored = []
-    for node in cluster:
-        with plain(node) as client:
-            stored += client.keys("fender:rl:{203.0.113.77}*")
-    assert stored  # counted in the cluster, not in memory
+    paths = [f"/items/{i}" for i in range(5)]
+    assert statuses_on_the_cluster(app, runtime, "203.0.113.77", paths) == [200] * 3 + [429] * 2
+    assert keys_on(cluster, "fender:rl:{203.0.113.77}*")  # counted in the cluster, not memory
 
 
 def test_stacked_limits_of_different_scopes_stay_on_the_cluster(cluster):
@@ -332,23 +344,7 @@ def test_stacked_limits_of_different_scopes_stay_on_the_cluster(cluster):
         return {}
 
     runtime = fender.install(app, redis_url=cluster_url(cluster), env="development")
-
-    async def scenario() -> list[int]:
-        async with lifespan(app):
-            for _ in range(500):
-                if runtime.limiter.serving is Tier.REDIS:
-                    break
-                await asyncio.sleep(0.01)
-            assert runtime.limiter.serving is Tier.REDIS, "the probe did not reach the cluster"
-            transport = httpx.ASGITransport(app=app, client=("203.0.113.78", 5000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                statuses = [(await http.get("/search")).status_code for _ in range(3)]
-                assert runtime.limiter.serving is Tier.REDIS
-                return statuses
-
-    assert asyncio.run(scenario()) == [200, 200, 429]
-    stored = []
-    for node in cluster:
-        with plain(node) as client:
-            stored += client.keys("fender:rl:{global}*")
-    assert len(stored) == 2  # the global key and the client's key, in the global slot
+    statuses = statuses_on_the_cluster(app, runtime, "203.0.113.78", ["/search"] * 3)
+    assert statuses == [200, 200, 429]
+    # the global key and the client's key, in the global slot
+    assert len(keys_on(cluster, "fender:rl:{global}*")) == 2
