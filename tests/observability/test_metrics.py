@@ -123,7 +123,7 @@ hist = metrics.Buffered(metrics.histogram("test_mp_hist", "Buffered across proce
 for _ in range(int(sys.argv[1])):
     hist.labels("x").observe(0.01)
 if sys.argv[2] == "wait":
-    time.sleep(metrics.FOLD_INTERVAL_SECONDS * 2.5)  # the folding thread, not the exit
+    time.sleep(metrics.FOLD_INTERVAL_SECONDS * 6)  # the folding thread, not the exit
     os._exit(0)  # no atexit
 if sys.argv[2] == "fork":  # a series built and cached before the fork (gunicorn --preload)
     series = hist.labels("x")
@@ -131,7 +131,7 @@ if sys.argv[2] == "fork":  # a series built and cached before the fork (gunicorn
     if pid == 0:
         for _ in range(int(sys.argv[1])):
             series.observe(0.01)
-        time.sleep(metrics.FOLD_INTERVAL_SECONDS * 2.5)  # the child's own folding thread
+        time.sleep(metrics.FOLD_INTERVAL_SECONDS * 6)  # the child's own folding thread
         os._exit(0)
     os.waitpid(pid, 0)
     os._exit(0)
