@@ -12,8 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from servers import PostgresServer, RedisServer, find_postgres_bin, find_redis, missing
+
+# No per-example deadline: speed is measured in bench/, and a loaded CI machine must not turn
+# a slow example into a failure.
+settings.register_profile("fender", deadline=None)
+settings.load_profile("fender")
 
 _database_numbers = itertools.count(1)
 
