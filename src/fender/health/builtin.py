@@ -410,10 +410,11 @@ def database_check(
 
 
 def celery_check(app: Any, *, name: str = "celery", timeout: float = 1.0) -> Check:
-    """At least one Celery worker answers a broadcast ping within ``timeout`` seconds.
+    """The Celery broker is reachable and at least one worker answers a broadcast ping.
 
-    Non-critical by default: dead workers delay background jobs; the web tier still serves.
-    Observed value: the number of workers that replied.
+    Each within ``timeout`` seconds; the output says which of the two failed. Non-critical by
+    default: dead workers delay background jobs; the web tier still serves. Observed value:
+    the number of workers that replied.
 
     Raises:
         ConfigurationError: celery is not installed.
@@ -429,17 +430,22 @@ def celery_check(app: Any, *, name: str = "celery", timeout: float = 1.0) -> Che
         raise ConfigurationError("timeout", timeout, "seconds > 0")
 
     def celery_ping() -> CheckResult:
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=timeout)
+        except Exception as exc:  # any transport error: the broker is not there
+            return CheckResult(Status.FAIL, f"broker unreachable ({type(exc).__name__})")
         replies = app.control.ping(timeout=timeout) or []
         if not replies:
-            return CheckResult(Status.FAIL, f"no worker replied within {timeout:g}s")
+            return CheckResult(Status.FAIL, f"broker up, no worker replied within {timeout:g}s")
         return CheckResult(Status.PASS, observed_value=len(replies), observed_unit="workers")
 
     return Check(
         name=name,
         func=celery_ping,
         critical=False,
-        # ping() waits the whole timeout for replies: leave the check room to report them.
-        timeout=timeout + 1.0,
+        # the broker probe and the ping each take up to ``timeout``: room to report them
+        timeout=2 * timeout + 1.0,
         component_type="component",
         measurement="workers",
     )
