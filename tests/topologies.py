@@ -32,8 +32,23 @@ class SentinelServer(RedisServer):
             f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
             f"sentinel monitor mymaster 127.0.0.1 {self.master_port} 1\n"
             "sentinel down-after-milliseconds mymaster 1000\n"
+            # a failover (and the old master's demotion) within seconds, not minutes
+            "sentinel failover-timeout mymaster 3000\n"
         )
         return [self.binary, str(conf), "--sentinel"]
+
+
+class ReplicaServer(RedisServer):
+    """A redis-server replicating ``master_port``."""
+
+    name = "redis-replica"
+
+    def __init__(self, binary: str, master_port: int) -> None:
+        super().__init__(binary)
+        self.master_port = master_port
+
+    def argv(self) -> Sequence[str]:
+        return [*super().argv(), "--replicaof", "127.0.0.1", str(self.master_port)]
 
 
 class ClusterNode(RedisServer):
@@ -81,6 +96,42 @@ def sentinel_topology() -> Iterator[tuple[RedisServer, SentinelServer]]:
         yield master, sentinel
     finally:
         sentinel.close()
+        master.close()
+
+
+@contextlib.contextmanager
+def failover_topology() -> Iterator[tuple[RedisServer, ReplicaServer, SentinelServer]]:
+    """A master, its replica, and a Sentinel that knows both (so it can fail over)."""
+    binary, _ = binaries()
+    master = RedisServer(binary)
+    master.start()
+    replica = ReplicaServer(binary, master.port)
+    sentinel = SentinelServer(binary, master.port)
+    try:
+        replica.start()
+
+        def replicating() -> bool:
+            with plain(replica) as client:
+                return client.info("replication").get("master_link_status") == "up"
+
+        wait_for(replicating, 15, "the replica's link to the master")
+        sentinel.start()  # its first INFO of the master lists the replica
+
+        def promotable() -> bool:
+            """Seen by the Sentinel, connected to it, and linked to the master."""
+            with plain(sentinel) as client:
+                replicas = client.execute_command("SENTINEL REPLICAS mymaster")
+            for flat in replicas:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                if fields.get(b"flags") == b"slave" and fields.get(b"master-link-status") == b"ok":
+                    return True
+            return False
+
+        wait_for(promotable, 30, "the Sentinel to see a promotable replica")
+        yield master, replica, sentinel
+    finally:
+        sentinel.close()
+        replica.close()
         master.close()
 
 

@@ -25,12 +25,13 @@ from fender.stores import (
     resilient_redis,
 )
 
-from servers import RedisServer, free_port
+from servers import RedisServer, free_port, wait_for
 from topologies import (
     ClusterNode,
     SentinelServer,
     cluster_topology,
     cluster_url,
+    failover_topology,
     owner,
     plain,
     sentinel_topology,
@@ -141,6 +142,40 @@ def test_sentinel_master_killed_the_store_degrades_to_memory():
             assert (result.value, result.source) == (b"before", Source.MEMORY)
             assert store.get("during:0") == b"x"
             assert store.get("never-set", b"default") == b"default"
+        finally:
+            store.close()
+
+
+def test_after_a_sentinel_failover_the_store_writes_to_the_new_master():
+    with failover_topology() as (_master, replica, watcher):
+        store = resilient_redis(**store_kwargs(sentinel_url(watcher)))  # type: ignore[arg-type]
+        try:
+            assert store.set("failover:before", b"1") is Source.REDIS
+            with plain(watcher) as client:
+                client.execute_command("SENTINEL FAILOVER mymaster")
+
+            def promoted() -> bool:
+                with plain(watcher) as client:
+                    _, port = client.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster")
+                return int(port) == replica.port
+
+            wait_for(promoted, 30, "the replica's promotion")
+            # During the switch writes may go to memory, or to the old master until the Sentinel
+            # demotes it (Redis replicates asynchronously: such writes are lost, as with any
+            # client). No exception either way; then the store writes to the new master.
+            attempts = itertools.count()
+
+            def on_the_new_master() -> bool:
+                value = str(next(attempts)).encode()
+                if store.set("failover:after", value) is not Source.REDIS:
+                    return False
+                with plain(replica) as client:
+                    return client.get("failover:after") == value
+
+            wait_for(on_the_new_master, 60, "a write reaching the new master")
+            with plain(replica) as client:
+                assert client.get("failover:before") == b"1"  # replicated before the switch
+            assert store.get_result("failover:before").source is Source.REDIS
         finally:
             store.close()
 
