@@ -17,6 +17,7 @@ marked dead, so a killed worker leaves no stale gauge while its counts still add
 
 from __future__ import annotations
 
+import abc
 import atexit
 import bisect
 import os
@@ -258,7 +259,7 @@ _series: dict[Any, _Series] = {}  # by prometheus_client child: one buffer per s
 _folder_pid = 0
 
 
-class _Series:
+class _Series(abc.ABC):
     """One label set's updates since the last fold."""
 
     __slots__ = ("_child", "_lock")
@@ -267,17 +268,18 @@ class _Series:
         self._child = child
         self._lock = threading.Lock()
 
+    @abc.abstractmethod
     def fold(self) -> None:
         """Move what was counted since the last fold into the prometheus_client child."""
-        raise NotImplementedError
 
     def forked(self) -> None:
         """In a forked child: a fresh lock, and nothing pending (the parent folds its own)."""
         self._lock = threading.Lock()
         self._clear()
 
+    @abc.abstractmethod
     def _clear(self) -> None:
-        raise NotImplementedError
+        """Forget what is pending."""
 
 
 class _CounterSeries(_Series):
