@@ -54,6 +54,7 @@ from fender.ratelimit.policy import (
     RateLimitPolicy,
     parse_policy,
 )
+from fender.stores.client import parse_redis_url
 from fender.web.access import RESPONSE_HEADERS
 from fender.web.endpoints import Response, json_response
 from fender.web.wsgi import status_line
@@ -212,6 +213,10 @@ class HttpRateLimit:
         self._forwarded = self._resolver.header == "forwarded"
         self._networks: tuple[IPv4Network | IPv6Network, ...] = config.networks
         self._exempt = tuple(prefix.rstrip("/") for prefix in config.exempt)
+        # the store's own URL parser decides (validated when the limiter was configured)
+        self._on_cluster = (
+            bool(config.redis_url) and parse_redis_url(config.redis_url).kind == "cluster"
+        )
         self._ietf = config.headers in {"ietf", "both"}
         self._legacy = config.headers in {"legacy", "both"}
         self.default_plan = self._plan((_Rule("ip", config.default),), 1)
@@ -241,7 +246,7 @@ class HttpRateLimit:
         # Keys shared by routes (a global limit, a key function's) keep one name, and so one
         # slot, on every route: at most one of them can lead a request's slot.
         shared = {scope for scope in scopes if scope == "global" or callable(scope)}
-        if len(shared) > 1 and self.config.redis_url.startswith("redis+cluster://"):
+        if len(shared) > 1 and self._on_cluster:
             raise ConfigurationError(
                 "rate_limit",
                 [rule.policy.name for rule in rules],

@@ -160,7 +160,7 @@ class _Call:
             observer.finish(
                 environ["fender.request_id"],
                 self.method,
-                route_of_environ(environ, status, routed=self.wsgi.route_of is not None),
+                route_of_environ(environ, status, routed=self.wsgi.routed),
                 status,
                 time.perf_counter() - start,
                 self.bytes,
@@ -198,6 +198,7 @@ class FenderWSGI:
         self.observer = runtime.observer
         self.endpoints = runtime.endpoints
         self.route_of = route_of
+        self.routed = route_of is not None  # the app has a router: unmatched is "unmatched"
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
