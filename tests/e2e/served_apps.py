@@ -48,14 +48,16 @@ async def sleep(seconds: float = 1.0) -> dict[str, float]:
     return {"slept": seconds, "pid": os.getpid()}
 
 
-def _mark_shutdown(kind: str) -> None:
+def _mark(phase: str, kind: str) -> None:
+    """Leave ``<phase>-<kind>-<pid>`` in the test's marker folder (startup and shutdown hooks)."""
     marker_dir = os.environ.get("FENDER_TEST_MARKERS")
     if marker_dir:
-        Path(marker_dir, f"{kind}-{os.getpid()}").write_text("shutdown hooks ran")
+        Path(marker_dir, f"{phase}-{kind}-{os.getpid()}").write_text(f"{phase} hooks ran")
 
 
 asgi_runtime = fender.install(asgi)
-asgi_runtime.on_shutdown(lambda: _mark_shutdown("asgi"))
+asgi_runtime.on_startup(lambda: _mark("started", "asgi"))
+asgi_runtime.on_shutdown(lambda: _mark("shutdown", "asgi"))
 
 wsgi = Flask(__name__)
 
@@ -89,4 +91,5 @@ def wsgi_sleep() -> Any:
 
 _wsgi_ext = Fender()
 wsgi_runtime = _wsgi_ext.init_app(wsgi)
-wsgi_runtime.on_shutdown(lambda: _mark_shutdown("wsgi"))
+wsgi_runtime.on_startup(lambda: _mark("started", "wsgi"))
+wsgi_runtime.on_shutdown(lambda: _mark("shutdown", "wsgi"))

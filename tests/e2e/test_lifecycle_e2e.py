@@ -71,10 +71,32 @@ def active_requests(url: str) -> float:
     )
 
 
+def markers(tmp_path: Path, phase: str, worker: str) -> list[Path]:
+    """The workers whose startup or shutdown hooks ran (served_apps leaves one file each)."""
+    kind = "asgi" if worker == "uvicorn" else "wsgi"
+    return list((tmp_path / "markers").glob(f"{phase}-{kind}-*"))
+
+
+def wait_for_both_workers(server: CommandServer, worker: str, tmp_path: Path) -> None:
+    """Block until both workers have run their startup hooks.
+
+    Ready means one worker answered; the other may still be importing the app, and a worker
+    signalled before uvicorn installs its handlers dies of the signal with no hooks to run.
+    Flask starts on its first request, so the probes also reach the second WSGI worker.
+    """
+
+    def started() -> bool:
+        httpx.get(f"{server.url}/health/ready", timeout=5)
+        return len(markers(tmp_path, "started", worker)) == 2
+
+    wait_for(started, 20, "both workers started")
+
+
 @pytest.mark.parametrize("worker", list(WORKERS))
 def test_sigterm_lets_twenty_requests_in_flight_finish(worker, tmp_path):
     server = gunicorn(worker, tmp_path)
     server.start()
+    wait_for_both_workers(server, worker, tmp_path)
     durations = [1 + (i % 3) for i in range(20)]  # 1 to 3 seconds each
     try:
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -88,9 +110,7 @@ def test_sigterm_lets_twenty_requests_in_flight_finish(worker, tmp_path):
         assert [r.status_code for r in responses] == [200] * 20
         assert server.process is not None
         assert server.process.wait(timeout=30) == 0
-        kind = "asgi" if worker == "uvicorn" else "wsgi"
-        markers = list((tmp_path / "markers").glob(f"{kind}-*"))
-        assert len(markers) == 2, server.output()[-3000:]
+        assert len(markers(tmp_path, "shutdown", worker)) == 2, server.output()[-3000:]
     finally:
         server.close()
 
@@ -108,7 +128,7 @@ def test_a_request_longer_than_graceful_timeout_is_logged_and_shutdown_still_run
     access = [e for e in events if e.get("event") == "request" and e.get("route") == "/sleep"]
     assert access, "the cancelled request has no access event"
     assert access[0]["duration_ms"] >= 1000
-    assert list((tmp_path / "markers").glob("asgi-*")), "lifespan shutdown did not run"
+    assert markers(tmp_path, "shutdown", "uvicorn"), "lifespan shutdown did not run"
 
 
 def _outlive_graceful_timeout(server: CommandServer) -> str:
