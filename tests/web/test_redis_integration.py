@@ -77,3 +77,45 @@ def test_without_redis_url_the_memory_tier_serves(tmp_path):
     counts, checks = serve(app, scenario)
     assert counts == [1, 2, 3]
     assert "redis" not in checks
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_rate_limiter_talks_to_redis_only_when_rate_limiting_is_on(
+    enabled, redis_server, tmp_path
+):
+    import asyncio
+
+    import redis
+    from fastapi import FastAPI
+
+    from fender.ratelimit.limiter import HEARTBEAT_KEY
+
+    app = FastAPI()
+    runtime = fender.install(
+        app,
+        env="development",
+        redis_url=redis_server.url,
+        runtime_dir=str(tmp_path),
+        rate_limit_enabled=enabled,
+        network_timeout_sec=0.2,
+    )
+    heartbeat = f"{runtime.rate_limit.key_prefix}:{HEARTBEAT_KEY}"
+    direct = redis.Redis.from_url(redis_server.url)
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    async def scenario(client):
+        response = await client.get("/ping")
+        # The limiter's first heartbeat is due at once; give it a second to show up.
+        for _ in range(50):
+            if direct.exists(heartbeat):
+                return response, True
+            await asyncio.sleep(0.02)
+        return response, False
+
+    response, heartbeat_seen = serve(app, scenario)
+    assert response.status_code == 200
+    assert ("ratelimit-policy" in response.headers) is enabled
+    assert heartbeat_seen is enabled

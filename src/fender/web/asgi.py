@@ -105,7 +105,7 @@ def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     from fender.web.ratelimit import RateLimitMiddleware
 
     inner: ASGIApp = app
-    if isinstance(runtime.limiter, AsyncTieredLimiter):
+    if isinstance(runtime.limiter, AsyncTieredLimiter) and runtime.rate_limit.enabled:
         inner = RateLimitMiddleware(inner, runtime.limiter)
     return FenderMiddleware(inner, runtime)
 

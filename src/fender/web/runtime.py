@@ -103,7 +103,10 @@ class Runtime:
             if asynchronous
             else TieredLimiter(self.rate_limit, registry=self.breakers)
         )
-        """Rate limits: Redis when REDIS_URL is set, memory as the fallback (and alone)."""
+        """Rate limits: Redis when REDIS_URL is set, memory as the fallback (and alone).
+
+        Never started when rate limiting is off: no layer, no heartbeat to Redis.
+        """
         self.health_endpoints = HealthEndpoints(
             settings,
             self.health,
@@ -193,7 +196,7 @@ class Runtime:
 
     async def startup(self) -> None:
         """Run the startup hooks in order (a failing hook fails the start), then go READY."""
-        if isinstance(self.limiter, AsyncTieredLimiter):
+        if isinstance(self.limiter, AsyncTieredLimiter) and self.rate_limit.enabled:
             await self.limiter.start()
         await self._run_startup_hooks()
         self.health_endpoints.loop.start()
@@ -257,7 +260,7 @@ class Runtime:
         import atexit
 
         asyncio.run(self._run_startup_hooks())
-        if isinstance(self.limiter, TieredLimiter):
+        if isinstance(self.limiter, TieredLimiter) and self.rate_limit.enabled:
             self.limiter.start()
         self.health.start()
         if not self.health.select(kind=Kind.READINESS):

@@ -292,6 +292,6 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
     from fender.web.ratelimit import RateLimitWSGI
 
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, **options)
-    if isinstance(runtime.limiter, TieredLimiter):
+    if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
     return FenderWSGI(app, runtime)
