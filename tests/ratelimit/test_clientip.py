@@ -182,3 +182,16 @@ def test_fuzz_never_raises_and_returns_an_ip_or_the_peer(peer, xff, fwd, hops, w
 @given(peer=st.ip_addresses().map(str), xff=header_st)
 def test_fuzz_without_trusted_proxies_the_header_never_matters(peer, xff):
     assert ClientIPResolver().resolve(peer, x_forwarded_for=xff) == str(parse_node(peer))
+
+
+def test_a_unix_socket_peer_is_a_trusted_hop_once_proxies_are_configured():
+    # A unix socket has no peer address ("" in fender, no REMOTE_ADDR): only local processes
+    # (our proxy) can connect, so its X-Forwarded-For names the client, as gunicorn assumes.
+    assert behind_proxy.resolve("", x_forwarded_for="203.0.113.9") == "203.0.113.9"
+    assert behind_proxy.resolve("", x_forwarded_for="203.0.113.9, 10.0.0.3") == "203.0.113.9"
+    assert ClientIPResolver(trusted_hops=1).resolve("", x_forwarded_for="1.1.1.1, 2.2.2.2") == (
+        "2.2.2.2"
+    )
+    assert behind_proxy.resolve("", x_forwarded_for="garbage") == ""
+    # Nothing configured: headers stay ignored, even on a unix socket.
+    assert ClientIPResolver().resolve("", x_forwarded_for="203.0.113.9") == ""

@@ -175,13 +175,18 @@ class ClientIPResolver:
             x_forwarded_for: the ``X-Forwarded-For`` value, repeated headers joined by ``,``.
             forwarded: the ``Forwarded`` value, repeated headers joined by ``,``.
 
-        Never raises on any header content.
+        With proxies configured, a peer without an address (``""``: a unix socket, which only
+        local processes such as the proxy can connect to) is a trusted hop. Never raises on
+        any header content.
         """
-        peer_address = parse_node(peer)
+        peer_address = parse_node(peer) if peer else None
         fallback = peer if peer_address is None else str(peer_address)
-        if self.networks and (peer_address is None or not self.is_trusted(peer_address)):
-            return fallback
         if not self.networks and not self.trusted_hops:
+            return fallback
+        # No peer address: a unix socket, which only local processes (our proxy) can reach;
+        # a trusted hop, as gunicorn treats it. Any other unparsable peer is not trusted.
+        trusted_peer = not peer or (peer_address is not None and self.is_trusted(peer_address))
+        if self.networks and not trusted_peer:
             return fallback
         value = forwarded if self.header == "forwarded" else x_forwarded_for
         address = self._from_chain(value) if value else None

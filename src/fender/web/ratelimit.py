@@ -210,6 +210,7 @@ class HttpRateLimit:
         self._keys = KeyBuilder(prefix=config.key_prefix)
         self._resolver = config.resolver
         self.proxies = bool(config.trusted_proxies) or config.trusted_hops > 0
+        self._warned_no_peer = False
         self._forwarded = self._resolver.header == "forwarded"
         self._networks: tuple[IPv4Network | IPv6Network, ...] = config.networks
         self._exempt = tuple(prefix.rstrip("/") for prefix in config.exempt)
@@ -303,6 +304,17 @@ class HttpRateLimit:
             ip = self._resolver.resolve(peer, x_forwarded_for=xff, forwarded=forwarded)
         else:
             ip = peer
+            if not peer and not self._warned_no_peer:
+                self._warned_no_peer = True
+                logger.warning(
+                    "rate_limit_no_client_address",
+                    extra={
+                        "why": "requests arrive without a peer address (a unix socket?): "
+                        "every client shares one rate-limit identity",
+                        "fix": "set FENDER_TRUSTED_PROXIES (or FENDER_TRUSTED_HOPS=1) so that "
+                        "the proxy's X-Forwarded-For names the client",
+                    },
+                )
         if self._networks:
             address = parse_node(ip)
             if address is not None and any(address in net for net in self._networks):
