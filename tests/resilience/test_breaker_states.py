@@ -397,16 +397,18 @@ def test_state_gauge_values():
 
 
 def test_transitions_are_logged_once_each_with_the_breaker_name(caplog):
-    caplog.set_level(logging.INFO, logger="fender.resilience")
+    caplog.set_level(logging.DEBUG, logger="fender.resilience")
     breaker, clock = make()
-    play(breaker, clock, "fail fail fail wait:60 ok ok")
-    assert [record.getMessage() for record in caplog.records] == [
-        "circuit breaker opened",
-        "circuit breaker half-open",
-        "circuit breaker reset to closed",
+    play(breaker, clock, "fail fail fail wait:60 fail wait:60 ok ok")
+    logged = [(record.getMessage(), record.levelno) for record in caplog.records]
+    assert logged == [
+        ("circuit breaker opened", logging.WARNING),
+        ("circuit breaker half-open", logging.DEBUG),
+        ("circuit breaker trial failed, open again", logging.DEBUG),
+        ("circuit breaker half-open", logging.DEBUG),
+        ("circuit breaker reset to closed", logging.INFO),
     ]
     assert {record.breaker for record in caplog.records} == {"dep"}
-    assert caplog.records[0].levelno == logging.WARNING
     breaker.force_open()
     assert caplog.records[-1].getMessage() == "circuit breaker forced open"
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from fender._negotiate import preferred
 from fender._status import Status
 from fender.errors import ConfigurationError
 from fender.health.checks import (
@@ -55,10 +56,6 @@ DEFAULT_HTTP_STATUS: Mapping[Status, int] = MappingProxyType(
     {Status.PASS: 200, Status.WARN: 200, Status.FAIL: 503}
 )
 """Degraded (``warn``) still serves: 200. Only ``fail`` takes the instance out (503)."""
-
-# Accept headers longer than this are cut before parsing; no client needs more to say JSON.
-_ACCEPT_LIMIT = 2048
-_EXACT = 3  # specificity of a media range naming the type exactly
 
 
 class Format(enum.StrEnum):
@@ -212,40 +209,7 @@ def choose_format(accept: str | None) -> Format:
     health+json is chosen when its quality is higher, or equal and it was named explicitly
     (so ``*/*`` and ``application/*`` give plain JSON). Health endpoints never answer 406.
     """
-    if not accept:
-        return Format.JSON
-    best = dict.fromkeys(Format, (0, 0.0))  # (specificity, quality)
-    for media_range in accept[:_ACCEPT_LIMIT].split(","):
-        media, *params = media_range.split(";")
-        quality = _quality(params)
-        for fmt in Format:
-            specificity = _specificity(media.strip().lower(), fmt)
-            if specificity > best[fmt][0]:
-                best[fmt] = (specificity, quality)
-    json_q = best[Format.JSON][1]
-    health_spec, health_q = best[Format.HEALTH_JSON]
-    if health_q > json_q or (health_q == json_q > 0 and health_spec == _EXACT):
-        return Format.HEALTH_JSON
-    return Format.JSON
-
-
-def _quality(params: list[str]) -> float:
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "q":
-            try:
-                return min(max(float(value.strip()), 0.0), 1.0)
-            except ValueError:
-                return 0.0
-    return 1.0
-
-
-def _specificity(media: str, fmt: Format) -> int:
-    if media == fmt.value:
-        return _EXACT
-    if media == "application/*":
-        return 2
-    return 1 if media == "*/*" else 0
+    return preferred(accept, (Format.JSON, Format.HEALTH_JSON))
 
 
 def render_response(

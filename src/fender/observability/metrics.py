@@ -32,6 +32,7 @@ import prometheus_client
 from prometheus_client import values as _values
 from prometheus_client.metrics import MetricWrapperBase
 
+from fender._negotiate import preferred
 from fender._version import __version__
 from fender.errors import ConfigurationError
 
@@ -56,6 +57,7 @@ OTEL_DURATION_BUCKETS: Final = (
 OVERFLOW_LABEL: Final = "_overflow"
 LIVE_GAUGE_MODES: Final = frozenset({"livesum", "livemax", "livemin", "liveall", "livemostrecent"})
 OPENMETRICS_TYPE: Final = "application/openmetrics-text"
+_EXPOSITION_TYPES: Final = ("text/plain", OPENMETRICS_TYPE)  # the text format by default
 FOLD_INTERVAL_SECONDS: Final = 0.25
 """How often a worker folds its buffered series into the multiprocess files."""
 
@@ -514,7 +516,7 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
         _reap_dead_workers(directory)
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    if accept and OPENMETRICS_TYPE in accept:
+    if preferred(accept, _EXPOSITION_TYPES) == OPENMETRICS_TYPE:
         from prometheus_client.openmetrics import exposition as openmetrics
 
         generate: Callable[[prometheus_client.CollectorRegistry], bytes] = (

@@ -958,11 +958,16 @@ class CircuitBreaker:
             "to_state": event.to_state.value,
         }
         to_state = event.to_state
-        if to_state is _OPEN:
+        # An outage logs "opened" and "reset to closed"; the probes in between (half-open,
+        # a failed trial) are DEBUG, or a breaker probing every 0.5 s writes 4 lines a second.
+        if to_state is _OPEN and event.from_state is _HALF_OPEN:
+            extra["retry_after"] = round(event.retry_after, 3)
+            logger.debug("circuit breaker trial failed, open again", extra=extra)
+        elif to_state is _OPEN:
             extra["retry_after"] = round(event.retry_after, 3)
             logger.warning("circuit breaker opened", extra=extra)
         elif to_state is _HALF_OPEN:
-            logger.info("circuit breaker half-open", extra=extra)
+            logger.debug("circuit breaker half-open", extra=extra)
         elif to_state is _CLOSED:
             logger.info("circuit breaker reset to closed", extra=extra)
         else:

@@ -41,11 +41,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from fender._negotiate import preferred
 from fender._status import Status
 from fender._version import __version__
 from fender.errors import ConfigurationError
 from fender.health import HealthRegistry, HealthReport, Kind, RenderConfig, render_response
-from fender.health.render import render_summary
+from fender.observability.logging import get_logger
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
 from fender.runtime.drain import is_draining, request_drain
@@ -63,6 +64,8 @@ from fender.web.endpoints import (
 __all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]
 
 HTML_TYPE: Final = "text/html; charset=utf-8"
+_logger = get_logger("fender.health")
+_STATUS_TYPES: Final = ("application/json", "text/html")  # /status: JSON unless HTML wins
 PUBLIC_RUN_INTERVAL: Final = 1.0
 """Seconds between two runs of the checks triggered by the public ``GET /health``."""
 CSS_TYPE: Final = "text/css; charset=utf-8"
@@ -300,28 +303,31 @@ class HealthEndpoints:
         report = self.registry.snapshot(max_age=self._max_age())
         if self.guard.authorized(request):
             return self._rendered(report, request)
-        return self._summary_response(report)
+        return self._summary_response(report, request)
 
-    def health(self, _request: Request) -> Response | Flow:
+    def health(self, request: Request) -> Response | Flow:
         """Aggregate status only, from a run at most PUBLIC_RUN_INTERVAL seconds old.
 
         Public and unauthenticated: a caller must not be able to make the service hit its
         dependencies at will, so runs are spaced (and shared: single flight).
         """
         if time.monotonic() - self._last_run < PUBLIC_RUN_INTERVAL:
-            return self._summary_response(self.registry.snapshot(max_age=self._max_age()))
-        return self._fresh_summary()
+            report = self.registry.snapshot(max_age=self._max_age())
+            return self._summary_response(report, request)
+        return self._fresh_summary(request)
 
-    def _fresh_summary(self) -> Flow:
+    def _fresh_summary(self, request: Request) -> Flow:
         report: HealthReport = yield RunChecks(self.registry)
         self._last_run = time.monotonic()
-        return self._summary_response(report)
+        return self._summary_response(report, request)
 
-    def _summary_response(self, report: HealthReport) -> Response:
+    def _summary_response(self, report: HealthReport, request: Request) -> Response:
+        """The aggregate only, as fender JSON or health+json (the same body, either type)."""
+        rendered = render_response(
+            report, accept=request.headers.get("accept"), summary=True, config=self._render
+        )
         return Response(
-            self._code(report.status),
-            (("content-type", "application/json"), NO_STORE),
-            render_summary(report),
+            rendered.status_code, (("content-type", rendered.content_type), NO_STORE), rendered.body
         )
 
     def detailed(self, request: Request) -> Response | Flow:
@@ -342,8 +348,26 @@ class HealthEndpoints:
         """Raise the drain flag for every worker of this server (protected)."""
         if not self.guard.authorized(request, strict=True):
             return self.guard.deny()
-        request_drain(self.settings.runtime_dir, "POST /health/drain")
+        # This worker first: whatever happens to the flag, the caller asked it to drain.
         self.lifecycle.drain("POST /health/drain")
+        try:
+            request_drain(self.settings.runtime_dir, "POST /health/drain")
+        except OSError as exc:
+            _logger.error(  # noqa: TRY400  (a bad setting, not a bug: the reason is enough)
+                "drain_flag_unwritable",
+                runtime_dir=self.settings.runtime_dir,
+                error=f"{type(exc).__name__}: {exc.strerror or exc}",
+            )
+            return json_response(
+                500,
+                {
+                    "error": "drain_flag_unwritable",
+                    "detail": "this worker is draining, but the drain flag that tells the "
+                    "others could not be written: make FENDER_RUNTIME_DIR writable",
+                    "runtime_dir": self.settings.runtime_dir,
+                    "state": str(self.lifecycle.state),
+                },
+            )
         return json_response(202, {"status": "draining", "state": str(self.lifecycle.state)})
 
     def circuit_breakers(self, request: Request) -> Response:
@@ -358,7 +382,7 @@ class HealthEndpoints:
             return self.guard.deny()
         self.refresh_drain()
         summary = self._summary()
-        if "text/html" in request.headers.get("accept", ""):
+        if preferred(request.headers.get("accept"), _STATUS_TYPES) == "text/html":
             body = _status_page(summary).encode()
             return Response(200, (("content-type", HTML_TYPE), NO_STORE), body)
         return json_response(200, summary)
