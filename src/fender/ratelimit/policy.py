@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from fender.errors import ConfigurationError
 
 __all__ = [
     "FALLBACKS",
+    "KEY_PART_LIMIT",
     "Algorithm",
     "Decision",
     "FallbackMode",
@@ -39,6 +41,7 @@ __all__ = [
     "Limit",
     "LimitStatus",
     "RateLimitPolicy",
+    "bounded",
     "parse_limit",
     "parse_policy",
 ]
@@ -481,6 +484,32 @@ class KeyBuilder:
             raise ConfigurationError("prefix", self.prefix, "a string without { or }")
 
     def build(self, tag: str, *parts: str) -> str:
-        """Return ``prefix:{tag}:part:part...``."""
+        """Return ``prefix:{tag}:part:part...``; an overlong tag or part is shortened.
+
+        A client chooses the raw path (and may choose what a custom key function reads):
+        past :data:`KEY_PART_LIMIT` characters a piece keeps its start plus a digest of the
+        whole, so that distinct values stay distinct, every instance derives the same key,
+        and 100,000 keys cannot hold 60 kB each.
+        """
+        tag = bounded(tag)
         safe = tag.replace("%", "%25").replace("{", "%7B").replace("}", "%7D") or "%00"
+        if any(len(part) > KEY_PART_LIMIT for part in parts):
+            parts = tuple(bounded(part) for part in parts)
         return ":".join((self.prefix, f"{{{safe}}}", *parts))
+
+
+KEY_PART_LIMIT: Final = 128
+"""Characters a key's tag or part keeps before :func:`bounded` shortens it."""
+
+
+def bounded(text: str, limit: int = KEY_PART_LIMIT) -> str:
+    """``text`` if at most ``limit`` characters, else its start and a digest of the whole.
+
+    Example:
+        >>> len(bounded("/" + "a" * 10_000))
+        85
+    """
+    if len(text) <= limit:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+    return f"{text[:64]}~{digest}"
