@@ -4,13 +4,16 @@ A doctor check is a plain function from :class:`~fender.settings.Settings` to fi
 one with :func:`doctor_check`. The settings rules are built in; later subsystems (dependencies
 reachable, worker count against memory) register theirs the same way. Besides the settings
 rules, doctor builds what ``fender.install`` builds from them (rate limits, the admin guard,
-the database engine), so a value install would refuse fails here too. Nothing here prints:
-``fender.cli`` renders the findings.
+the database engine, the Redis URL, all without connecting), so a value install would refuse
+fails here too. It also checks what install cannot: that the runtime directory (the drain flag)
+is writable. Nothing here prints: ``fender.cli`` renders the findings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from fender.errors import ConfigurationError
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.ratelimit.config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings
+from fender.stores.client import parse_redis_url
 from fender.web.health import AdminGuard
 
 __all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check"]
@@ -72,6 +76,60 @@ def _database_check(settings: Settings) -> list[Finding]:
         engine_from_settings(settings).dispose()  # no connection: the engine is lazy
 
     return [_built("database_driver", build, "DATABASE_URL's dialect and driver load")]
+
+
+@doctor_check
+def _redis_check(settings: Settings) -> list[Finding]:
+    """REDIS_URL as the Redis client reads it: hosts, ports, db, query options; no connection."""
+    if not settings.redis_url:
+        return []
+    passed = "REDIS_URL parses (hosts, ports, database, options; not connected)"
+    return [_built("redis_url", lambda: parse_redis_url(settings.redis_url), passed)]
+
+
+@doctor_check
+def _runtime_dir_check(settings: Settings) -> list[Finding]:
+    """FENDER_RUNTIME_DIR exists or can be created, and is writable: the drain flag goes there."""
+    directory = settings.runtime_dir
+    problem = _not_writable(Path(directory))
+    if not problem:
+        state = "is writable" if Path(directory).is_dir() else "can be created"
+        return [Finding("runtime_dir", Status.PASS, f"FENDER_RUNTIME_DIR {directory} {state}")]
+    return [
+        Finding(
+            "runtime_dir",
+            Status.FAIL if settings.is_production else Status.WARN,
+            f"FENDER_RUNTIME_DIR {directory} {problem}: `fender drain` and POST /health/drain "
+            "would fail",
+            "set FENDER_RUNTIME_DIR to a directory the server's user can write (e.g. an "
+            "emptyDir volume under a read-only root filesystem)",
+            "FENDER_RUNTIME_DIR",
+        )
+    ]
+
+
+def _not_writable(directory: Path) -> str:
+    """Why the drain flag could not be written under ``directory``; ``""`` when it could.
+
+    Probes by writing, not with ``os.access`` (which says yes to root everywhere), and leaves
+    nothing behind: a missing directory is not created, its nearest existing parent is tried.
+    """
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot be created: {existing} is not a directory"
+    try:
+        if existing == directory:
+            handle, probe = tempfile.mkstemp(prefix=".fender-doctor-", dir=directory)
+            os.close(handle)
+            Path(probe).unlink()
+        else:
+            Path(tempfile.mkdtemp(prefix=".fender-doctor-", dir=existing)).rmdir()
+    except OSError as exc:
+        where = "is not writable" if existing == directory else f"cannot be created in {existing}"
+        return f"{where} ({exc.strerror or exc})"
+    return ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

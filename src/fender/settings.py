@@ -21,10 +21,17 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -37,8 +44,12 @@ from fender._status import Finding, Status
 from fender.errors import ConfigurationError, mask
 
 __all__ = [
+    "ALIAS_PATHS",
+    "FIXED_PATHS",
+    "HEALTH_SUBPATHS",
     "EnvVar",
     "Settings",
+    "endpoint_paths",
     "env_vars",
     "load_settings",
     "production_findings",
@@ -89,6 +100,23 @@ _ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.Context
     "fender_settings_environ", default=None
 )
 PLACEHOLDER_PREFIXES = ("your-secret", "your_secret", "change-me", "changeme", "django-insecure")
+# fender's own paths besides FENDER_METRICS_PATH, as fender.web.health serves them: the health
+# family under FENDER_HEALTH_PREFIX, fixed pages, and the aliases FENDER_HEALTH_ALIASES adds.
+HEALTH_SUBPATHS: Final = ("", "/live", "/ready", "/quick", "/detailed", "/version", "/drain")
+FIXED_PATHS: Final = ("/status", "/status/style.css", "/circuit-breaker")
+ALIAS_PATHS: Final = ("/healthz", "/livez", "/readyz")
+# RFC 6750 b64token: all a client can send after "Bearer " (an HTTP header is read as latin-1,
+# so a token outside ASCII could never match).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class _ConflictError(ValueError):
+    """A value valid alone but not with the other settings; names the field to blame."""
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        super().__init__(expected)
+        self.field = field
+        self.value = value
 
 
 def _env(*names: str, description: str, secret: bool = False, **kwargs: Any) -> Any:
@@ -572,6 +600,36 @@ class Settings(BaseSettings):
             raise ValueError(f"a path without a trailing /, such as {example}")
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message must not quote the token: it is a secret.
+        if value is not None and not _BEARER_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "a bearer token: only A-Z a-z 0-9 - . _ ~ + / (then optional trailing =), as "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))' prints"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_endpoint_paths(self) -> Settings:
+        # Install serves all of them from one table: a path taken twice would fail there, far
+        # from the variable that caused it. Blame the most specific variable: the metrics path
+        # before the health prefix, the health prefix before the aliases and fixed pages.
+        owners: dict[str, str] = {}
+        for variable, paths in reversed(_path_groups(self)):
+            for path in paths:
+                owner = owners.setdefault(path, variable)
+                if owner != variable:
+                    field = _PATH_FIELDS[variable]
+                    taken = _taken(path, owner, self.health_prefix)
+                    raise _ConflictError(
+                        field,
+                        getattr(self, field),
+                        f"a path fender does not serve already: {taken}",
+                    )
+        return self
+
     @field_validator("database_url", "redis_url")
     @classmethod
     def _check_url(cls, value: str, info: Any) -> str:
@@ -604,6 +662,42 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     finding.field, value, f"{finding.reason}; {finding.fix}", secret=secret
                 )
+
+
+def _path_groups(settings: Settings) -> list[tuple[str, tuple[str, ...]]]:
+    """(variable, paths) of fender's endpoints in the order install adds them; fixed: ``""``."""
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    if settings.metrics_enabled:
+        groups.append(("FENDER_METRICS_PATH", (settings.metrics_path,)))
+    prefix = settings.health_prefix
+    groups.append(("FENDER_HEALTH_PREFIX", tuple(prefix + sub for sub in HEALTH_SUBPATHS)))
+    groups.append(("", FIXED_PATHS))
+    if settings.health_aliases:
+        groups.append(("FENDER_HEALTH_ALIASES", ALIAS_PATHS))
+    return groups
+
+
+_PATH_FIELDS = {"FENDER_METRICS_PATH": "metrics_path", "FENDER_HEALTH_PREFIX": "health_prefix"}
+
+
+def _taken(path: str, owner: str, prefix: str) -> str:
+    if owner == "FENDER_HEALTH_PREFIX":
+        return f"{path} is a health endpoint under FENDER_HEALTH_PREFIX={prefix}"
+    if owner == "FENDER_HEALTH_ALIASES":
+        return f"{path} is a health alias, served because FENDER_HEALTH_ALIASES is on"
+    return f"{path} is one of fender's fixed paths ({', '.join(FIXED_PATHS)})"
+
+
+def endpoint_paths(settings: Settings) -> dict[str, str]:
+    """Every path fender's own endpoints take, mapped to the variable that puts it there.
+
+    Fixed paths (``/status``...) map to ``""``. :class:`Settings` refuses a combination that
+    would take one path twice, naming the variable to change.
+
+    >>> endpoint_paths(load_settings({}, env_file=None))["/health/live"]
+    'FENDER_HEALTH_PREFIX'
+    """
+    return {path: variable for variable, paths in _path_groups(settings) for path in paths}
 
 
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel", "redis+cluster"})
@@ -733,19 +827,30 @@ def load_settings(
     try:
         return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        raise _configuration_error(exc, environ) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _configuration_error(
+    exc: ValidationError, environ: Mapping[str, str] | None
+) -> ConfigurationError:
+    """The first validation error, naming the variable that was set and masking secrets."""
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _ConflictError):
+        field, value, expected = cause.field, cause.value, str(cause)
+        loc = field
+    else:
         loc = str(error["loc"][0]) if error["loc"] else "settings"
         field = _FIELD_OF_NAME.get(loc.upper(), loc)
-        name = _name_in_use(field, environ) or _ENV_NAME_OF_FIELD.get(field, loc)
+        value = error.get("input")
         expected = str(error["msg"]).removeprefix("Value error, ").removeprefix("Input should be ")
         allowed = _allowed(field) if field in Settings.model_fields else ""
         if allowed:
             expected = f"one of {allowed}"
-        raise ConfigurationError(
-            name, error.get("input"), expected, secret=name in _SECRET_ENV_NAMES
-        ) from None
-    finally:
-        _ENVIRON.reset(token)
+    name = _name_in_use(field, environ) or _ENV_NAME_OF_FIELD.get(field, loc)
+    return ConfigurationError(name, value, expected, secret=name in _SECRET_ENV_NAMES)
 
 
 def _name_in_use(field: str, environ: Mapping[str, str] | None) -> str | None:
@@ -756,19 +861,49 @@ def _name_in_use(field: str, environ: Mapping[str, str] | None) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, safe to show or log.
+    """Return ``url`` with its password (or a lone token before ``@``) replaced by ``***``.
+
+    The one function fender shows a configured URL through. The userinfo runs from ``://`` to
+    the *last* ``@``: a password may hold ``/ ? # : @`` unencoded, where urllib ends it early.
+    Query options named like a secret (``?password=``, ``&sentinel_password=``) are masked
+    too. What either reading calls secret is hidden; an ``@`` in a path or query may hide
+    more than needed, which is accepted (showing a password is not).
 
     >>> redact_url("postgresql://app:hunter2@db:5432/app")
     'postgresql://app:***@db:5432/app'
+    >>> redact_url("redis://:pa/ss#w@rd@cache:6379/0?password=x&db=1")
+    'redis://:***@cache:6379/0?password=***&db=1'
+    >>> redact_url("redis://TOKEN@cache:6379")
+    'redis://***@cache:6379'
     """
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    scheme = _SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    hidden: list[tuple[int, int]] = []
+    userinfo, at, _ = url[start:].rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        secret_start = start + len(user) + 1 if colon else start
+        hidden.append((secret_start, start + len(userinfo)))
+    hidden.extend(match.span(2) for match in _SECRET_OPTION.finditer(url, start))
+    merged: list[list[int]] = []
+    for low, high in sorted(hidden):
+        if merged and low <= merged[-1][1]:  # overlapping or touching: one mask
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    shown, end = [], 0
+    for low, high in merged:
+        shown += [url[end:low], "***"]
+        end = high
+    shown.append(url[end:])
+    return "".join(shown)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+# A query option whose name says it holds a secret; its value runs to the next option.
+_SECRET_OPTION = re.compile(
+    r"(?i)([?&;][^=&;#?]*(?:pass|pwd|secret|token|key|auth|credential)[^=&;#?]*=)([^&;#]*)"
+)
 
 
 def _raw_value(settings: Settings, env_name: str) -> object:

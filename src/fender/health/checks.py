@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 
 from fender._status import Status
 from fender.errors import ConfigurationError
+from fender.settings import redact_url
 
 __all__ = [
     "Check",
@@ -331,15 +332,12 @@ _SANITIZERS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
     (re.compile(r"[\ud800-\udfff]+"), "\ufffd"),
     # Control characters would let a message forge log lines or break a header.
     (re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+"), " "),
-    # scheme://user:password@host -> scheme://user:***@host; scheme://token@host -> ***@.
-    # Greedy up to the last '@' of the authority, so a password holding '@' is masked whole.
+    # scheme://user:password@host -> scheme://user:***@host; scheme://token@host -> ***@:
+    # each URL-looking word goes through the one redaction of configured URLs, which takes
+    # the userinfo up to the last '@' (a password may hold '/', '?', '#' or '@').
     (
-        re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]+)@"),
-        lambda m: (
-            f"{m['scheme']}{m['userinfo'].partition(':')[0]}:***@"
-            if ":" in m["userinfo"]
-            else f"{m['scheme']}***@"
-        ),
+        re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://\S+"),
+        lambda m: redact_url(m[0]),
     ),
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 ***"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "***"),

@@ -119,22 +119,47 @@ def metrics_endpoint(request: Request) -> Response:
 class Endpoints:
     """A table of fender's paths; looked up with one dict access per request."""
 
-    __slots__ = ("_routes",)
+    __slots__ = ("_routes", "_settings")
 
     def __init__(self) -> None:
         """An empty table."""
         self._routes: dict[str, tuple[frozenset[str], Endpoint]] = {}
+        self._settings: dict[str, str] = {}
 
-    def add(self, path: str, endpoint: Endpoint, methods: tuple[str, ...] = ("GET",)) -> None:
-        """Serve ``endpoint`` at ``path`` (``GET`` also answers ``HEAD``)."""
+    def add(
+        self,
+        path: str,
+        endpoint: Endpoint,
+        methods: tuple[str, ...] = ("GET",),
+        *,
+        setting: str = "path",
+    ) -> None:
+        """Serve ``endpoint`` at ``path`` (``GET`` also answers ``HEAD``).
+
+        Args:
+            path: An absolute path.
+            endpoint: What answers there.
+            methods: The methods it answers.
+            setting: The variable ``path`` comes from (``FENDER_METRICS_PATH``...), named by
+                the error when the path is taken twice; the default means a fixed path.
+
+        Raises:
+            ConfigurationError: ``path`` is not absolute or already served; it names
+                ``setting``, and the variable behind the path already served.
+        """
         if not path.startswith("/"):
-            raise ConfigurationError("path", path, "an absolute path starting with /")
+            raise ConfigurationError(setting, path, "an absolute path starting with /")
         if path in self._routes:
-            raise ConfigurationError("path", path, "a path not already served by fender")
+            owner = self._settings[path]
+            served = "a fixed path" if owner == "path" else f"served for {owner}"
+            raise ConfigurationError(
+                setting, path, f"a path not already served by fender ({path} is {served})"
+            )
         allowed = set(methods)
         if "GET" in allowed:
             allowed.add("HEAD")
         self._routes[path] = (frozenset(allowed), endpoint)
+        self._settings[path] = setting
 
     def __contains__(self, path: object) -> bool:
         """True when fender serves ``path``."""

@@ -51,9 +51,10 @@ from fender.ratelimit.clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
 from fender.runtime.drain import is_draining, request_drain
 from fender.runtime.lifecycle import Lifecycle, State
-from fender.settings import Settings
+from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 from fender.web.endpoints import (
     NO_STORE,
+    Endpoint,
     Endpoints,
     Flow,
     Request,
@@ -230,22 +231,35 @@ class HealthEndpoints:
         )
 
     def add_to(self, endpoints: Endpoints) -> None:
-        """Serve the family at the configured paths."""
+        """Serve the family at the configured paths (the table settings validate)."""
         prefix = self.settings.health_prefix
-        endpoints.add(prefix, self.health)
-        endpoints.add(f"{prefix}/live", self.live)
-        endpoints.add(f"{prefix}/ready", self.ready)
-        endpoints.add(f"{prefix}/quick", self.quick)
-        endpoints.add(f"{prefix}/detailed", self.detailed)
-        endpoints.add(f"{prefix}/version", self.version)
-        endpoints.add(f"{prefix}/drain", self.drain, methods=("POST",))
-        endpoints.add("/status", self.status)
-        endpoints.add("/status/style.css", self.stylesheet)
-        endpoints.add("/circuit-breaker", self.circuit_breakers)
+        family: dict[str, Endpoint] = {
+            "": self.health,
+            "/live": self.live,
+            "/ready": self.ready,
+            "/quick": self.quick,
+            "/detailed": self.detailed,
+            "/version": self.version,
+            "/drain": self.drain,
+        }
+        for sub in HEALTH_SUBPATHS:
+            methods = ("POST",) if sub == "/drain" else ("GET",)
+            endpoints.add(prefix + sub, family[sub], methods, setting="FENDER_HEALTH_PREFIX")
+        fixed: dict[str, Endpoint] = {
+            "/status": self.status,
+            "/status/style.css": self.stylesheet,
+            "/circuit-breaker": self.circuit_breakers,
+        }
+        for path in FIXED_PATHS:
+            endpoints.add(path, fixed[path])
         if self.settings.health_aliases:
-            endpoints.add("/healthz", self.health)
-            endpoints.add("/livez", self.live)
-            endpoints.add("/readyz", self.ready)
+            aliases: dict[str, Endpoint] = {
+                "/healthz": self.health,
+                "/livez": self.live,
+                "/readyz": self.ready,
+            }
+            for path in ALIAS_PATHS:
+                endpoints.add(path, aliases[path], setting="FENDER_HEALTH_ALIASES")
 
     # --- state ----------------------------------------------------------------------------------
 

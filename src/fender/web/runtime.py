@@ -76,7 +76,9 @@ class Runtime:
         self.observer = Observer(settings, self.client_ips)
         self.endpoints = Endpoints()
         if settings.metrics_enabled:
-            self.endpoints.add(settings.metrics_path, metrics_endpoint)
+            self.endpoints.add(
+                settings.metrics_path, metrics_endpoint, setting="FENDER_METRICS_PATH"
+            )
         metrics.set_build_info(settings.release, settings.commit)
         self.lifecycle = Lifecycle()
         self.lifecycle.add_listener(_report_transition)
