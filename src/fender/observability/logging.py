@@ -11,6 +11,11 @@ middleware for the duration of a request and added to every event logged meanwhi
 The access line is the one event on the hot path: :class:`AccessLog` renders it with one
 ``orjson.dumps`` instead of a processor chain (about 3x cheaper); every other event goes
 through structlog.
+
+A failure is logged once: the middleware logs an exception with the request's id and marks it
+(:func:`mark_logged`) before handing it on to the server, and the servers' own record of that
+same exception ("Exception in ASGI application", "Error handling request"), which carries no
+request id, is dropped.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ __all__ = [
     "configure_logging",
     "current_request",
     "get_logger",
+    "is_logged",
     "log_performance",
     "logging_configured",
+    "mark_logged",
     "reset_request",
 ]
 
@@ -55,6 +62,33 @@ R = TypeVar("R")
 SERVER_LOGGERS: Final = ("gunicorn", "gunicorn.error", "uvicorn", "uvicorn.error", "uvicorn.asgi")
 # Per-request lines of the servers: ours replace them, unless FENDER_SERVER_ACCESS_LOG is on.
 SERVER_ACCESS_LOGGERS: Final = ("gunicorn.access", "uvicorn.access")
+_LOGGED: Final = "_fender_logged"  # attribute set on an exception fender has logged
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc`` is logged (with its traceback and the request id), before re-raising it.
+
+    The servers' records of the same exception object are then dropped (see the module).
+    """
+    # Every exception instance takes attributes (BaseException has a __dict__); a C type
+    # that refused would only mean one more line in the log.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _LOGGED, True)
+
+
+def is_logged(exc: BaseException | None) -> bool:
+    """True when :func:`mark_logged` marked ``exc``."""
+    return exc is not None and getattr(exc, _LOGGED, False) is True
+
+
+class _DropLoggedByServer(logging.Filter):
+    """Drops a server's record of an exception fender already logged (it lacks the request id)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc_info = record.exc_info
+        if not exc_info or not record.name.startswith(("gunicorn", "uvicorn")):
+            return True
+        return not is_logged(exc_info[1])
 
 
 class RequestContext(NamedTuple):
@@ -206,12 +240,13 @@ class AccessLog:
         response_bytes: int,
         client: str | None,
         user_agent: str | None,
+        error: str | None = None,
     ) -> None:
-        """Log one request."""
+        """Log one request; ``error`` (what failed while serving it) is a field only when set."""
         if not self.enabled:
             return
         if self._json and self._write is not None:
-            event = {
+            event: dict[str, Any] = {
                 "timestamp": self._now(),
                 "level": "info",
                 "logger": "fender.access",
@@ -225,6 +260,8 @@ class AccessLog:
                 "client": client,
                 "user_agent": user_agent,
             }
+            if error is not None:
+                event["error"] = error
             try:
                 self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
             except OSError:
@@ -232,6 +269,7 @@ class AccessLog:
                 # worth a failed request.
                 return
         else:
+            fields: dict[str, Any] = {} if error is None else {"error": error}
             get_logger("fender.access").info(
                 "request",
                 request_id=request_id,
@@ -242,6 +280,7 @@ class AccessLog:
                 bytes=response_bytes,
                 client=client,
                 user_agent=user_agent,
+                **fields,
             )
 
 
@@ -335,6 +374,7 @@ def configure_logging(
     write = _writer(out)
     handler = _LineHandler(write)
     handler.setFormatter(formatter)
+    handler.addFilter(_DropLoggedByServer())
 
     with _configured_lock:
         structlog.configure(

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -29,11 +28,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Literal
 
+from fender._bounded import BOUNDED_MAX, bounded
 from fender.errors import ConfigurationError
 
 __all__ = [
     "FALLBACKS",
-    "KEY_PART_LIMIT",
     "Algorithm",
     "Decision",
     "FallbackMode",
@@ -41,7 +40,6 @@ __all__ = [
     "Limit",
     "LimitStatus",
     "RateLimitPolicy",
-    "bounded",
     "parse_limit",
     "parse_policy",
 ]
@@ -487,29 +485,12 @@ class KeyBuilder:
         """Return ``prefix:{tag}:part:part...``; an overlong tag or part is shortened.
 
         A client chooses the raw path (and may choose what a custom key function reads):
-        past :data:`KEY_PART_LIMIT` characters a piece keeps its start plus a digest of the
-        whole, so that distinct values stay distinct, every instance derives the same key,
-        and 100,000 keys cannot hold 60 kB each.
+        past :data:`~fender._bounded.BOUNDED_MAX` characters a piece keeps its start plus a
+        digest of the whole, so that distinct values stay distinct, every instance derives the
+        same key, and 100,000 keys cannot hold 60 kB each.
         """
         tag = bounded(tag)
         safe = tag.replace("%", "%25").replace("{", "%7B").replace("}", "%7D") or "%00"
-        if any(len(part) > KEY_PART_LIMIT for part in parts):
+        if any(len(part) > BOUNDED_MAX for part in parts):
             parts = tuple(bounded(part) for part in parts)
         return ":".join((self.prefix, f"{{{safe}}}", *parts))
-
-
-KEY_PART_LIMIT: Final = 128
-"""Characters a key's tag or part keeps before :func:`bounded` shortens it."""
-
-
-def bounded(text: str, limit: int = KEY_PART_LIMIT) -> str:
-    """``text`` if at most ``limit`` characters, else its start and a digest of the whole.
-
-    Example:
-        >>> len(bounded("/" + "a" * 10_000))
-        85
-    """
-    if len(text) <= limit:
-        return text
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
-    return f"{text[:64]}~{digest}"

@@ -2,6 +2,11 @@
 
 Framework-free and shared by the ASGI and WSGI middleware, built once when the app is built:
 the per-request path is a few dict lookups, one histogram observation and one JSON line.
+
+Routes are the templates a router matched. An app fender knows no router of (``fender.asgi.wrap``,
+``fender.wsgi.wrap``) has only its raw paths: each is bounded in size by :func:`path_label`,
+and the metrics name at most ``max_raw_paths`` distinct ones per process; later paths count
+under ``unmatched`` (the access event still names them, bounded).
 """
 
 from __future__ import annotations
@@ -10,18 +15,39 @@ import functools
 import re
 from typing import Any, Final
 
+from fender._bounded import BOUNDED_MAX, bounded
+from fender.errors import ConfigurationError
 from fender.observability import metrics
 from fender.observability.logging import access_log, get_logger
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.settings import Settings
 
-__all__ = ["KNOWN_METHODS", "Observer", "method_label", "template_of_rule"]
+__all__ = [
+    "KNOWN_METHODS",
+    "MAX_RAW_PATHS",
+    "PATH_LABEL_MAX",
+    "UNMATCHED",
+    "Observer",
+    "method_label",
+    "path_label",
+    "template_of_rule",
+]
 
 # OpenTelemetry's known HTTP methods; anything else is reported as _OTHER.
 KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
 UNMATCHED: Final = "unmatched"
+"""The route of a request no known template names (a 404, a path past ``MAX_RAW_PATHS``)."""
+
+PATH_LABEL_MAX: Final = BOUNDED_MAX
+"""The longest raw path :func:`path_label` keeps as it is (in characters)."""
+path_label = bounded
+"""A raw request path bounded in size for a metrics label (see :func:`fender._bounded.bounded`)."""
+
+MAX_RAW_PATHS: Final = 100
+"""Distinct raw paths (of an app without a router) the HTTP metrics name, per process."""
+
 _FLASK_VARIABLE: Final = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -46,17 +72,30 @@ class Observer:
         "_duration",
         "_log",
         "_logger",
+        "_max_raw_paths",
+        "_raw_paths",
         "_slow",
         "_slow_seconds",
         "_statuses",
     )
 
-    def __init__(self, settings: Settings, client_ips: ClientIPResolver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client_ips: ClientIPResolver | None = None,
+        *,
+        max_raw_paths: int = MAX_RAW_PATHS,
+    ) -> None:
         """Declare the HTTP metrics (once per process) and precompute the thresholds.
 
         ``client_ips`` (given when proxies are trusted) turns the socket peer into the client.
+        ``max_raw_paths``: distinct raw paths named in the metrics (see the module).
         """
+        if max_raw_paths < 0:
+            raise ConfigurationError("max_raw_paths", max_raw_paths, "0 or more")
         self._client_ips = client_ips
+        self._raw_paths: set[str] = set()
+        self._max_raw_paths = max_raw_paths
         cap = settings.metrics_max_series
         # The two series every request touches are buffered (see metrics.Buffered).
         self._duration = metrics.LabelGuard(
@@ -121,20 +160,58 @@ class Observer:
         response_bytes: int,
         client: str | None,
         user_agent: str | None,
+        error: str | None = None,
+        *,
+        raw_path: bool = False,
     ) -> None:
-        """Record one finished request: metrics, the access event, a slow-request warning."""
+        """Record one finished request: metrics, the access event, a slow-request warning.
+
+        Args:
+            request_id: the request's id.
+            method: the request method (``_OTHER`` in the metrics when not a known one).
+            route: the route template, ``unmatched``, or with ``raw_path`` the request's path.
+            status: the status sent (or 500 when none was).
+            duration: seconds from the request's start to its end.
+            response_bytes: body bytes sent.
+            client: the client's address.
+            user_agent: the ``User-Agent`` header.
+            error: what went wrong while serving, whatever the status says (the class name
+                of an exception the app raised, ``no_response``...): a field of the access
+                event when set.
+            raw_path: ``route`` is a raw path (no router known): bounded with
+                :func:`path_label`, and past ``max_raw_paths`` distinct ones the metrics
+                say ``unmatched`` (the access event keeps the bounded path).
+        """
         label = method if method in KNOWN_METHODS else "_OTHER"
+        route_label = route
+        if raw_path:
+            route = route_label = path_label(route)
+            raw_paths = self._raw_paths
+            if route not in raw_paths:
+                # (unlocked: racing threads may overshoot the cap by their number, no more)
+                if len(raw_paths) < self._max_raw_paths:
+                    raw_paths.add(route)
+                else:
+                    route_label = UNMATCHED
         status_text = self._statuses.get(status)
         if status_text is None:
             status_text = self._statuses.setdefault(status, str(status))
-        self._duration.child(route, label, status_text).observe(duration)
+        self._duration.child(route_label, label, status_text).observe(duration)
         duration_ms = round(duration * 1000, 3)
         if self._access:
             self._log.request(
-                request_id, method, route, status, duration_ms, response_bytes, client, user_agent
+                request_id,
+                method,
+                route,
+                status,
+                duration_ms,
+                response_bytes,
+                client,
+                user_agent,
+                error,
             )
         if duration > self._slow_seconds:
-            self._slow.child(route, label).inc()
+            self._slow.child(route_label, label).inc()
             self._logger.warning(
                 "slow_request",
                 method=method,

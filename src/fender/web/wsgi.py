@@ -3,6 +3,15 @@
 Order is the ASGI one: request id -> fender's endpoints -> access (metrics, access event,
 JSON 500) -> the app. The request's log context stays bound while the server iterates the
 response body and is released when it calls ``close()``, where the request is recorded.
+
+Failures are handled as in ASGI (:mod:`fender.web.access`). The app's ``start_response`` is
+held back until its body's first non-empty chunk (or its end, or a ``write()`` call), as PEP
+3333 allows, so that until then fender can still answer instead: an app raising, returning
+None, or a body failing before its first chunk (a generator, Flask's ``stream_with_context``)
+gets fender's JSON 500 through the server's ``start_response``, called once, so none of the
+failed response's headers leak into it; an app that never calls ``start_response`` gets it too
+(``no_response`` logged). A failure after the first chunk goes on to the server, which cuts
+the connection; the access event keeps the status sent and names the error.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
-from fender.observability.logging import bind_request, get_logger, reset_request
+from fender.observability.logging import bind_request, get_logger, mark_logged, reset_request
 from fender.settings import Settings
 from fender.web.endpoints import Request, Response, drive_sync, error_response, json_response
 from fender.web.observe import UNMATCHED
@@ -44,18 +53,19 @@ def status_line(status: int) -> str:
     return line
 
 
-def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False) -> str:
-    """The route template an adapter recorded, else ``unmatched`` or the raw path.
+def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False) -> str | None:
+    """The route template an adapter recorded, else ``unmatched``, or None: the raw path.
 
     ``unmatched`` for a 404, and for anything when the app has a router (``routed``: Flask's
-    405s and redirects); the raw path for a bare app's other answers.
+    405s and redirects); None for a bare app's other answers: the raw path (``SCRIPT_NAME`` +
+    ``PATH_INFO``) is all there is (see :meth:`~fender.web.observe.Observer.finish`).
     """
     route = environ.get(ROUTE_KEY)
     if route is not None:
         return str(route)
     if routed or status == 404:  # noqa: PLR2004
         return UNMATCHED
-    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    return None
 
 
 def _request(environ: WSGIEnviron) -> Request:
@@ -86,42 +96,55 @@ def _start(
 
 
 class _Recorded:
-    """The app's response body, recording the request when the server closes it."""
+    """The app's response body: starts the server's response, records the request at ``close``.
 
-    __slots__ = ("_body", "_call", "_done", "_start", "_start_response")
+    The app's status and headers are held back until its first non-empty chunk or the end of
+    its body (PEP 3333 lets middleware delay them so): a body that fails before then still
+    becomes fender's JSON 500, and an app that never called ``start_response`` too.
+    """
 
-    def __init__(
-        self,
-        body: Iterable[bytes],
-        call: _Call,
-        start: float,
-        start_response: StartResponse | None = None,
-    ) -> None:
+    __slots__ = ("_body", "_call", "_done", "_start")
+
+    def __init__(self, body: Iterable[bytes], call: _Call, start: float) -> None:
         self._body = body
         self._call = call
         self._start = start
-        self._start_response = start_response
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
         call = self._call
         try:
-            for chunk in self._body:
+            # (None, the result of an app that forgot to return, fails here: the JSON 500)
+            chunks = iter(self._body)
+            if not call.sent:
+                first = b""
+                for first in chunks:
+                    if first:
+                        break
+                if call.headers is None:
+                    # Body and no status: the server would drop the connection, 0 bytes.
+                    _logger.error("no_response", method=call.method, path=call.path)
+                    call.error = "no_response"
+                    body = call.fail()
+                    call.bytes += len(body)
+                    yield body
+                    return
+                call.send_headers()
+                if first:
+                    call.bytes += len(first)
+                    yield first
+            for chunk in chunks:
                 call.bytes += len(chunk)
                 yield chunk
-        except Exception:
+        except Exception as exc:
             _logger.exception("unhandled_exception", method=call.method, path=call.path)
-            if call.status or self._start_response is None:
-                # Headers may already be out; the server cuts the connection (logged above).
-                call.status = call.status or 500
-                raise
-            # A lazy app failed before starting its response: the JSON 500, not the server's.
-            request_id = call.environ.get("fender.request_id", "")
-            response = error_response(500, "internal_error", request_id)
-            call.status = 500
-            _start(self._start_response, response, request_id)
-            call.bytes += len(response.body)
-            yield response.body
+            mark_logged(exc)
+            call.error = type(exc).__name__
+            if call.sent:
+                raise  # headers are out: only the server can end the response (it cuts it)
+            body = call.fail(sys.exc_info() if call.attempted else None)
+            call.bytes += len(body)
+            yield body
 
     def close(self) -> None:
         if self._done:
@@ -136,19 +159,108 @@ class _Recorded:
 
 
 class _Call:
-    """State of one request through :class:`FenderWSGI`."""
+    """State of one request through :class:`FenderWSGI`.
 
-    __slots__ = ("active", "bytes", "environ", "method", "path", "status", "token", "wsgi")
+    ``start_response`` is what the app gets: it records the status and headers, which
+    :meth:`send_headers` hands to the server's ``start_response`` (``reply``) later.
+    """
 
-    def __init__(self, wsgi: FenderWSGI, environ: WSGIEnviron, token: Any) -> None:
+    __slots__ = (
+        "active",
+        "attempted",
+        "bytes",
+        "environ",
+        "error",
+        "headers",
+        "line",
+        "method",
+        "path",
+        "reply",
+        "request_id",
+        "sent",
+        "server_write",
+        "status",
+        "token",
+        "wsgi",
+    )
+
+    def __init__(
+        self,
+        wsgi: FenderWSGI,
+        environ: WSGIEnviron,
+        token: Any,
+        request_id: str,
+        reply: StartResponse,
+    ) -> None:
         self.wsgi = wsgi
         self.environ = environ
         self.method = str(environ.get("REQUEST_METHOD", "GET"))
         self.path = environ.get("PATH_INFO", "")
         self.token = token
+        self.request_id = request_id
+        self.reply = reply
         self.status = 0
         self.bytes = 0
         self.active: Any = None
+        self.error: str | None = None
+        self.line = ""
+        self.headers: list[tuple[str, str]] | None = None  # None: the app has not started
+        self.attempted = False  # the server's start_response was called
+        self.sent = False  # ... and accepted the headers
+        self.server_write: Callable[[bytes], object] | None = None
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        """The app's ``start_response`` (PEP 3333): held back until the body starts."""
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    # Too late to replace the response: the app's error goes on (PEP 3333).
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # no reference cycle through the traceback
+        elif self.headers is not None:
+            msg = "start_response called a second time without exc_info (PEP 3333)"
+            raise AssertionError(msg)
+        self.status = int(status[:3])
+        route_of = self.wsgi.route_of
+        environ = self.environ
+        if route_of is not None and ROUTE_KEY not in environ:
+            route = route_of(environ)
+            if route is not None:
+                environ[ROUTE_KEY] = route
+        self.line = status
+        # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
+        # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
+        self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        return self.write
+
+    def send_headers(self) -> None:
+        """Start the server's response with the app's status and headers."""
+        self.attempted = True
+        self.server_write = self.reply(self.line, self.headers)
+        self.sent = True
+
+    def write(self, data: bytes) -> None:
+        """The ``write`` callable ``start_response`` returns: sends the headers first."""
+        if not self.sent:
+            self.send_headers()
+        self.bytes += len(data)
+        self.server_write(data)  # type: ignore[misc]  # set by send_headers
+
+    def fail(self, exc_info: Any = None) -> bytes:
+        """Start fender's JSON 500 instead of the app's response; the body to send.
+
+        ``exc_info``: the server's ``start_response`` was already called (and failed: an
+        invalid header), so the call replacing it must carry the error (PEP 3333).
+        """
+        response = error_response(500, "internal_error", self.request_id)
+        self.status = 500
+        self.attempted = True
+        _start(self.reply, response, self.request_id, exc_info)
+        self.sent = True
+        return response.body
 
     def finish(self, start: float) -> None:
         try:
@@ -156,11 +268,13 @@ class _Call:
                 self.active.dec()
             environ = self.environ
             status = self.status or 500
-            observer = self.wsgi.observer
+            wsgi = self.wsgi
+            observer = wsgi.observer
+            route = route_of_environ(environ, status, routed=wsgi.routed)
             observer.finish(
-                environ["fender.request_id"],
+                self.request_id,
                 self.method,
-                route_of_environ(environ, status, routed=self.wsgi.routed),
+                _raw_path(environ) if route is None else route,
                 status,
                 time.perf_counter() - start,
                 self.bytes,
@@ -170,6 +284,8 @@ class _Call:
                     environ.get("HTTP_FORWARDED"),
                 ),
                 environ.get("HTTP_USER_AGENT"),
+                self.error,
+                raw_path=route is None,
             )
         finally:
             # (not contextlib.suppress: it costs 1 µs per request here)
@@ -177,6 +293,10 @@ class _Call:
                 reset_request(self.token)
             except ValueError:  # closed from another context than bound
                 pass
+
+
+def _raw_path(environ: WSGIEnviron) -> str:
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
 
 
 class FenderWSGI:
@@ -207,7 +327,7 @@ class FenderWSGI:
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["fender.request_id"] = request_id
         token = bind_request(request_context(request_id, environ.get("HTTP_TRACEPARENT")))
-        call = _Call(self, environ, token)
+        call = _Call(self, environ, token, request_id, start_response)
         if call.path in self.endpoints:
             return self._endpoint(call, start_response, start)
         if not started:
@@ -220,44 +340,24 @@ class FenderWSGI:
                 headers=(("Retry-After", retry),),
             )
             _start(start_response, response, request_id)
+            call.sent = True
             return _Recorded([response.body], call, start)
         call.active = self.observer.active(call.method)
         call.active.inc()
-        header = ("X-Request-ID", request_id)
-
-        route_of = self.route_of
-
-        def start_observed(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            call.status = int(status[:3])
-            if route_of is not None and ROUTE_KEY not in environ:
-                route = route_of(environ)
-                if route is not None:
-                    environ[ROUTE_KEY] = route
-            # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
-            # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
-            headers = [*headers, header]  # a copy: the app may reuse its list
-            if exc_info is None:
-                return start_response(status, headers)
-            return start_response(status, headers, exc_info)
-
         try:
             try:
-                body = self.app(environ, start_observed)
-            except Exception:
+                body = self.app(environ, call.start_response)
+            except Exception as exc:
                 _logger.exception("unhandled_exception", method=call.method, path=call.path)
-                response = error_response(500, "internal_error", request_id)
-                # A second start_response call must carry exc_info (PEP 3333); a first must not,
-                # or the server treats the error as its own.
-                exc_info = sys.exc_info() if call.status else None
-                call.status = 500
-                _start(start_response, response, request_id, exc_info)
-                body = [response.body]
+                mark_logged(exc)
+                call.error = type(exc).__name__
+                if call.sent:
+                    raise  # it wrote through write(): only the server can end the response
+                body = [call.fail(sys.exc_info() if call.attempted else None)]
         except BaseException:
             call.finish(start)
             raise
-        return _Recorded(body, call, start, start_response)
+        return _Recorded(body, call, start)
 
     def _endpoint(
         self, call: _Call, start_response: StartResponse, start: float
@@ -269,6 +369,7 @@ class FenderWSGI:
             _logger.exception("endpoint_failed", path=call.path)
             response = error_response(500, "internal_error", request_id)
         _start(start_response, response, request_id)
+        call.sent = True
         if not self.runtime.settings.access_log_own_endpoints:
             with contextlib.suppress(ValueError):
                 reset_request(call.token)
