@@ -19,7 +19,12 @@ How a decision goes:
   answered; ``open`` admits; ``closed`` rejects with the reason ``rate_limit_unavailable``.
 * In the background, a probe tries Redis every ``probe_interval`` once the breaker's
   ``recovery_timeout`` has passed; two successes in a row close it, and traffic is back on
-  Redis (about one second after Redis answers again).
+  Redis (about one second after Redis answers again). The probe is the heartbeat; on a
+  Redis Cluster it first asks every primary for ``cluster_state:ok``
+  (:class:`~fender.stores.serving.ServingCheck`), since the heartbeat reaches one shard only.
+* The local counts are kept until Redis has served for three heartbeat intervals in a row:
+  a Redis that comes back and fails again (a flapping one) must not hand every client a
+  fresh local share at each switch.
 
 Example:
     >>> from fender.ratelimit.config import RateLimitConfig
@@ -39,7 +44,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -64,6 +69,8 @@ from fender.resilience.breaker import (
     StateTransition,
 )
 from fender.resilience.registry import BreakerRegistry
+from fender.stores.closing import aclose_client
+from fender.stores.serving import Op, ServingCheck, adrive, drive, is_cluster
 
 __all__ = [
     "BREAKER_NAME",
@@ -82,6 +89,9 @@ BREAKER_NAME: Final = "ratelimit"
 UNAVAILABLE: Final = "rate_limit_unavailable"
 """The ``reason`` of a decision made while no store answers (fallback ``open``/``closed``)."""
 HEARTBEAT_KEY: Final = "instances"
+STABLE_HEARTBEATS: Final = 3
+"""Heartbeat intervals Redis must serve without a failure before the local counts are dropped
+(the instance set's own horizon: an instance is gone after three missed heartbeats)."""
 
 Items = Sequence[tuple[str, RateLimitPolicy]]
 """``(storage key, policy)`` pairs: every limit that applies to one request."""
@@ -153,6 +163,8 @@ class TierCore:
     Args:
         config: the rate-limit configuration.
         redis: whether a Redis tier exists at all.
+        cluster: Redis is a cluster: the recovery probe asks every primary before the
+            heartbeat (which reaches the shard of one key only).
         clock: monotonic seconds for the breaker, the schedule and the memory tier.
         registry: where to create the ``ratelimit`` breaker (so that health and metrics see
             it); None makes a private one.
@@ -163,12 +175,14 @@ class TierCore:
         config: RateLimitConfig,
         *,
         redis: bool,
+        cluster: bool = False,
         clock: Clock = monotonic,
         registry: BreakerRegistry | None = None,
     ) -> None:
         """Build the core; the serving tier starts as Redis when there is one."""
         self.config = config
         self.redis = redis
+        self.serving_check = ServingCheck(cluster=cluster)
         self._clock = clock
         self.memory = MemoryLimiter(
             algorithm=config.algorithm, max_keys=config.max_keys, clock=clock
@@ -191,6 +205,8 @@ class TierCore:
         self._counted: int | None = None
         self._local: dict[int, tuple[RateLimitPolicy, RateLimitPolicy]] = {}
         self._next_heartbeat = 0.0
+        # Since when Redis serves after an outage, until the local counts are dropped.
+        self._redis_since: float | None = None
         self._backend = metrics.gauge(
             "rate_limit_backend",
             "Worker processes whose rate limits are decided by each tier (1 per process).",
@@ -313,9 +329,17 @@ class TierCore:
         return 1, self.heartbeat_key, self.instance_id, ttl_ms
 
     def background_due(self) -> _Background | None:
-        """The Redis call the background should make now, if any."""
+        """The Redis call the background should make now, if any.
+
+        Also drops the local counts once Redis has served long enough after an outage (see
+        :data:`STABLE_HEARTBEATS`).
+        """
         if not self.redis:
             return None
+        since = self._redis_since
+        if since is not None and self._clock() - since >= self._stable_after:
+            self._redis_since = None
+            self.memory.clear()  # stale by the next outage; free the memory now
         state = self.breaker.state
         if state not in _ADMITTING:
             # Only the background probes: a request never waits on a Redis that just failed.
@@ -325,6 +349,28 @@ class TierCore:
             self._next_heartbeat = self._clock() + self.config.heartbeat_interval
             return _Background(self.breaker.try_acquire(), probe=False)
         return None
+
+    @property
+    def _stable_after(self) -> float:
+        return STABLE_HEARTBEATS * self.config.heartbeat_interval
+
+    def background_flow(self) -> Generator[Op, Any, None]:
+        """The background's Redis calls now, if any are due: the shells run each :data:`Op`.
+
+        A heartbeat, or as the recovery probe: on a cluster, :attr:`serving_check` first (every
+        primary ``cluster_state:ok``), then the heartbeat.
+        """
+        call = self.background_due()
+        if call is None:
+            return
+        try:
+            if call.probe and self.serving_check.cluster:
+                self.serving_check.verify((yield self.serving_check.command))
+            reply = yield ("eval", (HEARTBEAT_LUA, *self.heartbeat_args), {})
+        except Exception as exc:
+            self.background_failed(call, exc)
+        else:
+            self.background_done(call, reply)
 
     def background_done(self, call: _Background, reply: object) -> None:
         """A background call answered ``reply`` (the live instance count)."""
@@ -363,6 +409,9 @@ class TierCore:
             return
         previous, self.serving = self.serving, tier
         self._publish(tier)
+        # The local counts stay until Redis has served a while (background_due drops them):
+        # after a switch back that does not last, the share already spent stays spent.
+        self._redis_since = self._clock() if tier is Tier.REDIS else None
         extra = {
             "from_backend": previous.value,
             "to_backend": tier.value,
@@ -370,8 +419,6 @@ class TierCore:
             "instances": self.instances,
         }
         if tier is Tier.REDIS:
-            # The local state is stale by the time of the next outage; free its memory now.
-            self.memory.clear()
             logger.info("rate_limit_backend_recovered", extra=extra)
         else:
             logger.warning("rate_limit_backend_degraded", extra=extra)
@@ -439,7 +486,13 @@ class TieredLimiter:
             if client is None
             else RedisLimiter(client, algorithm=config.algorithm, clock=redis_clock)
         )
-        self.core = TierCore(config, redis=client is not None, clock=clock, registry=registry)
+        self.core = TierCore(
+            config,
+            redis=client is not None,
+            cluster=is_cluster(client),
+            clock=clock,
+            registry=registry,
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -467,16 +520,13 @@ class TieredLimiter:
 
     def step(self) -> float:
         """Run one background step now (heartbeat or probe); return the delay to the next."""
-        core = self.core
-        call = core.background_due()
-        if call is not None and self._client is not None:
-            try:
-                reply = self._client.eval(HEARTBEAT_LUA, *core.heartbeat_args)
-            except Exception as exc:
-                core.background_failed(call, exc)
-            else:
-                core.background_done(call, reply)
-        return core.background_delay()
+        if self._client is not None:
+            drive(self.core.background_flow(), self._execute)
+        return self.core.background_delay()
+
+    def _execute(self, op: Op) -> Any:
+        name, args, kwargs = op
+        return getattr(self._client, name)(*args, **kwargs)
 
     def start(self) -> None:
         """Start the background thread (heartbeat, recovery probe); idempotent."""
@@ -549,7 +599,13 @@ class AsyncTieredLimiter:
             if client is None
             else AsyncRedisLimiter(client, algorithm=config.algorithm, clock=redis_clock)
         )
-        self.core = TierCore(config, redis=client is not None, clock=clock, registry=registry)
+        self.core = TierCore(
+            config,
+            redis=client is not None,
+            cluster=is_cluster(client),
+            clock=clock,
+            registry=registry,
+        )
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -576,16 +632,13 @@ class AsyncTieredLimiter:
 
     async def step(self) -> float:
         """Run one background step now (heartbeat or probe); return the delay to the next."""
-        core = self.core
-        call = core.background_due()
-        if call is not None and self._client is not None:
-            try:
-                reply = await self._client.eval(HEARTBEAT_LUA, *core.heartbeat_args)
-            except Exception as exc:
-                core.background_failed(call, exc)
-            else:
-                core.background_done(call, reply)
-        return core.background_delay()
+        if self._client is not None:
+            await adrive(self.core.background_flow(), self._execute)
+        return self.core.background_delay()
+
+    async def _execute(self, op: Op) -> Any:
+        name, args, kwargs = op
+        return await getattr(self._client, name)(*args, **kwargs)
 
     async def start(self) -> None:
         """Start the background task on the running loop; idempotent."""
@@ -617,9 +670,9 @@ class AsyncTieredLimiter:
                 await client.eval(_LEAVE_LUA, 1, self.core.heartbeat_key, self.core.instance_id)
 
     async def aclose(self) -> None:
-        """Stop, and close the Redis client if this limiter made it."""
+        """Stop, and close the Redis client if this limiter made it (every connection)."""
         await self.stop()
-        client: Any = self._client
+        client = self._client
         if self._owns_client and client is not None:
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await aclose_client(client)

@@ -24,14 +24,23 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.connection
 import redis.sentinel
 from redis.maint_notifications import MaintNotificationsConfig
 
 from fender.errors import ConfigurationError
 
-__all__ = ["RedisURL", "async_redis_client", "parse_redis_url", "redis_client", "seconds_ok"]
+__all__ = [
+    "RedisURL",
+    "async_redis_client",
+    "is_cluster",
+    "parse_redis_url",
+    "redis_client",
+    "seconds_ok",
+]
 
 
 def seconds_ok(value: object, *, allow_zero: bool = False) -> bool:
@@ -370,6 +379,13 @@ def _build(
             lambda: api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
         )
     return api.cluster.RedisCluster(startup_nodes=nodes, retry=no_retry, **common)
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client (sync, asyncio, or the lazy one above), unconnected."""
+    return isinstance(
+        client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster | _LazyCluster
+    )
 
 
 class _LazyCluster:

@@ -15,9 +15,11 @@ Two halves:
   opens, calls are answered by the tier without touching the network: reads return the tier's
   copy (stale copies marked so), writes land in the tier and in an outage journal, a miss
   returns the caller's default. A background prober (a thread, or a task on the event loop)
-  pings Redis while the breaker is open; user calls never wait on a dead Redis. When Redis
-  answers again, the keys written during the outage are deleted in Redis (``invalidate``) or
-  written back (``write_back``), their tier entries dropped, and the breaker closes.
+  asks Redis whether it serves while the breaker is open (PING; on a cluster, CLUSTER INFO on
+  every primary: see :mod:`fender.stores.serving`); user calls never wait on a dead Redis.
+  When Redis serves again, the keys written during the outage are deleted in Redis
+  (``invalidate``) or written back (``write_back``), their tier entries dropped, and the
+  breaker closes.
 
 The decisions live in one sans-I/O class, :class:`StoreCore`: each operation is a generator
 that yields the Redis commands it needs and receives their replies (the pattern of
@@ -86,7 +88,9 @@ from fender.stores.client import (
     redis_client,
     seconds_ok,
 )
+from fender.stores.closing import aclose_client
 from fender.stores.memory import MemoryTier, TierConfig
+from fender.stores.serving import Op, ServingCheck, adrive, drive, is_cluster
 
 __all__ = [
     "OUTAGE_ERRORS",
@@ -148,8 +152,6 @@ _JOURNAL_BATCH: Final = 500
 _DELETE_MATCHING: Final = "_delete_matching"
 _GLOB_SPECIALS: Final = re.compile(r"([*?\[\]\\])")
 
-Op: TypeAlias = tuple[str, tuple[Any, ...], dict[str, Any]]
-"""One Redis command: the client method name, its positional and its keyword arguments."""
 Command: TypeAlias = tuple[Op, ...]
 """What a flow asks the shell to run: one op, or several sent as one pipeline."""
 Flow: TypeAlias = Generator[Command, Any, T]
@@ -334,6 +336,8 @@ class StoreCore:
 
     Args:
         has_redis: False for the embedded, memory-only store.
+        cluster: Redis is a cluster: health and recovery ask every primary, not one node
+            (see :class:`~fender.stores.serving.ServingCheck`).
         config: Outage behaviour.
         tier: The in-memory tier (default: a :class:`MemoryTier` with default bounds).
         breaker: The breaker guarding Redis (default: ``config.name`` from ``registry``).
@@ -345,6 +349,7 @@ class StoreCore:
         self,
         *,
         has_redis: bool,
+        cluster: bool = False,
         config: RedisStoreConfig | None = None,
         tier: MemoryTier | None = None,
         breaker: CircuitBreaker | None = None,
@@ -357,6 +362,7 @@ class StoreCore:
             raise ConfigurationError("config", config, "a RedisStoreConfig")
         self.config = config
         self.has_redis = has_redis
+        self.serving_check = ServingCheck(cluster=cluster)
         self.tier = MemoryTier(clock=clock) if tier is None else tier
         if breaker is None:
             # Without Redis the breaker guards nothing: keep it out of the shared registry.
@@ -458,8 +464,11 @@ class StoreCore:
                 return key in self._journal or any(map(key.startswith, self._journal_prefixes))
         return False
 
-    def _guarded(self, command: Command) -> Flow[Any]:
-        """Run ``command`` through the breaker; return its reply, or ``_DOWN``."""
+    def _guarded(self, command: Command, verify: Callable[[Any], None] | None = None) -> Flow[Any]:
+        """Run ``command`` through the breaker; return its reply, or ``_DOWN``.
+
+        ``verify`` judges the reply: an outage error it raises counts as the call's failure.
+        """
         permit = self.breaker.try_acquire()
         if permit is None:
             return _DOWN
@@ -467,6 +476,8 @@ class StoreCore:
         started = clock()
         try:
             reply = yield command
+            if verify is not None:
+                verify(reply)
         except OUTAGE_ERRORS as exc:
             self.breaker.on_error(exc, clock() - started, permit)
             self._metrics.errors.child(self.config.name, type(exc).__name__).inc()
@@ -647,12 +658,20 @@ class StoreCore:
 
     # -- health and recovery ---------------------------------------------------------------------
 
+    def _ask_serving(self) -> Flow[Any]:
+        """Through the breaker: is Redis serving (on a cluster, every primary)? Else ``_DOWN``."""
+        check = self.serving_check
+        return (yield from self._guarded((check.command,), check.verify))
+
     def ping_flow(self) -> Flow[bool]:
-        """True when Redis answers PING now (False at once while the breaker is open)."""
+        """True when Redis serves now (False at once while the breaker is open).
+
+        A server is asked PING; a cluster, CLUSTER INFO on every primary (see
+        :class:`~fender.stores.serving.ServingCheck`).
+        """
         if not self.has_redis or self._degraded:
             return False
-        reply = yield from self._guarded((_op("ping"),))
-        return reply is not _DOWN and bool(reply)
+        return (yield from self._ask_serving()) is not _DOWN
 
     def health_flow(self) -> Flow[CheckResult]:
         """The health check's verdict: pass, warn while the tier serves, fail without fallback."""
@@ -660,15 +679,13 @@ class StoreCore:
             return CheckResult(Status.PASS, "embedded memory tier", details={"backend": "memory"})
         clock = self._clock
         started = clock()
-        if not self._degraded:
-            reply = yield from self._guarded((_op("ping"),))
-            if reply is not _DOWN and reply:
-                return CheckResult(
-                    Status.PASS,
-                    observed_value=round((clock() - started) * 1000, 3),
-                    observed_unit="ms",
-                    details={"backend": "redis"},
-                )
+        if not self._degraded and (yield from self._ask_serving()) is not _DOWN:
+            return CheckResult(
+                Status.PASS,
+                observed_value=round((clock() - started) * 1000, 3),
+                observed_unit="ms",
+                details={"backend": "redis"},
+            )
         details = {"backend": "memory" if self.config.fallback else "none",
                    "breaker": self.breaker.state.value, "tier_entries": len(self.tier),
                    "pending_writes": self.pending}  # fmt: skip
@@ -680,9 +697,11 @@ class StoreCore:
         """One background probe; returns True when there is nothing left to probe for.
 
         While the breaker is open the probe asks it for a trial (it says no until its recovery
-        timeout has passed), PINGs, settles the outage journal, and reports the trial: the
-        journal is settled before the last trial closes the breaker, so no user read reaches
-        Redis while it may still hold a value older than the tier's.
+        timeout has passed), asks whether Redis serves (PING; on a cluster, every primary must
+        report ``cluster_state:ok``: one live node does not stand for a lost shard), settles
+        the outage journal, and reports the trial: the journal is settled before the last trial
+        closes the breaker, so no user read reaches Redis while it may still hold a value
+        older than the tier's.
         """
         breaker = self.breaker
         if not self._degraded:
@@ -693,8 +712,9 @@ class StoreCore:
             return False
         clock = self._clock
         started = clock()
+        check = self.serving_check
         try:
-            yield (_op("ping"),)
+            check.verify((yield (check.command,)))
             yield from self._reconcile()
         except Exception as exc:
             breaker.on_error(exc, clock() - started, permit)
@@ -779,6 +799,7 @@ class _Base:
         self._client = client
         self._core = StoreCore(
             has_redis=client is not None,
+            cluster=is_cluster(client),
             config=config,
             tier=tier,
             breaker=breaker,
@@ -857,17 +878,7 @@ class ResilientRedis(_Base):
     # -- driver ----------------------------------------------------------------------------------
 
     def _drive(self, flow: Flow[T]) -> T:
-        try:
-            command = next(flow)
-            while True:
-                try:
-                    reply = self._execute(command)
-                except BaseException as exc:
-                    command = flow.throw(exc)
-                else:
-                    command = flow.send(reply)
-        except StopIteration as stop:
-            result: T = stop.value
+        result = drive(flow, self._execute)
         if self._core.needs_probe and self._probe_thread is None:
             self._start_probe()
         return result
@@ -923,18 +934,7 @@ class ResilientRedis(_Base):
             self._start_probe()
 
     def _drive_probe(self) -> bool:
-        flow = self._core.probe_flow()
-        try:
-            command = next(flow)
-            while True:
-                try:
-                    reply = self._execute(command)
-                except BaseException as exc:
-                    command = flow.throw(exc)
-                else:
-                    command = flow.send(reply)
-        except StopIteration as stop:
-            return bool(stop.value)
+        return drive(self._core.probe_flow(), self._execute)
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -1021,17 +1021,7 @@ class AsyncResilientRedis(_Base):
         self._closed = False
 
     async def _drive(self, flow: Flow[T]) -> T:
-        try:
-            command = next(flow)
-            while True:
-                try:
-                    reply = await self._execute(command)
-                except BaseException as exc:
-                    command = flow.throw(exc)
-                else:
-                    command = flow.send(reply)
-        except StopIteration as stop:
-            result: T = stop.value
+        result = await adrive(flow, self._execute)
         if self._core.needs_probe and self._probe_task is None and not self._closed:
             self._probe_task = asyncio.get_running_loop().create_task(
                 self._probe_loop(), name=f"fender-{self._core.config.name}-probe"
@@ -1076,18 +1066,7 @@ class AsyncResilientRedis(_Base):
             self._probe_task = None
 
     async def _drive_probe(self) -> bool:
-        flow = self._core.probe_flow()
-        try:
-            command = next(flow)
-            while True:
-                try:
-                    reply = await self._execute(command)
-                except BaseException as exc:
-                    command = flow.throw(exc)
-                else:
-                    command = flow.send(reply)
-        except StopIteration as stop:
-            return bool(stop.value)
+        return await adrive(self._core.probe_flow(), self._execute)
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -1133,7 +1112,7 @@ class AsyncResilientRedis(_Base):
                 await task
         self._core.close()
         if self._client is not None:
-            await self._client.aclose()
+            await aclose_client(self._client)
 
     async def __aenter__(self) -> Self:
         return self
@@ -1150,10 +1129,12 @@ def store_health_check(
 ) -> Check:
     """A health check for a resilient store: never fails because of Redis while the tier serves.
 
-    ``pass`` when Redis answers PING (observed value: round trip in ms) or when the store is
-    memory only; ``warn`` with output ``fallback: memory`` while the breaker is open and the
-    tier serves (no network call is made then); ``fail`` only when the fallback is off and
-    Redis does not answer.
+    ``pass`` when Redis serves (observed value: round trip in ms) or when the store is memory
+    only; ``warn`` with output ``fallback: memory`` while the breaker is open and the tier
+    serves (no network call is made then), or when Redis does not serve; ``fail`` only when
+    the fallback is off and Redis does not serve. Redis serves when it answers PING; a
+    cluster, when every primary answers CLUSTER INFO with ``cluster_state:ok`` (one live node
+    does not stand for a lost shard).
     """
     check_name = store.core.config.name if name is None else name
     if isinstance(store, AsyncResilientRedis):
