@@ -32,7 +32,16 @@ from _results import machine_header, markdown_table, write_section
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PATH = "/items/42"
-PACKAGES = ("fastapi", "starlette", "flask", "gunicorn", "uvicorn", "uvicorn-worker", "httptools")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "flask",
+    "gunicorn",
+    "uvicorn",
+    "uvicorn-worker",
+    "httptools",
+    "uvloop",
+)
 WORKERS = {
     "FastAPI": ["--worker-class", "fender.runtime.uvicorn_worker.UvicornWorker"],
     "Flask": ["--worker-class", "gthread", "--threads", "8"],
