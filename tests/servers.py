@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import inspect
 import os
 import pwd
 import shutil
@@ -17,13 +18,17 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-STARTUP_TIMEOUT = 20.0
+# Generous: a loaded CI machine may take many seconds to boot gunicorn workers or PostgreSQL,
+# and a fast start returns at once.
+STARTUP_TIMEOUT = 60.0
 
 
 def require_services() -> bool:
@@ -54,6 +59,65 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.02)
     raise TimeoutError(f"{what} did not come up within {timeout}s")
+
+
+def _owned_by(owner: Callable[[], object]) -> object:
+    try:
+        return owner()
+    except RuntimeError:  # asyncio.current_task() outside a running loop
+        return None
+
+
+def _counting(
+    original: Callable[..., Any], counts: dict[str, int], kind: str, owner: Callable[[], object]
+) -> Callable[..., Any]:
+    me = _owned_by(owner)
+    if inspect.iscoroutinefunction(original):
+
+        async def call_async(*args: object, **kwargs: object) -> object:
+            if _owned_by(owner) == me:
+                counts[kind] += 1
+            return await original(*args, **kwargs)
+
+        return call_async
+
+    def call(*args: object, **kwargs: object) -> object:
+        if _owned_by(owner) == me:
+            counts[kind] += 1
+        return original(*args, **kwargs)
+
+    return call
+
+
+@contextlib.contextmanager
+def redis_io(owner: Callable[[], object] = threading.get_ident) -> Iterator[dict[str, int]]:
+    """Count the TCP connects and the command writes of every redis-py client meanwhile.
+
+    Sync and asyncio clients alike; only the calls made for ``owner`` count: by default the
+    calling thread (pass ``asyncio.current_task`` from a coroutine), so that background probes,
+    and those of earlier tests, are left out. What a test asks of this ("one write: no retry",
+    "no write while the breaker is open") holds however slow the machine is, where a
+    wall-clock bound on the same thing does not.
+    """
+    import redis.asyncio.connection
+    import redis.connection
+
+    counts = {"connect": 0, "send": 0}
+    targets = [
+        (module.Connection, "_connect", "connect")
+        for module in (redis.connection, redis.asyncio.connection)
+    ] + [
+        (module.AbstractConnection, "send_packed_command", "send")
+        for module in (redis.connection, redis.asyncio.connection)
+    ]
+    originals = [(cls, name, cls.__dict__[name]) for cls, name, _ in targets]
+    for cls, name, kind in targets:
+        setattr(cls, name, _counting(getattr(cls, name), counts, kind, owner))
+    try:
+        yield counts
+    finally:
+        for cls, name, original in originals:
+            setattr(cls, name, original)
 
 
 def port_open(port: int) -> bool:
@@ -148,7 +212,7 @@ class ServerProcess(abc.ABC):
         if self.process is not None and self.process.poll() is None:
             self.resume()  # a paused server cannot act on SIGTERM
             self.stop()
-        wait_for(lambda: not port_open(self.port), 5.0, f"{self.name} port release")
+        wait_for(lambda: not port_open(self.port), 30.0, f"{self.name} port release")
         self.start()
 
     @property

@@ -114,7 +114,7 @@ def failover_topology() -> Iterator[tuple[RedisServer, ReplicaServer, SentinelSe
             with plain(replica) as client:
                 return client.info("replication").get("master_link_status") == "up"
 
-        wait_for(replicating, 15, "the replica's link to the master")
+        wait_for(replicating, 60, "the replica's link to the master")
         sentinel.start()  # its first INFO of the master lists the replica
 
         def promotable() -> bool:
@@ -127,7 +127,7 @@ def failover_topology() -> Iterator[tuple[RedisServer, ReplicaServer, SentinelSe
                     return True
             return False
 
-        wait_for(promotable, 30, "the Sentinel to see a promotable replica")
+        wait_for(promotable, 60, "the Sentinel to see a promotable replica")
         yield master, replica, sentinel
     finally:
         sentinel.close()
@@ -146,14 +146,14 @@ def cluster_topology() -> Iterator[list[ClusterNode]]:
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
              "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
+            check=True, capture_output=True, timeout=60,
         )  # fmt: skip
 
         def ok(node: ClusterNode) -> bool:
             with plain(node) as client:
                 return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
 
-        wait_for(lambda: all(ok(node) for node in nodes), 15, "cluster_state:ok")
+        wait_for(lambda: all(ok(node) for node in nodes), 60, "cluster_state:ok")
         yield nodes
     finally:
         for node in nodes:

@@ -42,8 +42,18 @@ async def hang() -> dict[str, str]:
     return {"status": "woke"}
 
 
+def _gate_open() -> bool:
+    """True once the test created ``release`` in its marker folder (or there is no folder)."""
+    marker_dir = os.environ.get("FENDER_TEST_MARKERS")
+    return not marker_dir or Path(marker_dir, "release").exists()
+
+
 @asgi.get("/sleep")
-async def sleep(seconds: float = 1.0) -> dict[str, float]:
+async def sleep(seconds: float = 1.0, gated: bool = False) -> dict[str, float]:
+    # gated: held until the test opens the gate, then ``seconds`` more (requests in flight for
+    # as long as the test needs, however slowly they arrive)
+    while gated and not _gate_open():  # noqa: ASYNC110  (a file of another process: polled)
+        await asyncio.sleep(0.02)
     await asyncio.sleep(seconds)
     return {"slept": seconds, "pid": os.getpid()}
 
@@ -85,6 +95,8 @@ def wsgi_sleep() -> Any:
     from flask import request
 
     seconds = float(request.args.get("seconds", "1"))
+    while request.args.get("gated") == "true" and not _gate_open():
+        time.sleep(0.02)
     time.sleep(seconds)
     return jsonify(slept=seconds, pid=os.getpid())
 

@@ -31,10 +31,13 @@ def test_make_demo_serves_health_live_under_gunicorn(tmp_path):
     )
     server.start()
     try:
-        assert httpx.get(f"{server.url}/health/live", timeout=5).status_code == 200
-        assert httpx.get(f"{server.url}/health/ready", timeout=5).json()["state"] == "ready"
-        assert httpx.get(f"{server.url}/items/5", timeout=5).json() == {"item_id": 5}
-        assert "http_server_request_duration_seconds" in httpx.get(f"{server.url}/metrics").text
+        assert httpx.get(f"{server.url}/health/live", timeout=30).status_code == 200
+        assert httpx.get(f"{server.url}/health/ready", timeout=30).json()["state"] == "ready"
+        assert httpx.get(f"{server.url}/items/5", timeout=30).json() == {"item_id": 5}
+        assert (
+            "http_server_request_duration_seconds"
+            in httpx.get(f"{server.url}/metrics", timeout=30).text
+        )
         assert "Booting worker" in server.output()
     finally:
         server.terminate()  # make dies of the SIGTERM it forwards; gunicorn must stop cleanly

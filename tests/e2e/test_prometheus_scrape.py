@@ -49,7 +49,7 @@ class PrometheusServer(CommandServer):
 
     def query(self, promql: str) -> list[dict[str, object]]:
         """The result vector of an instant query."""
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=30)
         response.raise_for_status()
         payload = response.json()
         assert payload["status"] == "success", payload
@@ -121,17 +121,21 @@ def prometheus(gunicorn: CommandServer, tmp_path: Path) -> Iterator[PrometheusSe
 
 
 def send_until_both_workers_answer(url: str) -> int:
-    """Send requests to ``/items/{id}`` until both workers served some; return how many."""
+    """Send requests to ``/items/{id}`` until both workers served some; return how many.
+
+    Until a deadline, not a number of requests: the second worker may still be booting.
+    """
     pids: set[int] = set()
     sent = 0
 
     def one(i: int) -> int:
-        response = httpx.get(f"{url}/items/{i}", timeout=5)
+        response = httpx.get(f"{url}/items/{i}", timeout=30)
         assert response.status_code == 200
         return int(response.json()["pid"])
 
+    deadline = time.monotonic() + 60
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        while len(pids) < 2 and sent < 400:
+        while len(pids) < 2 and time.monotonic() < deadline:
             pids.update(pool.map(one, range(sent, sent + 20)))
             sent += 20
     assert len(pids) == 2, "requests never reached both workers"
@@ -163,6 +167,9 @@ def test_prometheus_sees_every_request_once(gunicorn, prometheus):
         f"--- gunicorn:\n{gunicorn.output()[-2000:]}"
     )
     target = f'up{{job="{JOB}"}}'
-    up = prometheus.query(f"{target} == 1")
+    # The latest scrape: one that a loaded machine let time out would say 0 until the next.
+    deadline = time.monotonic() + SCRAPE_DEADLINE
+    while not (up := prometheus.query(f"{target} == 1")) and time.monotonic() < deadline:
+        time.sleep(0.25)
     assert len(up) == 1, f"the scrape target is not up: {prometheus.query(target)}"
     assert up[0]["metric"]["instance"] == f"127.0.0.1:{gunicorn.port}"  # type: ignore[index]

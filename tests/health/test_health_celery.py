@@ -48,9 +48,16 @@ def test_a_live_worker_passes(redis_url, tmp_path):
     )  # fmt: skip
     try:
         app = Celery("t", broker=redis_url)
-        wait_for(lambda: run(app).status is Status.PASS, 30, "the worker answering ping")
-        result = run(app)
-        assert (result.observed_value, result.observed_unit) == (1, "workers")
+        results = []
+
+        def answered() -> bool:
+            # The passing result itself is checked: a second ping may miss its window on a
+            # loaded machine.
+            results.append(run(app))
+            return results[-1].status is Status.PASS
+
+        wait_for(answered, 60, "the worker answering ping")
+        assert (results[-1].observed_value, results[-1].observed_unit) == (1, "workers")
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

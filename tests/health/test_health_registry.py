@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ def health_threads():
     return [t for t in threading.enumerate() if t.name.startswith("fender-health")]
 
 
-def wait_for(predicate, timeout=3.0):
+def wait_for(predicate, timeout=30.0):
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:
@@ -42,7 +43,7 @@ def release():
 def registry():
     # Threads of registries other tests left running (apps never shut down) are not ours.
     before = set(health_threads())
-    reg = HealthRegistry(HealthConfig(deadline=2.0))
+    reg = HealthRegistry(HealthConfig(deadline=10.0))
     yield reg
     reg.close()
     assert wait_for(lambda: not set(health_threads()) - before, 15), health_threads()
@@ -61,10 +62,10 @@ def behaviours(release):
         raise ConnectionError("redis://user:secret@cache:6379 refused")
 
     def sync_hang():
-        release.wait(5)
+        release.wait(60)
 
     async def async_hang():
-        await asyncio.sleep(5)
+        await asyncio.sleep(60)
 
     def sync_slow():
         time.sleep(0.05)
@@ -90,6 +91,11 @@ def behaviours(release):
     }
 
 
+def timeout_for(behaviour):
+    """0.1 s where the check must time out; elsewhere room for a loaded machine's scheduling."""
+    return 0.1 if behaviour == "timeout" else 10.0
+
+
 MATRIX = [
     "pass-none",
     "pass-true",
@@ -108,7 +114,7 @@ MATRIX = [
 def test_outcome_matrix(registry, release, behaviour, critical, flavour):
     sync_func, async_func, own, fragment = behaviours(release)[behaviour]
     func = sync_func if flavour == "sync" else async_func
-    registry.add(func, name="probe", critical=critical, timeout=0.1)
+    registry.add(func, name="probe", critical=critical, timeout=timeout_for(behaviour))
     registry.add(lambda: None, name="ok")
 
     report = asyncio.run(registry.run())
@@ -125,8 +131,8 @@ def test_outcome_matrix(registry, release, behaviour, critical, flavour):
 
 def test_run_sync_gives_the_same_matrix(registry, release):
     for name, (sync_func, async_func, _own, _fragment) in behaviours(release).items():
-        registry.add(sync_func, name=f"s-{name}", timeout=0.1)
-        registry.add(async_func, name=f"a-{name}", timeout=0.1)
+        registry.add(sync_func, name=f"s-{name}", timeout=timeout_for(name))
+        registry.add(async_func, name=f"a-{name}", timeout=timeout_for(name))
     sync_report = registry.run_sync()
     release.set()
     for name, (_s, _a, own, fragment) in behaviours(release).items():
@@ -151,26 +157,27 @@ def test_a_check_own_timeout_error_is_reported_as_raised(registry):
 
 @pytest.mark.parametrize("flavour", ["sync", "async", "mixed"])
 def test_checks_run_concurrently(registry, flavour):
-    def sync_sleep():
-        time.sleep(0.2)
+    # Each check waits for the other: both pass only if they run at the same time (run one
+    # after the other, the first waits in vain until the barrier gives up and breaks).
+    meet = threading.Barrier(2, timeout=30)
 
-    async def async_sleep():
-        await asyncio.sleep(0.2)
+    def sync_meet():
+        meet.wait()
+
+    async def async_meet():
+        await asyncio.to_thread(meet.wait)
 
     first, second = {
-        "sync": (sync_sleep, sync_sleep),
-        "async": (async_sleep, async_sleep),
-        "mixed": (sync_sleep, async_sleep),
+        "sync": (sync_meet, sync_meet),
+        "async": (async_meet, async_meet),
+        "mixed": (sync_meet, async_meet),
     }[flavour]
-    registry.add(first, name="one")
-    registry.add(second, name="two")
+    registry.add(first, name="one", timeout=60)
+    registry.add(second, name="two", timeout=60)
 
-    started = time.perf_counter()
-    report = registry.run_sync()
-    elapsed = time.perf_counter() - started
+    report = registry.run_sync(deadline=60)
 
-    assert report.status is Status.PASS
-    assert elapsed < 0.35
+    assert report.status is Status.PASS, report
 
 
 def test_global_deadline_bounds_the_run_and_the_result_lands_later(registry, release):
@@ -178,16 +185,17 @@ def test_global_deadline_bounds_the_run_and_the_result_lands_later(registry, rel
 
     def slow():
         calls.append(1)
-        release.wait(5)
+        release.wait(60)  # until the test releases it, after the run has returned
 
-    registry.add(slow, name="slow", timeout=5.0)
+    registry.add(slow, name="slow", timeout=60.0)
     registry.add(lambda: True, name="fast")
 
     started = time.perf_counter()
     report = registry.run_sync(deadline=0.1)
     elapsed = time.perf_counter() - started
 
-    assert 0.09 < elapsed < 0.5
+    # Returned at the deadline: waiting for the slow check would take the full minute.
+    assert 0.09 < elapsed < 30
     assert report.status is Status.FAIL
     assert "deadline" in report.checks["slow"].result.output
     assert report.checks["fast"].status is Status.PASS
@@ -214,7 +222,7 @@ def test_hung_sync_check_holds_one_thread_only(registry, release):
 
     def hang():
         calls.append(1)
-        release.wait(5)
+        release.wait(60)
 
     registry.add(hang, name="hang", timeout=0.05)
     first = registry.run_sync().checks["hang"]
@@ -233,17 +241,21 @@ def test_hung_sync_check_holds_one_thread_only(registry, release):
 
 def test_a_cancelled_caller_does_not_cancel_the_shared_call(registry):
     calls = []
+    gate = []  # an asyncio.Event, made on the test's loop
 
     async def probe():
         calls.append(1)
-        await asyncio.sleep(0.05)
+        await gate[0].wait()
         return True
 
     registry.add(probe, name="p")
 
     async def main():
+        gate.append(asyncio.Event())
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(registry.run(), timeout=0.01)
+        # Opened on the next loop turn: run() joins the call in flight before its first await.
+        asyncio.get_running_loop().call_soon(gate[0].set)
         return await registry.run()
 
     report = asyncio.run(main())
@@ -277,22 +289,36 @@ def test_single_flight_50_async_callers(registry):
     assert len({id(r.checks["a"]) for r in reports}) == 1
 
 
-def test_single_flight_50_threads_on_run_sync(registry):
+def joins(registry):
+    """A semaphore released each time a caller joins (or starts) a check's call."""
+    joined = threading.Semaphore(0)
+    waiter = registry._waiter
+
+    def counting(check, loop):
+        future = waiter(check, loop)
+        joined.release()
+        return future
+
+    registry._waiter = counting
+    return joined
+
+
+def test_single_flight_50_threads_on_run_sync(registry, release):
     calls = []
-    barrier = threading.Barrier(50)
+    joined = joins(registry)
 
     def probe():
         calls.append(1)
-        time.sleep(0.1)
+        release.wait(60)  # in flight until all 50 callers have joined
 
-    registry.add(probe, name="p")
-
-    def call():
-        barrier.wait()
-        return registry.run_sync()
+    registry.add(probe, name="p", timeout=60)
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
-        reports = list(pool.map(lambda _: call(), range(50)))
+        futures = [pool.submit(registry.run_sync, deadline=60) for _ in range(50)]
+        for _ in range(50):
+            assert joined.acquire(timeout=30)
+        release.set()
+        reports = [future.result() for future in futures]
 
     assert len(calls) == 1
     assert all(r.status is Status.PASS for r in reports)
@@ -303,16 +329,17 @@ def test_single_flight_across_the_app_loop_and_run_sync(registry, release):
 
     def probe():
         calls.append(1)
-        release.wait(5)
+        release.wait(60)
 
-    registry.add(probe, name="p")
+    registry.add(probe, name="p", timeout=60)
+    joined = joins(registry)
 
     async def main():
-        app_run = asyncio.ensure_future(registry.run())
-        await asyncio.sleep(0.02)  # let the app loop start the call
+        app_run = asyncio.ensure_future(registry.run(deadline=60))
         loop = asyncio.get_running_loop()
-        sync_run = loop.run_in_executor(None, registry.run_sync)
-        await asyncio.sleep(0.02)
+        sync_run = loop.run_in_executor(None, functools.partial(registry.run_sync, deadline=60))
+        for _ in range(2):  # the app loop's caller and run_sync's, on the private loop
+            assert await asyncio.to_thread(joined.acquire, timeout=30)
         release.set()
         return await app_run, await sync_run
 
@@ -384,7 +411,7 @@ def test_run_sync_from_a_plain_thread(registry):
     result = []
     thread = threading.Thread(target=lambda: result.append(registry.run_sync()))
     thread.start()
-    thread.join(5)
+    thread.join(60)
     assert result[0].status is Status.PASS
 
 
@@ -437,8 +464,8 @@ def test_refresher_on_the_private_loop_starts_and_stops_cleanly():
     try:
         registry.start()
         registry.start()  # idempotent
-        assert called.acquire(timeout=2)
-        assert called.acquire(timeout=2)  # refreshed again
+        assert called.acquire(timeout=30)
+        assert called.acquire(timeout=30)  # refreshed again
         assert registry.snapshot().status is Status.PASS
         registry.stop()
         registry.stop()
@@ -465,7 +492,7 @@ def test_refresher_on_a_running_loop_leaves_no_task():
     async def main():
         refreshed.append(asyncio.Event())
         registry.start()
-        await asyncio.wait_for(refreshed[0].wait(), 2)
+        await asyncio.wait_for(refreshed[0].wait(), 30)
         await registry.aclose()
         return asyncio.all_tasks() - {asyncio.current_task()}
 

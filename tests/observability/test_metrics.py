@@ -118,12 +118,34 @@ def test_only_counters_gauges_and_histograms_are_buffered():
 
 WORKER = """
 import os, sys, time
+from prometheus_client.multiprocess import MultiProcessCollector
 from fender.observability import metrics
 hist = metrics.Buffered(metrics.histogram("test_mp_hist", "Buffered across processes.", ("w",)))
+
+
+def folded_here():
+    # What this process's own file holds, read without folding (a scrape would fold first).
+    path = os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], f"histogram_{os.getpid()}.db")
+    if not os.path.exists(path):
+        return 0
+    samples = [s for m in MultiProcessCollector.merge([path]) for s in m.samples]
+    return sum(s.value for s in samples if s.name == "test_mp_hist_count")
+
+
+def wait_folded(count):
+    # The folding thread, not the exit, must bring this process's count to ``count``: the
+    # caller leaves with os._exit (no atexit fold).
+    deadline = time.monotonic() + 60
+    while folded_here() < count:
+        if time.monotonic() > deadline:
+            os._exit(3)
+        time.sleep(0.02)
+
+
 for _ in range(int(sys.argv[1])):
     hist.labels("x").observe(0.01)
 if sys.argv[2] == "wait":
-    time.sleep(metrics.FOLD_INTERVAL_SECONDS * 6)  # the folding thread, not the exit
+    wait_folded(int(sys.argv[1]))  # the folding thread, not the exit
     os._exit(0)  # no atexit
 if sys.argv[2] == "fork":  # a series built and cached before the fork (gunicorn --preload)
     series = hist.labels("x")
@@ -131,10 +153,11 @@ if sys.argv[2] == "fork":  # a series built and cached before the fork (gunicorn
     if pid == 0:
         for _ in range(int(sys.argv[1])):
             series.observe(0.01)
-        time.sleep(metrics.FOLD_INTERVAL_SECONDS * 6)  # the child's own folding thread
+        wait_folded(int(sys.argv[1]))  # the child's own folding thread
         os._exit(0)
-    os.waitpid(pid, 0)
-    os._exit(0)
+    wait_folded(int(sys.argv[1]))  # the parent's thread folds its own meanwhile
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status))
 if sys.argv[2] == "scrape":
     body, _ = metrics.exposition()
     sys.stdout.write(body.decode())
@@ -148,7 +171,7 @@ def test_buffered_series_reach_other_processes_in_multiprocess_mode(tmp_path):
     def worker(count: int, how: str) -> str:
         done = subprocess.run(
             [sys.executable, "-c", WORKER, str(count), how],
-            env=env, capture_output=True, text=True, check=True, timeout=30,
+            env=env, capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         return done.stdout
 

@@ -28,10 +28,14 @@ from fender.ratelimit.policy import RateLimitPolicy, parse_policy
 from fender.resilience.breaker import BreakerState
 from fender.settings import load_settings
 
-from servers import free_port, wait_for
+from servers import free_port, redis_io, wait_for
 
 _ids = itertools.count()
-TIMEOUT = 0.05
+# Where Redis is expected to answer, a loaded machine must not turn a slow answer into a switch
+# to memory (one failure switches): generous. Where a test freezes Redis, each call that reaches
+# it costs HUNG.
+TIMEOUT = 1.0
+HUNG = 0.5
 
 
 def fresh_key() -> str:
@@ -40,7 +44,8 @@ def fresh_key() -> str:
 
 def config(url: str = "", **fields) -> RateLimitConfig:
     fields.setdefault("default", parse_policy("100/minute"))
-    return RateLimitConfig(redis_url=url, timeout=TIMEOUT, **fields)
+    fields.setdefault("timeout", TIMEOUT)
+    return RateLimitConfig(redis_url=url, **fields)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -130,13 +135,11 @@ def test_a_killed_redis_switches_to_memory_with_no_exception(redis_server, caplo
     assert limiter.decide([(key, policy)]).allowed
     assert limiter.serving is Tier.REDIS
     redis_server.kill()
-    started = time.perf_counter()
     decisions = [limiter.decide([(key, policy)]) for _ in range(200)]
-    elapsed = time.perf_counter() - started
     assert all(d.allowed for d in decisions)
     assert limiter.serving is Tier.MEMORY
     assert limiter.core.breaker.state is BreakerState.OPEN
-    assert elapsed < TIMEOUT + 0.1  # a refused connection fails at once; then no Redis call
+    # One call failed; the 199 others made no Redis call (each would have failed and counted).
     assert sample("rate_limit_store_errors_total") - errors == 1
     assert sample("rate_limit_backend", backend="memory") == 1
     assert sample("rate_limit_backend", backend="redis") == 0
@@ -147,21 +150,25 @@ def test_a_killed_redis_switches_to_memory_with_no_exception(redis_server, caplo
 
 @pytest.mark.redis
 def test_a_hung_redis_costs_one_timeout_then_nothing(redis_server):
-    limiter = TieredLimiter(config(redis_server.url, instances=1))
+    limiter = TieredLimiter(config(redis_server.url, instances=1, timeout=HUNG))
     policy = parse_policy("1000/minute")
     key = fresh_key()
     limiter.decide([(key, policy)])
+    assert limiter.serving is Tier.REDIS
+    errors = sample("rate_limit_store_errors_total")
     redis_server.pause()
-    durations = []
-    for _ in range(50):
-        started = time.perf_counter()
-        decision = limiter.decide([(key, policy)])
-        durations.append(time.perf_counter() - started)
-        assert decision.allowed
+    started = time.perf_counter()
+    with redis_io() as first:
+        assert limiter.decide([(key, policy)]).allowed
+    waited = time.perf_counter() - started
+    with redis_io() as rest:
+        assert all(limiter.decide([(key, policy)]).allowed for _ in range(49))
     assert limiter.serving is Tier.MEMORY
-    assert TIMEOUT * 0.8 <= durations[0] < TIMEOUT + 0.05
-    assert max(durations[1:]) < 0.005
-    assert sum(durations) < TIMEOUT + 0.1
+    # Counted, not timed: one write (no retry) that waited for its timeout, then no Redis call.
+    assert first == {"connect": 0, "send": 1}
+    assert waited >= HUNG * 0.8
+    assert rest == {"connect": 0, "send": 0}
+    assert sample("rate_limit_store_errors_total") - errors == 1
 
 
 @pytest.mark.redis
@@ -258,11 +265,11 @@ def test_a_failed_probe_waits_for_the_recovery_timeout(redis_server):
 @pytest.mark.parametrize("fault", ["pause", "kill"])
 def test_back_on_redis_within_two_seconds_of_it_answering(redis_server, fault, caplog):
     caplog.set_level(logging.INFO, logger="fender.ratelimit")
-    limiter = TieredLimiter(config(redis_server.url, instances=1))
+    limiter = TieredLimiter(config(redis_server.url, instances=1, timeout=HUNG))
     limiter.start()
     policy = parse_policy("1000/minute")
     try:
-        wait_for(lambda: limiter.core.counted == 1, 2, "the first heartbeat")
+        wait_for(lambda: limiter.core.counted == 1, 30, "the first heartbeat")
         getattr(redis_server, fault)()
         assert limiter.decide([(fresh_key(), policy)]).allowed  # trips the breaker
         assert limiter.serving is Tier.MEMORY
@@ -331,7 +338,7 @@ def test_a_bad_cost_is_a_programming_error_not_a_store_failure():
 @pytest.mark.redis
 def test_async_a_hung_redis_never_blocks_the_event_loop(redis_server):
     async def scenario() -> None:
-        limiter = AsyncTieredLimiter(config(redis_server.url, instances=1))
+        limiter = AsyncTieredLimiter(config(redis_server.url, instances=1, timeout=HUNG))
         await limiter.start()
         policy = parse_policy("1000/minute")
         key = fresh_key()
@@ -353,7 +360,9 @@ def test_async_a_hung_redis_never_blocks_the_event_loop(redis_server):
             task.cancel()
             assert all(d.allowed for d in decisions)
             assert limiter.serving is Tier.MEMORY
-            assert elapsed < TIMEOUT + 0.05
+            # Concurrent, not one after the other (20 timeouts): one timeout, and room for a
+            # loaded machine's scheduling.
+            assert elapsed < 2 * HUNG
             assert ticks >= 5  # the loop kept running while Redis hung
             redis_server.resume()
             answering = time.monotonic()

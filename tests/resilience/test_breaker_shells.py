@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import threading
-import time
 
 import pytest
 
@@ -241,26 +240,27 @@ def test_cancelled_call_frees_its_trial_slot():
 
 def test_concurrent_calls_through_a_closed_breaker_are_not_serialised():
     breaker = CircuitBreaker("parallel")
-    threads, per_thread, call_seconds = 8, 5, 0.02
-    barrier = threading.Barrier(threads + 1)
+    threads, per_thread = 8, 5
+    # Every call waits inside the breaker until all the threads are inside too: serialised,
+    # the first call would wait alone until the barrier gave up (BrokenBarrierError).
+    inside = threading.Barrier(threads, timeout=30)
+    errors: list[BaseException] = []
 
     @breaker
-    def slow_call():
-        time.sleep(call_seconds)
+    def meet():
+        inside.wait()
 
     def worker():
-        barrier.wait()
-        for _ in range(per_thread):
-            slow_call()
+        try:
+            for _ in range(per_thread):
+                meet()
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in pool:
         thread.start()
-    barrier.wait()
-    start = time.perf_counter()
     for thread in pool:
         thread.join()
-    elapsed = time.perf_counter() - start
-    # Serialised, it would take threads * per_thread * call_seconds = 0.8 s.
-    assert elapsed < 2 * per_thread * call_seconds
+    assert errors == []
     assert breaker.snapshot().calls == threads * per_thread

@@ -22,6 +22,8 @@ from fender.stores import (
 )
 
 _names = itertools.count()
+# No fault is injected here: Redis must answer (Source.REDIS) however loaded the machine is.
+TIMEOUT = 1.0
 
 
 def parts(url, *, asynchronous=False):
@@ -30,10 +32,10 @@ def parts(url, *, asynchronous=False):
     store_config = RedisStoreConfig(name=f"cache-store-{n}", probe_interval=0.05)
     cache_config = CacheConfig(name=f"cache-{n}", namespace=f"c{n}:")
     if asynchronous:
-        client = async_redis_client(url, timeout=0.2) if url else None
+        client = async_redis_client(url, timeout=TIMEOUT) if url else None
         store = AsyncResilientRedis(client, config=store_config, breaker=breaker)
         return AsyncCache(store, cache_config)
-    client = redis_client(url, timeout=0.2) if url else None
+    client = redis_client(url, timeout=TIMEOUT) if url else None
     return Cache(ResilientRedis(client, config=store_config, breaker=breaker), cache_config)
 
 

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import itertools
 import logging
-import statistics
 import time
 
 import pytest
@@ -30,10 +27,12 @@ from fender.stores import (
     store_health_check,
 )
 
-from servers import free_port, wait_for
+from servers import free_port, redis_io, wait_for
 
 THRESHOLD = 3
-TIMEOUT = 0.1  # socket timeout: a hung Redis costs this much per call until the breaker opens
+# Socket timeout: a hung Redis costs this much per call until the breaker opens. Not shorter: on
+# a loaded machine a healthy Redis must not time out where a test expects it to answer.
+TIMEOUT = 0.25
 _names = itertools.count()
 
 
@@ -154,47 +153,35 @@ def test_a_caller_error_propagates_and_does_not_trip(redis_url):
 # -- faults: killed and hung Redis ----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def no_gc():
-    """A collector pass is not the store's latency: keep it out of the measured calls."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def run_calls(store, count=200):
-    """Mixed reads and writes; returns (was_open, seconds) per call."""
-    timings = []
-    with no_gc():
-        timings.extend(mixed_calls(store, count))
-    return timings
-
-
-def mixed_calls(store, count):
+    """Mixed reads and writes from this thread; returns (was_open, reached_redis) per call."""
+    records = []
     for i in range(count):
         was_open = store.breaker.state is not BreakerState.CLOSED
-        started = time.perf_counter()
-        if i % 2:
-            result = store.get_result(f"k{i % 20}")
-            assert result.source in (Source.MEMORY, Source.REDIS)
-            assert result.value == f"v{i % 20}".encode()
-        else:
-            store.set(f"w{i}", b"x")
-        yield was_open, time.perf_counter() - started
+        with redis_io() as io:
+            if i % 2:
+                result = store.get_result(f"k{i % 20}")
+                assert result.source in (Source.MEMORY, Source.REDIS)
+                assert result.value == f"v{i % 20}".encode()
+            else:
+                store.set(f"w{i}", b"x")
+        records.append((was_open, io["send"] + io["connect"] > 0))
+    return records
 
 
-def assert_fast_after_open(timings):
-    before = [seconds for was_open, seconds in timings if not was_open]
-    after = sorted(seconds for was_open, seconds in timings if was_open)
+def assert_no_redis_after_open(records):
+    """At most THRESHOLD calls reach Redis; once the breaker opened, none does.
+
+    Counted, not timed: "served from memory without a network call" is what makes a call fast,
+    and a loaded machine can make any call slow.
+    """
+    before = [reached for was_open, reached in records if not was_open]
+    after = [reached for was_open, reached in records if was_open]
     assert len(before) <= THRESHOLD, f"{len(before)} calls reached Redis before the breaker opened"
-    assert len(after) >= 200 - THRESHOLD
-    p99 = after[int(len(after) * 0.99) - 1]
-    assert p99 < 0.001, f"p99 {p99 * 1e3:.3f} ms"
-    assert after[-1] < 0.005, f"max {after[-1] * 1e3:.3f} ms"
-    return statistics.median(after)
+    assert before, "the breaker was open before the first call"
+    assert all(before)  # the calls made while it was closed did reach Redis (the count works)
+    assert len(after) >= len(records) - THRESHOLD
+    assert not any(after), f"{sum(after)} calls reached Redis while the breaker was open"
 
 
 def break_(server, fault):
@@ -224,7 +211,7 @@ def test_outage_serves_from_memory_and_recovers_by_itself(redis_server, fault, p
     assert store.set("during", b"before") is Source.REDIS
 
     break_(redis_server, fault)
-    assert_fast_after_open(run_calls(store))
+    assert_no_redis_after_open(run_calls(store))
     assert store.degraded
     assert store.set("during", b"outage") is Source.MEMORY
     assert store.get_result("during").source is Source.MEMORY
@@ -235,7 +222,7 @@ def test_outage_serves_from_memory_and_recovers_by_itself(redis_server, fault, p
     mend(redis_server, fault)
     wait_for(
         lambda: store.breaker.state is BreakerState.CLOSED and store.core.pending == 0,
-        10.0,
+        30.0,
         "the background probe closing the breaker",
     )
     assert not store.degraded
@@ -266,7 +253,7 @@ def test_stale_copies_are_served_marked_and_deletes_are_journaled(redis_server):
     raw = redis_server.client()
     raw.set("counter", b"40")
     raw.set("shadow", b"x")
-    wait_for(lambda: "short" not in tier, 2.0, "the tier copy expiring")
+    wait_for(lambda: "short" not in tier, 10.0, "the tier copy expiring")
     redis_server.pause()
     for _ in range(THRESHOLD):
         store.get("nothing")
@@ -282,7 +269,7 @@ def test_stale_copies_are_served_marked_and_deletes_are_journaled(redis_server):
     assert store.delete_prefix("sh") == 1
     assert store.core.pending == 3
     redis_server.resume()
-    wait_for(lambda: store.core.pending == 0 and not store.degraded, 10.0, "recovery")
+    wait_for(lambda: store.core.pending == 0 and not store.degraded, 30.0, "recovery")
     assert raw.get("counter") is None
     assert raw.get("shadow") is None
     assert raw.get("gone") is None
@@ -321,9 +308,9 @@ def test_health_check_pass_warn_and_memory_only(redis_server):
     assert warned.output == "fallback: memory"
     for _ in range(THRESHOLD):
         store.get("x")
-    started = time.perf_counter()
-    assert check.func().status is Status.WARN
-    assert time.perf_counter() - started < 0.01  # no network call while open
+    with redis_io() as io:
+        assert check.func().status is Status.WARN
+    assert io == {"connect": 0, "send": 0}  # no network call while open
     redis_server.resume()
     store.close()
     memory = sync_store(None)
@@ -343,22 +330,21 @@ def test_async_outage_serves_from_memory_and_recovers(redis_server, fault):
             assert await store.set(f"k{i}", f"v{i}") is Source.REDIS
         await store.set("during", b"before")
         break_(redis_server, fault)
-        timings = []
-        with no_gc():
-            for i in range(200):
-                was_open = store.breaker.state is not BreakerState.CLOSED
-                started = time.perf_counter()
+        records = []
+        for i in range(200):
+            was_open = store.breaker.state is not BreakerState.CLOSED
+            with redis_io(asyncio.current_task) as io:  # not the probe task's calls
                 if i % 2:
                     assert await store.get(f"k{i % 20}") == f"v{i % 20}".encode()
                 else:
                     await store.set(f"w{i}", b"x")
-                timings.append((was_open, time.perf_counter() - started))
-        assert_fast_after_open(timings)
+            records.append((was_open, io["send"] + io["connect"] > 0))
+        assert_no_redis_after_open(records)
         assert await store.set("during", b"outage") is Source.MEMORY
         check = store_health_check(store)
         assert (await check.func()).status is Status.WARN
         await asyncio.to_thread(mend, redis_server, fault)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while store.degraded or store.core.pending:
             assert time.monotonic() < deadline, "the probe task did not recover"
             await asyncio.sleep(0.02)
@@ -420,53 +406,56 @@ def test_sentinel_client_is_built_with_the_same_limits():
     client.close()
 
 
+# Counted rather than timed: redis-py 8 retries ten times by default, and each retry is one
+# more connect (dead server) or one more write (hung server).
+
+
 def test_dead_redis_costs_one_timeout_not_retries():
     port = free_port()
     client = redis_client(f"redis://127.0.0.1:{port}/0", timeout=0.1)
-    started = time.perf_counter()
-    with pytest.raises(redis.ConnectionError):
+    with redis_io() as io, pytest.raises(redis.ConnectionError):
         client.get("k")
-    assert time.perf_counter() - started < 0.1
+    assert io == {"connect": 1, "send": 0}
     client.close()
 
 
 @pytest.mark.redis
 def test_hung_redis_costs_one_timeout_not_retries(redis_server):
-    client = redis_client(redis_server.url, timeout=0.1)
+    client = redis_client(redis_server.url, timeout=TIMEOUT)
     client.ping()
     redis_server.pause()
-    started = time.perf_counter()
-    with pytest.raises(redis.TimeoutError):
+    with redis_io() as io, pytest.raises(redis.TimeoutError):
         client.get("k")
-    assert time.perf_counter() - started < 0.3
+    assert io == {"connect": 0, "send": 1}
     redis_server.resume()
     client.close()
 
     async def hung():
-        aclient = async_redis_client(redis_server.url, timeout=0.1)
+        aclient = async_redis_client(redis_server.url, timeout=TIMEOUT)
         await aclient.ping()
         redis_server.pause()
-        started = time.perf_counter()
-        with pytest.raises((redis.TimeoutError, TimeoutError)):
+        with (
+            redis_io(asyncio.current_task) as io,
+            pytest.raises((redis.TimeoutError, TimeoutError)),
+        ):
             await aclient.get("k")
-        elapsed = time.perf_counter() - started
         redis_server.resume()
         await aclient.aclose()
-        return elapsed
+        return io
 
-    assert asyncio.run(hung()) < 0.3
+    assert asyncio.run(hung()) == {"connect": 0, "send": 1}
 
 
 def test_settings_choose_the_backend(redis_url):
     memory = resilient_redis(load_settings({}, env_file=None))
     assert memory.client is None
     memory.close()
-    env = {"REDIS_URL": redis_url, "NETWORK_TIMEOUT_SEC": "0.2"}
+    env = {"REDIS_URL": redis_url, "NETWORK_TIMEOUT_SEC": "1.5"}  # Redis must answer
     store = resilient_redis(
         load_settings(env, env_file=None), config=config(), breaker=breaker(),
         tier=TierConfig(max_entries=10),
     )  # fmt: skip
-    assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 0.2
+    assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 1.5
     assert store.tier.config.max_entries == 10
     assert store.set("k", b"v") is Source.REDIS
     store.close()
@@ -514,7 +503,7 @@ def test_url_forms(url, kind, hosts, service, db):
     ],
 )
 def test_bad_urls_name_the_setting_and_hide_the_password(url):
-    with pytest.raises(ConfigurationError, match="redis_url"):
+    with pytest.raises(ConfigurationError, match="REDIS_URL"):
         parse_redis_url(url)
 
 

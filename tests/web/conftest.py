@@ -85,16 +85,16 @@ class Lifespan:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
         self.task = asyncio.create_task(self.app(scope, receive, send))
         await self.inbox.put({"type": "lifespan.startup"})
-        answer = await asyncio.wait_for(self.answers.get(), 10)
+        answer = await asyncio.wait_for(self.answers.get(), 30)
         assert answer["type"] == "lifespan.startup.complete", answer
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.inbox.put({"type": "lifespan.shutdown"})
-        answer = await asyncio.wait_for(self.answers.get(), 10)
+        answer = await asyncio.wait_for(self.answers.get(), 30)
         assert answer["type"] == "lifespan.shutdown.complete", answer
         assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
+        await asyncio.wait_for(self.task, 30)
 
 
 def serve(
