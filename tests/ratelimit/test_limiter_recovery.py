@@ -145,3 +145,29 @@ def test_a_new_outage_restarts_the_wait():
     clock.advance(stable / 2 + core.config.heartbeat_interval)
     background(core, HEALTHY)  # long enough since the first recovery, not since the second
     assert not redis_fails(core, "k")
+
+
+def test_a_limiter_built_while_the_shared_breaker_is_open_serves_from_memory():
+    from fender.resilience import BreakerRegistry
+
+    registry = BreakerRegistry()
+    config = RateLimitConfig(redis_url="redis://127.0.0.1:1/0", instances=1, slack=SLACK)
+    first = TierCore(config, redis=True, clock=ManualClock(), registry=registry)
+    first.breaker.force_open()
+    second = TierCore(config, redis=True, clock=ManualClock(), registry=registry)
+    assert second.breaker is first.breaker
+    assert second.serving is Tier.MEMORY  # what it decides with, and what its gauge says
+    first.breaker.reset()
+    assert second.serving is Tier.REDIS
+
+
+def test_a_closed_limiter_stops_following_the_shared_breaker():
+    from fender.resilience import BreakerRegistry
+
+    registry = BreakerRegistry()
+    config = RateLimitConfig(redis_url="redis://127.0.0.1:1/0", instances=1, slack=SLACK)
+    core = TierCore(config, redis=True, clock=ManualClock(), registry=registry)
+    core.close()
+    core.close()  # idempotent
+    core.breaker.force_open()
+    assert core.serving is Tier.REDIS  # no longer listening: nothing holds on to it

@@ -223,9 +223,15 @@ class TierCore:
         self._errors = metrics.counter(
             "rate_limit_store_errors", "Redis rate-limit calls that failed or timed out."
         )
-        self.serving = Tier.REDIS if redis else Tier.MEMORY
+        # The breaker may be shared (one per registry) and already open: follow its state.
+        admitting = self.breaker.state in _ADMITTING
+        self.serving = Tier.REDIS if redis and admitting else Tier.MEMORY
         self._publish(self.serving)
-        self.breaker.add_transition_listener(self._on_transition)
+        self._unsubscribe = self.breaker.add_transition_listener(self._on_transition)
+
+    def close(self) -> None:
+        """Stop following the breaker (shared by every limiter of its registry); idempotent."""
+        self._unsubscribe()
 
     # -- the request path ------------------------------------------------------------------------
 
@@ -548,6 +554,7 @@ class TieredLimiter:
 
     def stop(self) -> None:
         """Stop the background thread and leave the instance set (best effort)."""
+        self.core.close()
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -671,6 +678,7 @@ class AsyncTieredLimiter:
 
     async def aclose(self) -> None:
         """Stop, and close the Redis client if this limiter made it (every connection)."""
+        self.core.close()
         await self.stop()
         client = self._client
         if self._owns_client and client is not None:
