@@ -6,11 +6,14 @@ free loopback ports and stops them (by PID) on exit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any, Self
 
 import redis
 
@@ -184,3 +187,54 @@ def owner(nodes: Sequence[ClusterNode], key: str) -> ClusterNode:
             if start <= slot <= end:
                 return next(n for n in nodes if n.port == primary[1])
     raise AssertionError(f"no node serves slot {slot}")
+
+
+def cluster_state(node: ClusterNode) -> str:
+    """``cluster_state`` as ``node`` sees it (``ok`` or ``fail``)."""
+    with plain(node) as client:
+        return str(client.execute_command("CLUSTER INFO")["cluster_state"])
+
+
+def all_ok(nodes: Sequence[ClusterNode]) -> bool:
+    """True when every node says ``cluster_state:ok``."""
+    return all(cluster_state(node) == "ok" for node in nodes)
+
+
+def heal(nodes: Sequence[ClusterNode], deadline: float) -> None:
+    """Make ``nodes`` whole again: every node up, full coverage required, state ok everywhere."""
+    for node in nodes:
+        if not node.running:
+            node.restart()  # same port, same nodes.conf: it rejoins with its slots
+    for node in nodes:
+        with plain(node) as client:
+            client.config_set("cluster-require-full-coverage", "yes")
+    wait_for(lambda: all_ok(nodes), deadline, "cluster_state:ok on every node")
+
+
+def connections(node: RedisServer) -> int:
+    """Client connections ``node`` holds, the one asking aside."""
+    with plain(node) as client:
+        return len(client.client_list()) - 1
+
+
+class LoopThread:
+    """An event loop in a thread of its own: an async shell's background task runs there."""
+
+    def __init__(self, timeout: float) -> None:
+        """Start the loop; every :meth:`run` fails after ``timeout`` seconds instead of hanging."""
+        self.loop = asyncio.new_event_loop()
+        self._timeout = timeout
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop")
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coroutine`` on the loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(self._timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()

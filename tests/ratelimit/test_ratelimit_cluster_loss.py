@@ -18,10 +18,9 @@ import contextlib
 import dataclasses
 import itertools
 import math
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -32,7 +31,18 @@ from fender.resilience import BreakerState, StateTransition
 from fender.settings import load_settings
 
 from servers import wait_for
-from topologies import ClusterNode, cluster_topology, cluster_url, owner, plain
+from topologies import (
+    ClusterNode,
+    LoopThread,
+    all_ok,
+    cluster_state,
+    cluster_topology,
+    cluster_url,
+    connections,
+    heal,
+    owner,
+    plain,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -60,23 +70,8 @@ def whole_cluster() -> Iterator[list[ClusterNode]]:
 @pytest.fixture
 def cluster(whole_cluster: list[ClusterNode]) -> list[ClusterNode]:
     """The module's cluster, whole again: every node up, full coverage required, state ok."""
-    for node in whole_cluster:
-        if not node.running:
-            node.restart()  # same port, same nodes.conf: it rejoins with its slots
-    for node in whole_cluster:
-        with plain(node) as client:
-            client.config_set("cluster-require-full-coverage", "yes")
-    wait_for(lambda: all_ok(whole_cluster), DEADLINE, "cluster_state:ok on every node")
+    heal(whole_cluster, DEADLINE)
     return whole_cluster
-
-
-def cluster_state(node: ClusterNode) -> str:
-    with plain(node) as client:
-        return str(client.execute_command("CLUSTER INFO")["cluster_state"])
-
-
-def all_ok(nodes: Sequence[ClusterNode]) -> bool:
-    return all(cluster_state(node) == "ok" for node in nodes)
 
 
 def tag_on(nodes: Sequence[ClusterNode], node: ClusterNode) -> tuple[str, str]:
@@ -96,27 +91,6 @@ def stored(node: ClusterNode, tag: str) -> list[bytes]:
 
 
 # -- the two shells, driven alike ------------------------------------------------------------------
-
-
-class LoopThread:
-    """An event loop in a thread of its own: the async limiter's background task runs there."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop")
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        # A bound on every call: a hang fails the test instead of stalling the run.
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=DEADLINE)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @dataclasses.dataclass
@@ -155,7 +129,7 @@ def config(nodes: Sequence[ClusterNode]) -> RateLimitConfig:
 @contextlib.contextmanager
 def open_shells(nodes: Sequence[ClusterNode]) -> Iterator[list[Shell]]:
     """A sync and an async limiter on the cluster, started (heartbeat, probe), closed on exit."""
-    with LoopThread() as loop:
+    with LoopThread(DEADLINE) as loop:
 
         async def start() -> AsyncTieredLimiter:  # the async client belongs to its loop
             limiter = AsyncTieredLimiter(config(nodes))
@@ -287,12 +261,6 @@ def test_limits_hold_while_a_shard_other_than_the_probes_is_down(cluster):
         limiter.stop()
 
 
-def connections(node: ClusterNode) -> int:
-    """Client connections ``node`` holds, the one asking aside."""
-    with plain(node) as client:
-        return len(client.client_list()) - 1
-
-
 def test_aclose_after_a_lost_node_closes_every_connection(cluster):
     # Was a product bug (redis-py 8.1): after a ConnectionError the async RedisCluster sets
     # _initialize = True ("reinitialize on the next command"), and its aclose() does nothing
@@ -316,7 +284,7 @@ def test_aclose_after_a_lost_node_closes_every_connection(cluster):
         await limiter.aclose()
         return limiter
 
-    with LoopThread() as loop:
+    with LoopThread(DEADLINE) as loop:
         limiter = loop.run(scenario())
         after = [connections(node) for node in survivors]
         try:

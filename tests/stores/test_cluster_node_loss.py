@@ -23,10 +23,9 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -42,7 +41,18 @@ from fender.stores import (
 )
 
 from servers import wait_for
-from topologies import ClusterNode, cluster_topology, cluster_url, owner, plain
+from topologies import (
+    ClusterNode,
+    LoopThread,
+    all_ok,
+    cluster_state,
+    cluster_topology,
+    cluster_url,
+    connections,
+    heal,
+    owner,
+    plain,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -70,23 +80,8 @@ def whole_cluster() -> Iterator[list[ClusterNode]]:
 @pytest.fixture
 def cluster(whole_cluster: list[ClusterNode]) -> list[ClusterNode]:
     """The module's cluster, whole again: every node up, full coverage required, state ok."""
-    for node in whole_cluster:
-        if not node.running:
-            node.restart()  # same port, same nodes.conf: it rejoins with its slots
-    for node in whole_cluster:
-        with plain(node) as client:
-            client.config_set("cluster-require-full-coverage", "yes")
-    wait_for(lambda: all_ok(whole_cluster), DEADLINE, "cluster_state:ok on every node")
+    heal(whole_cluster, DEADLINE)
     return whole_cluster
-
-
-def cluster_state(node: ClusterNode) -> str:
-    with plain(node) as client:
-        return str(client.execute_command("CLUSTER INFO")["cluster_state"])
-
-
-def all_ok(nodes: Sequence[ClusterNode]) -> bool:
-    return all(cluster_state(node) == "ok" for node in nodes)
 
 
 def flagged_failed(observer: ClusterNode, victim: ClusterNode) -> bool:
@@ -129,27 +124,6 @@ def in_redis(node: ClusterNode, key: str) -> bytes | None:
 
 
 # -- the two shells, driven alike ------------------------------------------------------------------
-
-
-class LoopThread:
-    """An event loop in a thread of its own: the async store's probe task runs between calls."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop")
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        # A bound on every call: a hang fails the test instead of stalling the run.
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=DEADLINE)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @dataclasses.dataclass
@@ -197,7 +171,7 @@ def store_kwargs(nodes: Sequence[ClusterNode]) -> dict[str, Any]:
 @contextlib.contextmanager
 def open_shells(nodes: Sequence[ClusterNode]) -> Iterator[list[Shell]]:
     """A sync and an async store on the cluster, closed on exit."""
-    with LoopThread() as loop:
+    with LoopThread(DEADLINE) as loop:
 
         async def build() -> Any:  # the async client belongs to the loop that runs it
             return async_resilient_redis(**store_kwargs(nodes))
@@ -404,12 +378,6 @@ def test_health_and_the_probe_see_a_lost_shard(cluster):
             time.sleep(PROBE)
 
 
-def connections(node: ClusterNode) -> int:
-    """Client connections ``node`` holds, the one asking aside."""
-    with plain(node) as client:
-        return len(client.client_list()) - 1
-
-
 def test_aclose_after_a_lost_node_closes_every_connection(cluster):
     # Was a product bug (redis-py 8.1): after a ConnectionError the async RedisCluster marks
     # itself for re-initialisation, and its aclose() does nothing while it is so marked:
@@ -427,7 +395,7 @@ def test_aclose_after_a_lost_node_closes_every_connection(cluster):
         await store.aclose()
         return store
 
-    with LoopThread() as loop:
+    with LoopThread(DEADLINE) as loop:
         store = loop.run(scenario())
         after = [connections(node) for node in survivors]
         try:
