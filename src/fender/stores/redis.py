@@ -396,8 +396,12 @@ class StoreCore:
 
     @property
     def degraded(self) -> bool:
-        """True while Redis is configured but the tier serves (the breaker is not closed)."""
-        return self._degraded
+        """True while Redis is configured but the tier serves (the breaker is not closed).
+
+        Read from the breaker itself: its listeners (the log events, the metrics) run just
+        after its state changes, and a reader must never see the two disagree.
+        """
+        return self.has_redis and self.breaker.state not in _ADMITTING
 
     @property
     def needs_probe(self) -> bool:
