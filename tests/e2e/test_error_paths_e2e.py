@@ -176,7 +176,7 @@ def test_gunicorn_answers_fenders_json_500_for_a_flask_stream_failing_before_its
 @pytest.mark.parametrize(
     ("name", "path"),
     [
-        ("wsgi", "/gen-raises-midstream"),
+        ("wsgi", "/gen-raises-midway"),
         ("flask", "/stream-raise-mid"),
         ("asgi", "/raise-after-start"),
         ("fastapi", "/stream-raise-mid"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 
 import fender
+from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_before_first
 from fender.errors import ConfigurationError
 from fender.observability.logging import AccessLog, is_logged, mark_logged
 from fender.settings import load_settings
@@ -34,9 +34,7 @@ from fender.web.observe import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_lab
 from conftest import Client, sample
 
 RID = "req-error-paths-0123"
-SECRET = "secret detail"
 JSON_500 = {"error": "internal_error", "request_id": RID}
-APP_HEADERS = [("Content-Type", "text/plain"), ("Set-Cookie", "session=leaked")]
 OPTIONS: dict[str, Any] = {"env": "development", "rate_limit_enabled": False}
 
 
@@ -391,91 +389,9 @@ class StrictServer:
                 close()
 
 
-def _fail(exc: BaseException | None = None) -> None:
-    raise exc or ValueError(SECRET)
-
-
-def _fails_before_first() -> Iterator[bytes]:
-    raise RuntimeError(SECRET)
-    yield b""  # pragma: no cover  (a generator)
-
-
-def _fails_midway() -> Iterator[bytes]:
-    yield b"part1"
-    raise RuntimeError(SECRET)
-
-
-def _lazy_without_start(environ: Any, start_response: Any) -> Iterator[bytes]:
-    yield b""
-
-
-def _failing_wsgi(  # noqa: C901, PLR0911, PLR0912  (one branch a failure)
-    environ: dict[str, Any], start_response: Callable[..., Any]
-) -> Any:
-    path = environ["PATH_INFO"]
-    if path == "/gen-raises-before-first":
-        start_response("200 OK", APP_HEADERS)
-        return _fails_before_first()
-    if path == "/gen-raises-midway":
-        start_response("200 OK", APP_HEADERS)
-        return _fails_midway()
-    if path == "/raise-after-start":
-        start_response("200 OK", APP_HEADERS)
-        raise RuntimeError(SECRET)
-    if path == "/returns-none":
-        start_response("200 OK", APP_HEADERS)
-        return None
-    if path == "/no-start-response":
-        return [b"forgot start_response"]
-    if path == "/empty-lazy":
-        return iter(())
-    if path == "/lazy-without-start":
-        return _lazy_without_start(environ, start_response)
-    if path == "/start-twice":
-        start_response("200 OK", APP_HEADERS)
-        start_response("201 Created", APP_HEADERS)
-        return [b"x"]
-    if path == "/bad-header":
-        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Bad", "a\nb")])
-        return [b"x"]
-    if path == "/bad-header-write":
-        write = start_response("200 OK", [("Content-Type", "text/plain"), ("X-Bad", "a\nb")])
-        write(b"x")
-        return [b"never"]
-    if path == "/own-error-page":
-        start_response("200 OK", APP_HEADERS)
-        try:
-            _fail()
-        except ValueError:
-            start_response(
-                "503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info()
-            )
-        return [b"own page"]
-    if path == "/exc-info-after-write":
-        write = start_response("200 OK", APP_HEADERS)
-        write(b"a")
-        try:
-            _fail()
-        except ValueError:
-            start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
-        return [b"never"]
-    if path == "/write":
-        write = start_response("200 OK", [("Content-Type", "text/plain")])
-        write(b"a")
-        return [b"", b"b"]
-    if path == "/empty-chunks":
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"", b"x", b"", b"y"]
-    if path == "/no-content":
-        start_response("204 No Content", [])
-        return [b"", b""]
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
-
-
 @pytest.fixture
 def failing_wsgi() -> Any:
-    return fender.wsgi.wrap(_failing_wsgi, **OPTIONS)
+    return fender.wsgi.wrap(every_failure, **OPTIONS)
 
 
 JSON_500_HEADERS = [
@@ -531,7 +447,7 @@ def test_a_wsgi_app_may_replace_its_response_until_the_body_starts(failing_wsgi,
     assert server.calls == [
         ("503 Service Unavailable", [("Content-Type", "text/plain"), ("X-Request-ID", RID)], False)
     ]
-    assert server.body == b"own page"
+    assert server.body == b"the app's own error page"
     (event,) = logs.named("request")
     assert (event["status"], "error" in event) == (503, False)
 
@@ -599,7 +515,7 @@ def test_a_flask_stream_failing_before_its_first_chunk_gets_the_json_500(logs):
 
     @app.get("/stream")
     def stream() -> Response:
-        return Response(stream_with_context(_fails_before_first()), mimetype="text/plain")
+        return Response(stream_with_context(fails_before_first()), mimetype="text/plain")
 
     Fender(app, **OPTIONS)
     server = StrictServer()
@@ -624,7 +540,7 @@ def test_through_httpx_too(failing_wsgi):
 def _raised(exc: BaseException) -> BaseException:
     """``exc``, raised and caught: with a traceback, as a server logs it."""
     try:
-        _fail(exc)
+        fail(exc)
     except BaseException as caught:
         return caught
     raise AssertionError("unreachable")
