@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -387,11 +388,12 @@ class HealthRegistry:
             if self._refresher is not None:
                 return
             loop = _running_loop()
+            refresh = _refresh_forever(weakref.ref(self), self._config.refresh_interval)
             if loop is not None:
-                task = loop.create_task(self._refresh_forever(), name="fender-health-refresher")
+                task = loop.create_task(refresh, name="fender-health-refresher")
             else:
                 loop = self._private_loop()
-                spawn = asyncio.run_coroutine_threadsafe(_spawn(self._refresh_forever()), loop)
+                spawn = asyncio.run_coroutine_threadsafe(_spawn(refresh), loop)
                 task = spawn.result(timeout=_JOIN_TIMEOUT)
             self._refresher = (loop, task)
 
@@ -592,6 +594,9 @@ class HealthRegistry:
                 )
                 thread.start()
                 self._loop, self._loop_thread = loop, thread
+                # A registry nobody holds any more (an app built per test and dropped) ends its
+                # thread with it: nothing on the loop holds the registry between refreshes.
+                weakref.finalize(self, _stop_loop, loop)
             return self._loop
 
     def _take_refresher(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None:
@@ -599,14 +604,28 @@ class HealthRegistry:
             entry, self._refresher = self._refresher, None
         return entry
 
-    async def _refresh_forever(self) -> None:
-        interval = self._config.refresh_interval
-        while True:
-            try:
-                await self.run()
-            except Exception:  # run() contains check failures; this would be a fender bug
-                logger.exception("health_refresh_failed")
-            await asyncio.sleep(interval)
+
+async def _refresh_forever(ref: weakref.ref[HealthRegistry], interval: float) -> None:
+    """Run every check every ``interval`` seconds while the registry lives.
+
+    Holds the registry weakly between runs, so that the refresher never keeps a dropped
+    registry (and the app around it) alive.
+    """
+    while True:
+        registry = ref()
+        if registry is None:
+            return
+        try:
+            await registry.run()
+        except Exception:  # run() contains check failures; this would be a fender bug
+            logger.exception("health_refresh_failed")
+        del registry
+        await asyncio.sleep(interval)
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
+    with contextlib.suppress(RuntimeError):  # already closed
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def _kinds(kind: KindSelector) -> frozenset[Kind] | None:

@@ -44,7 +44,8 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Generator, Sequence
+import weakref
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -227,11 +228,39 @@ class TierCore:
         admitting = self.breaker.state in _ADMITTING
         self.serving = Tier.REDIS if redis and admitting else Tier.MEMORY
         self._publish(self.serving)
-        self._unsubscribe = self.breaker.add_transition_listener(self._on_transition)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._follow_breaker()
+
+    def _follow_breaker(self) -> None:
+        # Weakly: the breaker is shared by the process; a limiter of an app that was dropped
+        # without a shutdown (WSGI, a test's app) must not stay alive as its listener.
+        method = weakref.WeakMethod(self._on_transition)
+
+        def listener(event: StateTransition) -> None:
+            bound = method()
+            if bound is not None:
+                bound(event)
+
+        self._unsubscribe = self.breaker.add_transition_listener(listener)
 
     def close(self) -> None:
         """Stop following the breaker (shared by every limiter of its registry); idempotent."""
-        self._unsubscribe()
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def reopen(self) -> None:
+        """Serve again after :meth:`close`, with the counts of the earlier run forgotten.
+
+        For an app whose lifespan runs again in the same process (a test client opened twice).
+        """
+        self.memory.clear()
+        self._local.clear()
+        if self._unsubscribe is None:
+            admitting = self.breaker.state in _ADMITTING
+            self.serving = Tier.REDIS if self.redis and admitting else Tier.MEMORY
+            self._publish(self.serving)
+            self._follow_breaker()
 
     # -- the request path ------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ _ALLOWED: Final = {
     State.STARTING: frozenset({State.READY, State.DRAINING, State.STOPPED}),
     State.READY: frozenset({State.DRAINING, State.STOPPED}),
     State.DRAINING: frozenset({State.STOPPED}),
+    # Only through restart(): a server may run the same app's lifespan again (a test client
+    # opened twice); nothing else leaves STOPPED.
     State.STOPPED: frozenset[State](),
 }
 
@@ -109,3 +111,21 @@ class Lifecycle:
     def stop(self, reason: str = "shutdown") -> bool:
         """-> STOPPED."""
         return self.move(State.STOPPED, reason)
+
+    def restart(self, reason: str = "started again") -> bool:
+        """STOPPED -> STARTING, for an app whose lifespan runs again in the same process.
+
+        A server runs one lifespan per process; a test client may run several in a row
+        (``with TestClient(app)`` twice), and each must start from STARTING, not stay STOPPED.
+        """
+        with self._lock:
+            old = self._state
+            if old is not State.STOPPED:
+                return False
+            self._state = State.STARTING
+            self.draining = False
+            self.broken = None
+            self._since = self._clock()
+        for listener in tuple(self._listeners):
+            listener(old, State.STARTING, reason)
+        return True

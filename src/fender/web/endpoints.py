@@ -7,7 +7,7 @@ endpoint (``/metrics`` now, the health family in its own module) is written once
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 import orjson
@@ -160,6 +160,23 @@ class Endpoints:
             allowed.add("HEAD")
         self._routes[path] = (frozenset(allowed), endpoint)
         self._settings[path] = setting
+
+    def yield_to(self, app_paths: Iterable[str]) -> list[tuple[str, str]]:
+        """Stop serving the paths the app serves itself: the app's own route wins.
+
+        fender answers its paths before the app sees the request, so an app's own ``/status``
+        or ``/health`` would otherwise vanish without a word. A trailing slash does not count.
+
+        Returns:
+            ``(path, setting)`` of each path given up, ``setting`` naming the variable that
+            moves fender's endpoint elsewhere (``path`` for a fixed path).
+        """
+        wanted = {path.rstrip("/") or "/" for path in app_paths}
+        given_up = [(path, self._settings[path]) for path in self._routes if path in wanted]
+        for path, _setting in given_up:
+            del self._routes[path]
+            del self._settings[path]
+        return given_up
 
     def __contains__(self, path: object) -> bool:
         """True when fender serves ``path``."""

@@ -56,6 +56,10 @@ class Fender:
         if not isinstance(limiter, TieredLimiter):  # pragma: no cover  (built synchronous)
             raise TypeError("a WSGI runtime has a threaded limiter")
         apply_to_flask(app, limiter)
+        # The app's own /status or /health wins over fender's; blueprints registered after
+        # init_app are seen when the app starts (its first request).
+        runtime.yield_to_app(_fixed_paths(app))
+        runtime.on_startup(lambda: runtime.yield_to_app(_fixed_paths(app)))
 
         def _internal_error(_error: Exception) -> Any:
             # Flask has logged the exception with its traceback (once, with the request id).
@@ -70,6 +74,11 @@ class Fender:
             app.register_error_handler(500, _internal_error)
 
         return runtime
+
+
+def _fixed_paths(app: Any) -> list[str]:
+    """The app's rules without variables (``/status``), the only ones a fender path can equal."""
+    return [rule.rule for rule in app.url_map.iter_rules() if not rule.arguments]
 
 
 def _flask_route(environ: dict[str, Any]) -> str | None:

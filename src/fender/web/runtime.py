@@ -15,7 +15,8 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from fender._status import Status
@@ -91,7 +92,9 @@ class Runtime:
         self._declared_added: set[int] = set()
         self._add_builtin_checks()
         self._add_declared_checks()
-        self.health.add_listener(lambda _outcome: self._maybe_ready())
+        # Weakly: the registry's threads must never keep a dropped app's runtime alive.
+        ready_ref = weakref.WeakMethod(self._maybe_ready)
+        self.health.add_listener(lambda _outcome: _call_weak(ready_ref))
         self.breakers = default_breakers
         instrument_breakers(self.breakers)
         self.redis: ResilientRedis | AsyncResilientRedis = (
@@ -119,7 +122,6 @@ class Runtime:
             client_ips=self.rate_limit.resolver,
         )
         self.health_endpoints.add_to(self.endpoints)
-        self._drain_watch: threading.Thread | None = None
         self._started_pid: int | None = None
         self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
@@ -136,6 +138,26 @@ class Runtime:
         """Run ``hook`` at shutdown; hooks run in the reverse order of registration."""
         self._shutdown.append(hook)
         return hook
+
+    def yield_to_app(self, app_paths: Iterable[str]) -> None:
+        """Leave the app its own routes at fender's paths, and say so (``endpoint_shadowed``).
+
+        The adapters call it with the app's fixed paths when the app is built and again when
+        it starts, so that routes added after ``install`` are seen too.
+        """
+        for path, setting in self.endpoints.yield_to(app_paths):
+            fix = (
+                f"set {setting} to serve fender's endpoint elsewhere"
+                if setting != "path"
+                else "a fixed path: fender's endpoint is not served while the app has its own"
+            )
+            _logger.warning(
+                "endpoint_shadowed",
+                path=path,
+                kept="the app's own route",
+                dropped="fender's endpoint",
+                fix=fix,
+            )
 
     # --- checks ---------------------------------------------------------------------------------
 
@@ -196,8 +218,22 @@ class Runtime:
         self._add_declared_checks()
         self._started = True
 
+    def _begin_again(self) -> None:
+        """Start once more after a shutdown (a test client opened twice on the same app).
+
+        Everything a start builds is built again from scratch: STARTING, no readiness, no
+        drain watch, and rate-limit counts of the earlier run forgotten.
+        """
+        if self.lifecycle.state is not State.STOPPED:
+            return
+        self.lifecycle.restart()
+        self._started = False
+        self._stop_watch = threading.Event()
+        self.limiter.core.reopen()
+
     async def startup(self) -> None:
         """Run the startup hooks in order (a failing hook fails the start), then go READY."""
+        self._begin_again()
         if isinstance(self.limiter, AsyncTieredLimiter) and self.rate_limit.enabled:
             await self.limiter.start()
         await self._run_startup_hooks()
@@ -259,9 +295,8 @@ class Runtime:
         thread) runs them at once, and the process turns READY when the critical readiness
         checks pass; with none, at once.
         """
-        import atexit
-
-        asyncio.run(self._run_startup_hooks())
+        self._begin_again()
+        _run_to_end(self._run_startup_hooks())
         if isinstance(self.limiter, TieredLimiter) and self.rate_limit.enabled:
             self.limiter.start()
         self.health.start()
@@ -269,11 +304,11 @@ class Runtime:
             self.lifecycle.mark_ready("startup complete")
         self._watch_drain()
         _logger.info("fender_started", service=self.settings.service_name, env=self.settings.env)
-        atexit.register(self.shutdown_sync)
+        _shut_down_at_exit(self)
 
     def shutdown_sync(self) -> None:
         """Blocking :meth:`shutdown` (WSGI, at interpreter exit)."""
-        asyncio.run(self.shutdown())
+        _run_to_end(self.shutdown())
 
     def _started_with(self, report: Any) -> None:
         if report.status is not Status.FAIL:
@@ -297,6 +332,8 @@ class Runtime:
         """STOPPED; stop the refresher; run the shutdown hooks in reverse, each contained."""
         self.lifecycle.stop("shutdown")
         self._stop_watch.set()
+        _DRAIN_WATCH.forget(self)
+        _AT_EXIT.discard(self)
         await self.health_endpoints.loop.stop()
         try:
             await self.health.aclose()
@@ -314,17 +351,114 @@ class Runtime:
 
     def _watch_drain(self) -> None:
         """Poll the drain flag, so every worker turns DRAINING (and closes connections)."""
-        if self._drain_watch is not None:
-            return
+        if not self._stop_watch.is_set():
+            _DRAIN_WATCH.watch(self)
 
-        def watch() -> None:
-            while not self._stop_watch.wait(DRAIN_POLL_SECONDS):
-                self.health_endpoints.refresh_drain()
-                if self.lifecycle.draining:
-                    return
+    def poll_drain(self) -> bool:
+        """One look at the drain flag; False once there is nothing more to watch for."""
+        if self._stop_watch.is_set():
+            return False
+        self.health_endpoints.refresh_drain()
+        return not self.lifecycle.draining
 
-        self._drain_watch = threading.Thread(target=watch, name="fender-drain-watch", daemon=True)
-        self._drain_watch.start()
+
+class _DrainWatch:
+    """One thread per process polls the drain flag for every started app.
+
+    Shared, and holding the apps weakly: an app factory called once per test must not leave a
+    thread behind per app. A fork (gunicorn workers) starts its own thread on first use.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+        self._pid: int | None = None
+        self._never = threading.Event()  # waited on for the poll interval; never set
+
+    def watch(self, runtime: Runtime) -> None:
+        with self._lock:
+            self._runtimes.add(runtime)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="fender-drain-watch", daemon=True).start()
+
+    def forget(self, runtime: Runtime) -> None:
+        with self._lock:
+            self._runtimes.discard(runtime)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            self._never.wait(DRAIN_POLL_SECONDS)
+            self._poll_all()
+
+    def _poll_all(self) -> None:
+        # A frame of its own: no runtime stays referenced by this thread between polls.
+        with self._lock:
+            runtimes = list(self._runtimes)
+        for runtime in runtimes:
+            try:
+                watching = runtime.poll_drain()
+            except Exception:
+                _logger.exception("drain_watch_failed")
+                watching = True
+            if not watching:
+                self.forget(runtime)
+
+
+_DRAIN_WATCH = _DrainWatch()
+_AT_EXIT: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+def _shut_down_at_exit(runtime: Runtime) -> None:
+    """Shut ``runtime`` down at interpreter exit (WSGI has no lifespan), if it is still alive.
+
+    One atexit hook per process, holding the runtimes weakly: a hook per app would keep
+    every app a test suite ever built alive until exit.
+    """
+    if not _AT_EXIT:
+        import atexit
+
+        atexit.unregister(_shut_down_all)
+        atexit.register(_shut_down_all)
+    _AT_EXIT.add(runtime)
+
+
+def _shut_down_all() -> None:
+    for runtime in list(_AT_EXIT):
+        runtime.shutdown_sync()
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` to its end from sync code, whether or not this thread has a loop.
+
+    ``asyncio.run()`` refuses a thread whose event loop is running (an async test calling
+    Flask's test client, a notebook): there the coroutine runs on a thread of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="fender-start", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _call_weak(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 def _env_set(name: str) -> bool:
