@@ -1,5 +1,5 @@
-"""engine_from_settings: driverless PostgreSQL URLs use psycopg; a bad dialect or driver names
-DATABASE_URL with the password masked, when the engine is built."""
+"""engine_from_settings: driverless PostgreSQL URLs use psycopg when it is installed; a bad
+dialect or driver names DATABASE_URL with the password masked, when the engine is built."""
 
 from __future__ import annotations
 
@@ -57,10 +57,18 @@ def test_an_unknown_dialect_names_database_url():
 
 def test_a_driver_that_is_not_installed_names_database_url(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails
-    error = raised_by(f"postgresql://app:{PASSWORD}@db/app")
+    error = raised_by(f"postgresql+psycopg://app:{PASSWORD}@db/app")
     assert error.value == "postgresql+psycopg://app:***@db/app"
     assert "psycopg module" in error.expected
     assert "fender[postgres]" in error.expected
+
+
+def test_psycopg2_named_and_missing_says_which_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    error = raised_by(f"postgresql+psycopg2://app:{PASSWORD}@db/app")
+    assert "postgresql+psycopg2 needs the psycopg2 module: pip install psycopg2-binary" in (
+        error.expected
+    )
 
 
 def test_another_missing_driver_says_to_install_it(monkeypatch):

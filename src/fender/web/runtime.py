@@ -171,12 +171,12 @@ class Runtime:
             kind=Kind.INFO,
         )
         if "database_url" in settings.model_fields_set or _env_set("DATABASE_URL"):
-            from fender.db import engine_from_settings
-            from fender.health import database_check
+            from fender.db import database_health_check
 
-            engine = engine_from_settings(settings)
-            self.health.add(database_check(engine), timeout=settings.health_timeout)
-            self.on_shutdown(engine.dispose)
+            # Never a boot failure: a URL or driver fender cannot use is a warning on the check.
+            check, close = database_health_check(settings)
+            self.health.add(check, timeout=settings.health_timeout)
+            self.on_shutdown(close)
 
         if settings.celery_broker_url:
             import importlib.util
