@@ -294,9 +294,19 @@ def test_limits_are_per_client_ip_and_route(flavour):
     service = build(flavour)
     assert service.statuses("/items/1", 4) == [200, 200, 200, 429]
     assert service.statuses("/items/1", 1, ip="10.0.0.2") == [200]
-    # Same template, other path values: the same route, the same budget.
-    route_shared = flavour not in {"bare-asgi", "bare-wsgi"}
-    assert service.statuses("/items/2", 1) == [429 if route_shared else 200]
+    # Same template, other path values: the same route, the same budget. An app without a
+    # router has only raw paths: its default is one budget per client across them.
+    assert service.statuses("/items/2", 1) == [429]
+
+
+@pytest.mark.parametrize("flavour", ["bare-asgi", "bare-wsgi"])
+def test_walking_ids_of_an_app_without_a_router_hits_the_default(flavour):
+    service = build(flavour)
+    assert [service.get(f"/items/{n}").status_code for n in range(4)] == [200, 200, 200, 429]
+    assert service.statuses("/sub/anything", 1) == [429]
+    # A path-table entry keeps its own budget, per path.
+    assert service.statuses("/search", 5) == [200, 200, 200, 200, 429]
+    assert service.statuses("/items/9", 1, ip="10.0.0.2") == [200]
 
 
 def test_mounted_routes_are_known_by_their_prefixed_template():

@@ -34,6 +34,7 @@ from fender.observability.logging import REQUEST_CONTEXT, get_logger, mark_logge
 from fender.web.endpoints import Request, Response, drive_async, drive_sync, error_response
 from fender.web.observe import UNMATCHED, path_label
 from fender.web.requestid import HEADER, accept_request_id, request_context
+from fender.web.routes import ROUTE_KEY, report_unmarked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,6 +47,7 @@ __all__ = [
     "OFFLOAD_RENDER_SECONDS",
     "RESPONSE_HEADERS",
     "FenderMiddleware",
+    "forwarding_headers",
     "route_of_scope",
     "send_response",
 ]
@@ -60,6 +62,9 @@ once more; :class:`FenderMiddleware` adds them as the response starts.
 _REQUEST_ID: Final = HEADER.encode()
 _TRACEPARENT: Final = b"traceparent"
 _USER_AGENT: Final = b"user-agent"
+_XFF: Final = b"x-forwarded-for"
+_FORWARDED: Final = b"forwarded"
+_MOUNT_TAIL: Final = "/{path}"
 _CLOSE: Final = (b"connection", b"close")
 OFFLOAD_RENDER_SECONDS: Final = 0.005
 """A ``/metrics`` render slower than this moves the next ones off the event loop (a thread).
@@ -71,23 +76,50 @@ it a stall of the event loop inline, at most 18 ms per stall from a thread.
 _logger = get_logger("fender.errors")
 
 
+def forwarding_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The ``X-Forwarded-For`` and ``Forwarded`` values of a request, or None each.
+
+    The one reader of them for the access event and the rate limiter, so that both name the
+    same client. A header sent on several lines is one list (RFC 9110, 5.3): joined by ``,``.
+    """
+    xff: list[str] = []
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == _XFF:
+            xff.append(value.decode("latin-1"))
+        elif name == _FORWARDED:
+            forwarded.append(value.decode("latin-1"))
+    return (",".join(xff) or None, ",".join(forwarded) or None)
+
+
 def route_of_scope(
     scope: Scope, status: int, root_path: str, *, routed: bool = False
 ) -> str | None:
-    """The route template a request matched (Starlette and FastAPI put it in the scope).
+    """The route template a request matched.
 
-    Mounted apps prefix their templates with the mount path (bounded by
-    :func:`~fender.web.observe.path_label`: a mount's path parameters are in it). Nothing
-    matched: ``unmatched`` when the app has a router (``routed``: a 404, a trailing-slash
-    redirect...) and for the 404s of an app fender knows no router of; for its other answers
-    None: the raw path is all there is (see :meth:`~fender.web.observe.Observer.finish`).
+    First the full template fender's route wrapper recorded (:data:`~fender.web.routes.ROUTE_KEY`:
+    mounts and included routers in it). Else the route Starlette or FastAPI named in the scope,
+    prefixed with the mount path it was reached through (bounded by
+    :func:`~fender.web.observe.path_label`: a mount's path parameters are in it); a mount
+    itself (a mounted app without routes) is that path plus ``/{path}``. Nothing matched:
+    ``unmatched`` when the app has a router (``routed``: a 404, a trailing-slash redirect...)
+    and for the 404s of an app fender knows no router of; for its other answers None: the raw
+    path is all there is (see :meth:`~fender.web.observe.Observer.finish`).
     """
+    marked = scope.get(ROUTE_KEY)
+    if marked is not None:
+        return str(marked)
     route = scope.get("route")
     if route is not None:
         template = getattr(route, "path_format", None) or getattr(route, "path", None)
         if isinstance(template, str):
             mount_prefix: str = scope.get("root_path", "")[len(root_path) :]
-            return path_label(mount_prefix) + template if mount_prefix else template
+            if not mount_prefix:
+                return template
+            if hasattr(route, "routes") and template.endswith(_MOUNT_TAIL):
+                # The mount that answered: its own path is already the end of the root path.
+                return path_label(mount_prefix) + _MOUNT_TAIL
+            return path_label(mount_prefix) + template
     if routed or status == 404:  # noqa: PLR2004
         return UNMATCHED
     return None
@@ -207,7 +239,11 @@ class FenderMiddleware:
         finally:
             active.dec()
             status = outcome[0] or 500
-            route = route_of_scope(scope, status, root_path, routed=self.routed)
+            route = scope.get(ROUTE_KEY)
+            if route is None:
+                route = route_of_scope(scope, status, root_path, routed=self.routed)
+                if self.routed:  # a route without fender's wrapper answered? (rare, cheap)
+                    report_unmarked(scope, status)
             observer.finish(
                 request_id,
                 scope["method"],
@@ -267,13 +303,7 @@ class FenderMiddleware:
         address = _peer(scope)
         if not self.reads_proxy_headers:
             return address
-        forwarded_for = forwarded = None
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                forwarded_for = value.decode("latin-1")
-            elif name == b"forwarded":
-                forwarded = value.decode("latin-1")
-        return self.observer.client(address, forwarded_for, forwarded)
+        return self.observer.client(address, *forwarding_headers(scope))
 
 
 def _render(handle: Callable[[Request], Response | Flow], request: Request) -> Response:

@@ -57,6 +57,8 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     build_stack = app.build_middleware_stack
 
     def build_with_fender() -> Any:
+        # The first call (lifespan or first request): routes declared after install() exist.
+        runtime.yield_to_app(_fixed_paths(app))
         return FenderMiddleware(build_stack(), runtime, routed=True)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.
@@ -70,8 +72,12 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
         raise TypeError("an ASGI runtime has an asyncio limiter")
     apply_to_starlette(app, limiter)
 
-    # Again at startup: routes added after install() get their limits too.
+    # The app's own /status or /health wins over fender's (see Runtime.yield_to_app).
+    runtime.yield_to_app(_fixed_paths(app))
+
+    # Again at startup: routes added after install() get their limits and labels too.
     def limit_new_routes() -> None:
+        runtime.yield_to_app(_fixed_paths(app))
         apply_to_starlette(app, limiter)
 
     runtime.on_startup(limit_new_routes)
@@ -90,6 +96,14 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     app.router.lifespan_context = lifespan
     app.state.fender = runtime
     return runtime
+
+
+def _fixed_paths(app: Any) -> list[str]:
+    """The app's route templates without parameters, the only ones a fender path can equal."""
+    from fender.web.routes import routes_of, walk
+
+    leaves = walk(routes_of(app.router), unseen=lambda *_: None)  # warned about elsewhere
+    return [leaf.template for leaf in leaves if "{" not in leaf.template]
 
 
 async def _internal_error(_request: Any, _exc: Exception) -> Any:

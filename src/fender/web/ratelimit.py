@@ -2,17 +2,20 @@
 
 The limits of a route are resolved once, at start-up, into a :class:`RoutePlan`: a
 ``@rate_limit(...)`` decorator on the endpoint wins, then the route's entry in
-``FENDER_RATE_LIMIT_PATHS``, then the default (``FENDER_RATE_LIMIT``, per client ip and route).
+``FENDER_RATE_LIMIT_PATHS``, then the default (``FENDER_RATE_LIMIT``, per client ip and route;
+per client ip alone where only raw paths are known).
 The per-request path resolves the client (trusted proxies only), builds the storage keys, asks
 the tiered limiter once, and either answers 429 or adds the headers to the response.
 
 Where the route is known decides how it plugs in:
 
 * Starlette and FastAPI route *after* any middleware runs, so :func:`apply_to_starlette`
-  wraps each route's own ASGI app, which knows its template and its plan;
+  wraps each route's own ASGI app (every leaf :func:`~fender.web.routes.walk` finds: mounts
+  and included routers too, each inclusion apart), which knows its template and its plan;
 * Flask routes before ``before_request`` hooks run: :func:`apply_to_flask` uses them;
-* any other ASGI or WSGI app: :class:`RateLimitMiddleware` / :class:`RateLimitWSGI`, keyed on
-  the raw path.
+* any other ASGI or WSGI app: :class:`RateLimitMiddleware` / :class:`RateLimitWSGI`. Raw
+  paths carry ids (``/items/1``, ``/items/2``...), so the default there is one budget per
+  client across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries keep a budget per path.
 
 A 429 carries ``Retry-After`` (whole seconds, rounded up) and the JSON body
 ``{"error": "rate_limited", "request_id": ..., "retry_after": ...}``. When no store answers
@@ -34,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Final, Literal, TypeVar
@@ -55,8 +59,9 @@ from fender.ratelimit.policy import (
     parse_policy,
 )
 from fender.stores.client import parse_redis_url
-from fender.web.access import RESPONSE_HEADERS
+from fender.web.access import RESPONSE_HEADERS, forwarding_headers
 from fender.web.endpoints import Response, json_response
+from fender.web.routes import ROUTE_KEY, RouteMarker, coverage_of, routes_of, walk
 from fender.web.wsgi import status_line
 
 __all__ = [
@@ -84,9 +89,9 @@ KeyFunction = Callable[["RateLimitRequest"], "str | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SCOPES: Final = ("ip", "user", "route", "global")
-_XFF: Final = b"x-forwarded-for"
-_FORWARDED: Final = b"forwarded"
 _FLASK_STATE: Final = "fender.ratelimit"
+_EVERY_PATH: Final = "*"
+"""The route of the default limit where only raw paths are known: never a path (no ``/``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,8 @@ class RateLimitRequest:
     Attributes:
         method: the HTTP method.
         path: the raw path.
-        route: the route template (the raw path for bare ASGI/WSGI apps).
+        route: the route template (bare ASGI/WSGI apps: a path-table entry's path, else
+            ``*``, the default's one budget across paths).
         client: the client address after the trusted proxies.
         headers: request headers, lower-case names (repeated ones joined by ``,``).
         raw: the ASGI scope, the WSGI environ or the Flask request.
@@ -284,9 +290,16 @@ class HttpRateLimit:
             rules.append(_Rule(mark.key, policy))
         return self._plan(tuple(rules), costs.pop())
 
-    def plan_for_path(self, path: str) -> RoutePlan:
-        """The plan of a raw path (bare ASGI/WSGI apps): the path table, else the default."""
-        return self._path_plans.get(path, self.default_plan)
+    def plan_for_path(self, path: str) -> tuple[str, RoutePlan]:
+        """The key route and plan of a raw path (bare ASGI/WSGI apps).
+
+        A path-table entry counts per path; the default counts per client across all paths:
+        raw paths carry ids, and a budget per id is never used up.
+        """
+        plan = self._path_plans.get(path)
+        if plan is None:
+            return _EVERY_PATH, self.default_plan
+        return path, plan
 
     # -- per request -----------------------------------------------------------------------------
 
@@ -417,17 +430,6 @@ class HttpRateLimit:
 # -- ASGI ------------------------------------------------------------------------------------------
 
 
-def _scope_headers(scope: Scope) -> tuple[str | None, str | None]:
-    xff: list[str] = []
-    forwarded: list[str] = []
-    for name, value in scope["headers"]:
-        if name == _XFF:
-            xff.append(value.decode("latin-1"))
-        elif name == _FORWARDED:
-            forwarded.append(value.decode("latin-1"))
-    return (",".join(xff) or None, ",".join(forwarded) or None)
-
-
 def _scope_request(scope: Scope, route: str, client: str) -> RateLimitRequest:
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
@@ -463,7 +465,7 @@ async def _limit_asgi(  # noqa: PLR0917  (positional: once per request)
     # itself runs outside the try, so its own exceptions are never mistaken for ours.
     try:
         peer = scope.get("client")
-        xff, forwarded = _scope_headers(scope) if http.proxies else (None, None)
+        xff, forwarded = forwarding_headers(scope) if http.proxies else (None, None)
         client = http.client(peer[0] if peer else None, xff, forwarded)
         if client is None:  # allow-listed
             extra, rejection = [], None
@@ -506,12 +508,15 @@ async def _limit_asgi(  # noqa: PLR0917  (positional: once per request)
     await app(scope, receive, send_with_headers)
 
 
-class LimitedRoute:
+class LimitedRoute(RouteMarker):
     """Pure ASGI: the app of one Starlette route, behind that route's limits.
 
     :func:`apply_to_starlette` puts it in ``route.app``, which ``Route.handle`` awaits once
-    routing has matched, so the template and the endpoint's decorators are known here.
+    routing has matched, so the template and the endpoint's decorators are known here. Like
+    the :class:`~fender.web.routes.RouteMarker` it is, it records the template in the scope.
     """
+
+    __slots__ = ("http", "limiter", "plan")
 
     def __init__(
         self,
@@ -523,32 +528,20 @@ class LimitedRoute:
         limiter: AsyncTieredLimiter,
     ) -> None:
         """Wrap the route's ``app``, known by its template ``route``."""
-        self.app = app
-        self.route = route
+        super().__init__(app, route)
         self.plan = plan
         self.http = http
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection scope."""
+        scope[ROUTE_KEY] = self.template
         if scope["type"] != "http" or self.http.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         await _limit_asgi(
-            self.http, self.limiter, self.plan, self.route, self.app, scope, receive, send
+            self.http, self.limiter, self.plan, self.template, self.app, scope, receive, send
         )
-
-
-def _starlette_routes(routes: Sequence[Any], prefix: str) -> Iterable[tuple[str, Any]]:
-    from starlette.routing import Host, Mount, Route
-
-    for route in routes:
-        if isinstance(route, Route):
-            yield prefix + route.path_format, route
-        elif isinstance(route, Mount):
-            yield from _starlette_routes(route.routes, prefix + route.path)
-        elif isinstance(route, Host):
-            yield from _starlette_routes(route.routes, prefix)
 
 
 def apply_to_starlette(
@@ -556,10 +549,14 @@ def apply_to_starlette(
 ) -> int:
     """Put every HTTP route of a Starlette or FastAPI ``app`` behind its limits.
 
-    Walks ``app.router.routes`` (into mounted routers, prefixing their paths) and wraps each
-    route's ASGI app in a :class:`LimitedRoute`. Idempotent: call it again from the app's
-    startup so that routes added after install are covered. Mounted apps without routes
-    (static files) and websocket routes are not limited.
+    Wraps the ASGI app of each leaf :func:`~fender.web.routes.walk` finds (routes, mounted
+    routers and apps, hosts, FastAPI's included routers once per inclusion) in a
+    :class:`LimitedRoute`; with limits disabled, in a :class:`~fender.web.routes.RouteMarker`,
+    so that metrics and logs name the full template in every configuration. Idempotent (a
+    wrapped app is never wrapped again; a marker becomes a limiter once limits are enabled):
+    call it again from the app's startup so that routes added after install are covered, and
+    a request answered by a route without a wrapper calls it again (see
+    :func:`~fender.web.routes.report_unmarked`).
 
     Args:
         app: the Starlette or FastAPI application.
@@ -567,29 +564,56 @@ def apply_to_starlette(
         config: defaults to the limiter's.
 
     Returns:
-        The number of routes newly wrapped.
+        The number of routes newly wrapped (or whose marker became a limiter).
 
     Raises:
         ConfigurationError: a decorator's limit does not fit the configuration.
     """
     config = limiter.core.config if config is None else config
-    if not config.enabled:
-        return 0
-    http = HttpRateLimit(config)
+    http = HttpRateLimit(config) if config.enabled else None
+    coverage = coverage_of(app.router)
+    coverage.rewalk = _rewalk(app, limiter, config)
     wrapped = 0
-    for template, route in _starlette_routes(app.router.routes, ""):
-        if isinstance(route.app, LimitedRoute):
-            continue
-        plan = http.plan_for(template, getattr(route, "endpoint", None))
-        route.app = LimitedRoute(route.app, route=template, plan=plan, http=http, limiter=limiter)
+    for leaf in walk(routes_of(app.router), unseen=coverage.unseen):
+        current = leaf.holder.app
+        if isinstance(current, RouteMarker):
+            if current.template != leaf.template:
+                coverage.unseen(
+                    leaf.holder,
+                    leaf.template,
+                    f"the same route object is reached under two templates: limited and "
+                    f"labelled as {current.template}; give each its own route",
+                )
+            if http is None or isinstance(current, LimitedRoute):
+                continue
+            current = current.app
+        if http is None:
+            leaf.holder.app = RouteMarker(current, leaf.template)
+        else:
+            plan = http.plan_for(leaf.template, leaf.endpoint)
+            leaf.holder.app = LimitedRoute(
+                current, route=leaf.template, plan=plan, http=http, limiter=limiter
+            )
         wrapped += 1
     return wrapped
 
 
-class RateLimitMiddleware:
-    """Pure ASGI middleware for an app without a router fender knows: keyed on the raw path.
+def _rewalk(app: Any, limiter: AsyncTieredLimiter, config: RateLimitConfig) -> Callable[[], int]:
+    # Weakly: the coverage registry outlives nothing, least of all a dropped app.
+    ref = weakref.ref(app)
 
-    Per client ip and path by default; ``FENDER_RATE_LIMIT_PATHS`` entries match exact paths.
+    def rewalk() -> int:
+        found = ref()
+        return 0 if found is None else apply_to_starlette(found, limiter, config)
+
+    return rewalk
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware for an app without a router fender knows: only raw paths.
+
+    The default is per client ip across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries match
+    exact (normalised) paths and count per client ip and path.
     """
 
     def __init__(
@@ -606,9 +630,8 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not self.enabled or self.http.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        path = normal_path(scope["path"])
-        plan = self.http.plan_for_path(path)
-        await _limit_asgi(self.http, self.limiter, plan, path, self.app, scope, receive, send)
+        route, plan = self.http.plan_for_path(normal_path(scope["path"]))
+        await _limit_asgi(self.http, self.limiter, plan, route, self.app, scope, receive, send)
 
 
 # -- WSGI and Flask --------------------------------------------------------------------------------
@@ -663,7 +686,10 @@ def _limit_sync(
 
 
 class RateLimitWSGI:
-    """WSGI middleware keyed on the raw path (``SCRIPT_NAME`` + ``PATH_INFO``)."""
+    """WSGI middleware for raw paths (``SCRIPT_NAME`` + ``PATH_INFO``).
+
+    Keyed as :class:`RateLimitMiddleware`: the default per client ip, path-table entries per path.
+    """
 
     def __init__(
         self, app: WSGIApp, limiter: TieredLimiter, config: RateLimitConfig | None = None
@@ -679,12 +705,12 @@ class RateLimitWSGI:
         path = normal_path(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
         if not self.enabled or self.http.exempt(path):
             return self.app(environ, start_response)
-        plan = self.http.plan_for_path(path)
+        route, plan = self.http.plan_for_path(path)
         outcome = _limit_sync(
             http=self.http,
             limiter=self.limiter,
             plan=plan,
-            route=path,
+            route=route,
             environ=environ,
             raw=environ,
         )
