@@ -1,16 +1,25 @@
 """Structured logs: one format for the whole service, and the request's id on every line.
 
-:func:`configure_logging` routes structlog, the stdlib (third-party libraries), gunicorn and
-uvicorn through one renderer: JSON lines in production or when the output is not a terminal,
-colored console lines in development. Each line is written with a single ``write`` so lines of
-gunicorn's many workers never interleave.
+:func:`configure_logging` routes structlog, the stdlib (third-party libraries), gunicorn,
+uvicorn and Python warnings through one renderer: JSON lines in production or when the output
+is not a terminal, colored console lines in development. Each line is written with a single
+``write`` so lines of gunicorn's many workers never interleave.
+
+One line per event: console handlers that frameworks attach to loggers whose records reach
+fender's handler anyway (Flask's ``default_handler``, Django's ``console``) are removed, and the
+servers' access lines stay off (unless FENDER_SERVER_ACCESS_LOG) even when an app's logging
+config turns them back on. :func:`adopt_loggers` does it again after such a config.
+
+Levels: LOG_LEVEL is the level of fender's handler and of its own ``fender`` loggers. The root
+logger's level is set too, unless the app or a test (``caplog.set_level``) chose it: theirs wins.
 
 The request context (request id, W3C ``traceparent``) lives in one contextvar, bound by the
 middleware for the duration of a request and added to every event logged meanwhile.
 
 The access line is the one event on the hot path: :class:`AccessLog` renders it with one
-``orjson.dumps`` instead of a processor chain (about 3x cheaper); every other event goes
-through structlog.
+``orjson.dumps`` instead of the whole processor chain (about 3x cheaper), after the same context
+processors as every other event, so that it carries the same fields (what the app bound with
+``structlog.contextvars``, the trace) in production as in development.
 
 A failure is logged once: the middleware logs an exception with the request's id and marks it
 (:func:`mark_logged`) before handing it on to the server, and the servers' own record of that
@@ -29,7 +38,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Final, NamedTuple, ParamSpec, TypeVar, overload
 
 import orjson
@@ -44,6 +54,7 @@ __all__ = [
     "RequestContext",
     "access_log",
     "add_request_context",
+    "adopt_loggers",
     "bind_request",
     "configure_logging",
     "current_request",
@@ -81,14 +92,44 @@ def is_logged(exc: BaseException | None) -> bool:
     return exc is not None and getattr(exc, _LOGGED, False) is True
 
 
-class _DropLoggedByServer(logging.Filter):
-    """Drops a server's record of an exception fender already logged (it lacks the request id)."""
+class _Gate(logging.Filter):
+    """The filter of fender's handler: LOG_LEVEL, and no second record of a logged failure.
+
+    The level is a filter, not the handler's level: Flask adds its own console handler to an
+    app's logger when no handler on the logger's chain takes the logger's level (a debug app's
+    DEBUG); fender's handler takes them all, so Flask never adds one.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self.level:
+            return False
         exc_info = record.exc_info
         if not exc_info or not record.name.startswith(("gunicorn", "uvicorn")):
             return True
+        # A server's record of an exception fender already logged (it lacks the request id).
         return not is_logged(exc_info[1])
+
+
+class _ServerAccessGate(logging.Filter):
+    """On the servers' access loggers: their lines pass only with FENDER_SERVER_ACCESS_LOG.
+
+    A filter on the logger rather than its ``disabled`` flag or handlers: ``dictConfig`` (an
+    app's logging config, uvicorn's own) resets those and keeps filters.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled = False
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002  (the same for all)
+        return self.enabled
+
+
+_server_access = _ServerAccessGate()
 
 
 class RequestContext(NamedTuple):
@@ -213,21 +254,36 @@ class AccessLog:
     per process, reconfigured in place by :func:`configure_logging`, so callers may keep it.
     """
 
-    __slots__ = ("_json", "_now", "_write", "enabled")
+    __slots__ = ("_context", "_json", "_now", "_write", "enabled")
 
     def __init__(
-        self, write: Callable[[bytes], None] | None, *, enabled: bool = True, json: bool = True
+        self,
+        write: Callable[[bytes], None] | None,
+        *,
+        enabled: bool = True,
+        json: bool = True,
+        context: Sequence[Processor] = (),
     ) -> None:
-        """Write JSON lines with ``write``; ``json=False`` logs through structlog."""
+        """Write JSON lines with ``write``; ``json=False`` logs through structlog.
+
+        ``context``: the processors adding context to every event (bound contextvars, the
+        request's trace), run on each JSON line too, after its own fields (which win).
+        """
         self._now = _IsoTime()
-        self.configure(write, enabled=enabled, json=json)
+        self.configure(write, enabled=enabled, json=json, context=context)
 
     def configure(
-        self, write: Callable[[bytes], None] | None, *, enabled: bool = True, json: bool = True
+        self,
+        write: Callable[[bytes], None] | None,
+        *,
+        enabled: bool = True,
+        json: bool = True,
+        context: Sequence[Processor] = (),
     ) -> None:
         """Write with ``write`` from now on (see the constructor)."""
         self._write = write
         self._json = json and write is not None
+        self._context = tuple(context)
         self.enabled = enabled
 
     def request(  # noqa: PLR0917  (the access event's fields, positional on the hot path)
@@ -262,6 +318,8 @@ class AccessLog:
             }
             if error is not None:
                 event["error"] = error
+            for processor in self._context:
+                event = processor(None, "info", event)  # type: ignore[assignment]
             try:
                 self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
             except OSError:
@@ -287,6 +345,8 @@ class AccessLog:
 _access = AccessLog(None, enabled=False)
 _configured_lock = threading.Lock()
 _configured = False
+_root_level: int | None = None  # the root level fender set last (None: never set one)
+_showwarning: Callable[..., None] | None = None  # warnings.showwarning as capture left it
 
 
 def logging_configured() -> bool:
@@ -311,8 +371,94 @@ def _drop_duplicate_message(_logger: WrappedLogger, _method: str, event: EventDi
     return event
 
 
+def _plain_text(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """A stdlib record's text as text: no terminal codes, no trailing newline.
+
+    uvicorn passes a copy of each message with ANSI colors as the ``color_message`` extra;
+    a warning's text (:func:`warnings.formatwarning`) ends with a newline.
+    """
+    event.pop("color_message", None)
+    text = event.get("event")
+    if isinstance(text, str) and text.endswith("\n"):
+        event["event"] = text.rstrip()
+    return event
+
+
 def _json_dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    """True for a plain StreamHandler writing to stdout or stderr.
+
+    Flask's ``default_handler`` writes to a proxy of ``sys.stderr``, equal to it, not it.
+    """
+    if type(handler) is not logging.StreamHandler:
+        return False
+    stream = handler.stream
+    consoles = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    try:
+        return stream in consoles or stream.fileno() in {1, 2}
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+
+
+def _reaches_root(logger: logging.Logger) -> bool:
+    current = logger
+    while current.propagate and current.parent is not None:
+        current = current.parent
+    return current is logging.root
+
+
+def _adopt(*, server_access_log: bool) -> None:
+    """Leave fender's handler on the root logger the one console output (see the module)."""
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+        server_logger.setLevel(logging.NOTSET)
+    _server_access.enabled = server_access_log
+    for name in SERVER_ACCESS_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+        server_logger.disabled = False
+        server_logger.addFilter(_server_access)  # (once: addFilter skips a filter it has)
+    # (A copy: a PlaceHolder is no logger, and another thread may add loggers meanwhile.)
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger) or not logger.handlers:
+            continue
+        # Its records reach fender's handler anyway: its own console handler prints them twice.
+        if _reaches_root(logger):
+            for handler in [h for h in logger.handlers if _is_console(h)]:
+                logger.removeHandler(handler)
+
+
+def _capture_warnings() -> None:
+    """Send Python warnings to the ``py.warnings`` logger, hence fender's format.
+
+    Done again when ``warnings.showwarning`` was replaced since (``warnings.catch_warnings``
+    restores the one before it on exit; pytest does so around each test).
+    """
+    global _showwarning  # noqa: PLW0603  (one capture per process)
+    if warnings.showwarning is not _showwarning:
+        logging.captureWarnings(capture=False)  # forget an earlier capture's stale original
+        logging.captureWarnings(capture=True)
+        _showwarning = warnings.showwarning
+
+
+def adopt_loggers() -> None:
+    """Make fender's handler the one output again, after a later logging config.
+
+    A server or an app configuring logging after fender (``uvicorn.run(app)`` with an app
+    already built, Django's setup, a ``dictConfig`` in a startup hook) gives loggers console
+    handlers of their own: each event would print twice, or outside fender's format. This
+    removes those that duplicate fender's lines and hands the servers' loggers back. Does
+    nothing before :func:`configure_logging`.
+    """
+    with _configured_lock:
+        if _configured:
+            _adopt(server_access_log=_server_access.enabled)
 
 
 def configure_logging(
@@ -322,7 +468,7 @@ def configure_logging(
     fmt: str | None = None,
     stream: IO[str] | IO[bytes] | None = None,
 ) -> None:
-    """Send structlog, stdlib, gunicorn and uvicorn records through one renderer.
+    """Send structlog, stdlib, gunicorn, uvicorn and warnings records through one renderer.
 
     Args:
         settings: read for LOG_LEVEL, FENDER_LOG_FORMAT, FENDER_ACCESS_LOG and the environment
@@ -332,25 +478,27 @@ def configure_logging(
             production or when ``stream`` is not a terminal.
         stream: where lines go (default ``sys.stdout``).
 
-    Calling it again replaces the previous configuration.
+    Calling it again replaces the previous configuration. The root logger's level is left
+    alone when someone else set it (see the module).
     """
-    global _configured  # noqa: PLW0603  (one logging configuration per process)
+    global _configured, _root_level  # noqa: PLW0603  (one logging configuration per process)
     if settings is None:
         from fender.settings import load_settings
 
         settings = load_settings()
     out = stream if stream is not None else sys.stdout
-    level_name = (level or settings.log_level).upper()
+    level_no = logging.getLevelNamesMapping()[(level or settings.log_level).upper()]
     chosen = fmt or settings.log_format
     if chosen == "auto":
         interactive = bool(getattr(out, "isatty", lambda: False)())
         chosen = "json" if settings.is_production or not interactive else "console"
     json = chosen == "json"
 
+    # What every event carries, the access line's fast path included.
+    context: list[Processor] = [structlog.contextvars.merge_contextvars, add_request_context]
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
     shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        add_request_context,
+        *context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         timestamper,
@@ -368,13 +516,13 @@ def configure_logging(
         final.append(structlog.processors.format_exc_info)
     final.append(renderer)
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _plain_text],
         processors=final,
     )
     write = _writer(out)
     handler = _LineHandler(write)
     handler.setFormatter(formatter)
-    handler.addFilter(_DropLoggedByServer())
+    handler.addFilter(_Gate(level_no))
 
     with _configured_lock:
         structlog.configure(
@@ -392,26 +540,17 @@ def configure_logging(
         for old in list(root.handlers):
             # Ours from an earlier call, and logging.basicConfig's console handlers: they
             # would print every line twice. Others (pytest's capture, Sentry) stay.
-            console = type(old) is logging.StreamHandler and old.stream in (
-                sys.stdout,
-                sys.stderr,
-            )
-            if isinstance(old, _LineHandler) or console:
+            if isinstance(old, _LineHandler) or _is_console(old):
                 root.removeHandler(old)
         root.addHandler(handler)
-        root.setLevel(level_name)
-        for name in SERVER_LOGGERS:
-            server_logger = logging.getLogger(name)
-            server_logger.handlers.clear()
-            server_logger.propagate = True
-            server_logger.setLevel(logging.NOTSET)
-        for name in SERVER_ACCESS_LOGGERS:
-            server_logger = logging.getLogger(name)
-            server_logger.handlers.clear()
-            server_logger.propagate = True
-            server_logger.disabled = not settings.server_access_log
-        enabled = logging.getLevelName(level_name) <= logging.INFO
-        _access.configure(write, enabled=enabled, json=json)
+        # The default level, or the one fender set: else the app's or a test's, which wins.
+        if root.level in {logging.WARNING, _root_level}:
+            root.setLevel(level_no)
+            _root_level = level_no
+        logging.getLogger("fender").setLevel(level_no)
+        _adopt(server_access_log=settings.server_access_log)
+        _capture_warnings()
+        _access.configure(write, enabled=level_no <= logging.INFO, json=json, context=context)
         _configured = True
 
 

@@ -1,8 +1,9 @@
 """WSGI integration: the same request path as ASGI, in one wrapper, and ``wrap()``.
 
 Order is the ASGI one: request id -> fender's endpoints -> access (metrics, access event,
-JSON 500) -> the app. The request's log context stays bound while the server iterates the
-response body and is released when it calls ``close()``, where the request is recorded.
+JSON 500) -> the app. The request's log context is bound while the app runs: its call and
+each step of its body. The request is recorded when its body ends: exhausted, closed
+(``close()``) or abandoned, whichever comes first (test clients do not all call ``close()``).
 
 Failures are handled as in ASGI (:mod:`fender.web.access`). The app's ``start_response`` is
 held back until its body's first non-empty chunk (or its end, or a ``write()`` call), as PEP
@@ -16,8 +17,8 @@ the connection; the access event keeps the status sent and names the error.
 
 from __future__ import annotations
 
-import contextlib
 import http
+import itertools
 import math
 import sys
 import time
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
-from fender.observability.logging import bind_request, get_logger, mark_logged, reset_request
+from fender.observability.logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
 from fender.settings import Settings
 from fender.web.endpoints import Request, Response, drive_sync, error_response, json_response
 from fender.web.observe import UNMATCHED
@@ -38,6 +39,9 @@ ROUTE_KEY: Final = "fender.route"
 """Where an adapter puts the matched route template in the WSGI environ."""
 
 _logger = get_logger("fender.errors")
+# The end of a body, from next(body, _END): a bytes object of fender's own, which no app
+# yields (``is``, not ``==``), so no StopIteration is raised and caught per request.
+_END: Final = bytes(bytearray(b"end of body"))
 _STATUS_LINES: dict[int, str] = {}
 
 
@@ -96,11 +100,17 @@ def _start(
 
 
 class _Recorded:
-    """The app's response body: starts the server's response, records the request at ``close``.
+    """The app's response body: starts the server's response, records the request at its end.
 
     The app's status and headers are held back until its first non-empty chunk or the end of
     its body (PEP 3333 lets middleware delay them so): a body that fails before then still
     becomes fender's JSON 500, and an app that never called ``start_response`` too.
+
+    The request ends at the first of: its last chunk handed over (the declared
+    ``Content-Length`` reached and the body at its end, or a JSON 500 of fender's), the body
+    exhausted, ``close()``, or the iteration abandoned (the iterator closed or collected).
+    Servers call ``close()`` (PEP 3333); test clients may not (Flask's), nor read past the
+    first chunk, and the request must be recorded all the same.
     """
 
     __slots__ = ("_body", "_call", "_done", "_start")
@@ -113,49 +123,115 @@ class _Recorded:
 
     def __iter__(self) -> Iterator[bytes]:
         call = self._call
+        var = REQUEST_CONTEXT
+        context = call.context
         try:
             # (None, the result of an app that forgot to return, fails here: the JSON 500)
             chunks = iter(self._body)
+            chunk = b""
             if not call.sent:
-                first = b""
-                for first in chunks:
-                    if first:
-                        break
+                chunk = self._first(chunks)
                 if call.headers is None:
                     # Body and no status: the server would drop the connection, 0 bytes.
-                    _logger.error("no_response", method=call.method, path=call.path)
+                    call.log_error("no_response")
                     call.error = "no_response"
-                    body = call.fail()
-                    call.bytes += len(body)
-                    yield body
+                    yield self._last(call.fail())
                     return
                 call.send_headers()
-                if first:
-                    call.bytes += len(first)
-                    yield first
-            for chunk in chunks:
-                call.bytes += len(chunk)
-                yield chunk
+            while True:
+                if chunk:
+                    call.bytes += len(chunk)
+                    if call.bytes == call.length:
+                        rest = self._complete(chunks)
+                        if rest is None:
+                            yield chunk
+                            return
+                        chunks = rest
+                    yield chunk
+                token = var.set(context)
+                try:
+                    chunk = next(chunks, _END)
+                    if chunk is _END:
+                        self._end()  # in the request's context already
+                        return
+                finally:
+                    var.reset(token)
         except Exception as exc:
-            _logger.exception("unhandled_exception", method=call.method, path=call.path)
-            mark_logged(exc)
-            call.error = type(exc).__name__
+            call.log_failure(exc)
             if call.sent:
                 raise  # headers are out: only the server can end the response (it cuts it)
-            body = call.fail(sys.exc_info() if call.attempted else None)
-            call.bytes += len(body)
-            yield body
+            yield self._last(call.fail(sys.exc_info() if call.attempted else None))
+        finally:
+            # Failed or abandoned (the iterator closed or collected): the request is over too.
+            self.close()
+
+    def _first(self, chunks: Iterator[bytes]) -> bytes:
+        """The body's first non-empty chunk, or ``b""`` when it has none."""
+        token = REQUEST_CONTEXT.set(self._call.context)
+        try:
+            for chunk in chunks:
+                if chunk:
+                    return chunk
+            return b""
+        finally:
+            REQUEST_CONTEXT.reset(token)
+
+    def _complete(self, chunks: Iterator[bytes]) -> Iterator[bytes] | None:
+        """The declared length is reached: end the request now if the body ends there too.
+
+        None once ended; else the rest of a body longer than it said (the server cuts it),
+        recorded at its end. The app's body runs to its end before the server writes the last
+        chunk, as it would right after: no step of it is skipped.
+        """
+        token = REQUEST_CONTEXT.set(self._call.context)
+        try:
+            try:
+                extra = next(chunks, _END)
+            except Exception as exc:
+                # Every byte declared is out: the response goes out whole, the error is
+                # logged and named in the access event.
+                self._call.log_failure(exc)
+            else:
+                if extra is not _END:
+                    return itertools.chain((extra,), chunks)
+            self._end()
+        finally:
+            REQUEST_CONTEXT.reset(token)
+        return None
+
+    def _last(self, body: bytes) -> bytes:
+        """``body``, fender's whole response: the request is over once it is handed over."""
+        self._call.bytes += len(body)
+        self.close()
+        return body
 
     def close(self) -> None:
+        """The server's ``close()`` (PEP 3333): ends the request unless its body did."""
+        if self._done:
+            return
+        token = REQUEST_CONTEXT.set(self._call.context)
+        try:
+            self._end()
+        finally:
+            REQUEST_CONTEXT.reset(token)
+
+    def _end(self) -> None:
+        """Close the app's body and record the request, once (the request's context bound)."""
         if self._done:
             return
         self._done = True
+        call = self._call
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
                 close()
+        except Exception as exc:
+            # The response is complete (or abandoned): a failing cleanup is logged and named
+            # in the access event, not raised to the server, which would cut a finished
+            # response short (no last chunk of a chunked body).
+            call.log_failure(exc)
         finally:
-            self._call.finish(self._start)
+            call.finish(self._start)
 
 
 class _Call:
@@ -163,15 +239,21 @@ class _Call:
 
     ``start_response`` is what the app gets: it records the status and headers, which
     :meth:`send_headers` hands to the server's ``start_response`` (``reply``) later.
+
+    The request's log context is bound only while fender or the app runs for the request (the
+    app call, each step of its body, the end), never across a ``yield`` to the server: a body
+    left unread and unclosed cannot leave its id on the thread's later log lines.
     """
 
     __slots__ = (
         "active",
         "attempted",
         "bytes",
+        "context",
         "environ",
         "error",
         "headers",
+        "length",
         "line",
         "method",
         "path",
@@ -180,7 +262,6 @@ class _Call:
         "sent",
         "server_write",
         "status",
-        "token",
         "wsgi",
     )
 
@@ -188,16 +269,15 @@ class _Call:
         self,
         wsgi: FenderWSGI,
         environ: WSGIEnviron,
-        token: Any,
-        request_id: str,
+        context: RequestContext,
         reply: StartResponse,
     ) -> None:
         self.wsgi = wsgi
         self.environ = environ
         self.method = str(environ.get("REQUEST_METHOD", "GET"))
         self.path = environ.get("PATH_INFO", "")
-        self.token = token
-        self.request_id = request_id
+        self.context = context
+        self.request_id = context.request_id
         self.reply = reply
         self.status = 0
         self.bytes = 0
@@ -205,6 +285,7 @@ class _Call:
         self.error: str | None = None
         self.line = ""
         self.headers: list[tuple[str, str]] | None = None  # None: the app has not started
+        self.length: int | None = None  # the Content-Length the response declares
         self.attempted = False  # the server's start_response was called
         self.sent = False  # ... and accepted the headers
         self.server_write: Callable[[bytes], object] | None = None
@@ -231,10 +312,31 @@ class _Call:
             if route is not None:
                 environ[ROUTE_KEY] = route
         self.line = status
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == "content-length":  # noqa: PLR2004
+                self.length = int(value) if value.isdigit() else None
         # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
         # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
         self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
         return self.write
+
+    def log_failure(self, exc: Exception) -> None:
+        """Log the app's exception (once, with the request id) and name it in the access event."""
+        token = REQUEST_CONTEXT.set(self.context)
+        try:
+            _logger.error("unhandled_exception", method=self.method, path=self.path, exc_info=exc)
+        finally:
+            REQUEST_CONTEXT.reset(token)
+        mark_logged(exc)
+        self.error = type(exc).__name__
+
+    def log_error(self, event: str) -> None:
+        """Log ``event`` as an error of this request."""
+        token = REQUEST_CONTEXT.set(self.context)
+        try:
+            _logger.error(event, method=self.method, path=self.path)
+        finally:
+            REQUEST_CONTEXT.reset(token)
 
     def send_headers(self) -> None:
         """Start the server's response with the app's status and headers."""
@@ -263,36 +365,30 @@ class _Call:
         return response.body
 
     def finish(self, start: float) -> None:
-        try:
-            if self.active is not None:
-                self.active.dec()
-            environ = self.environ
-            status = self.status or 500
-            wsgi = self.wsgi
-            observer = wsgi.observer
-            route = route_of_environ(environ, status, routed=wsgi.routed)
-            observer.finish(
-                self.request_id,
-                self.method,
-                _raw_path(environ) if route is None else route,
-                status,
-                time.perf_counter() - start,
-                self.bytes,
-                observer.client(
-                    environ.get("REMOTE_ADDR"),
-                    environ.get("HTTP_X_FORWARDED_FOR"),
-                    environ.get("HTTP_FORWARDED"),
-                ),
-                environ.get("HTTP_USER_AGENT"),
-                self.error,
-                raw_path=route is None,
-            )
-        finally:
-            # (not contextlib.suppress: it costs 1 µs per request here)
-            try:  # noqa: SIM105
-                reset_request(self.token)
-            except ValueError:  # closed from another context than bound
-                pass
+        """Record the request: in-flight gauge, metrics, access event (context bound by caller)."""
+        if self.active is not None:
+            self.active.dec()
+        environ = self.environ
+        status = self.status or 500
+        wsgi = self.wsgi
+        observer = wsgi.observer
+        route = route_of_environ(environ, status, routed=wsgi.routed)
+        observer.finish(
+            self.request_id,
+            self.method,
+            _raw_path(environ) if route is None else route,
+            status,
+            time.perf_counter() - start,
+            self.bytes,
+            observer.client(
+                environ.get("REMOTE_ADDR"),
+                environ.get("HTTP_X_FORWARDED_FOR"),
+                environ.get("HTTP_FORWARDED"),
+            ),
+            environ.get("HTTP_USER_AGENT"),
+            self.error,
+            raw_path=route is None,
+        )
 
 
 def _raw_path(environ: WSGIEnviron) -> str:
@@ -326,43 +422,46 @@ class FenderWSGI:
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["fender.request_id"] = request_id
-        token = bind_request(request_context(request_id, environ.get("HTTP_TRACEPARENT")))
-        call = _Call(self, environ, token, request_id, start_response)
-        if call.path in self.endpoints:
-            return self._endpoint(call, start_response, start)
-        if not started:
-            # A startup hook failed (logged): the app may lack what the hook sets up.
-            call.status = 503
-            retry = str(math.ceil(self.runtime.settings.health_interval))
-            response = json_response(
-                503,
-                {"error": "startup_failed", "request_id": request_id},
-                headers=(("Retry-After", retry),),
-            )
-            _start(start_response, response, request_id)
-            call.sent = True
-            return _Recorded([response.body], call, start)
-        call.active = self.observer.active(call.method)
-        call.active.inc()
+        context = request_context(request_id, environ.get("HTTP_TRACEPARENT"))
+        call = _Call(self, environ, context, start_response)
+        token = REQUEST_CONTEXT.set(context)
         try:
+            if call.path in self.endpoints:
+                return self._endpoint(call, start_response, start)
+            if not started:
+                # A startup hook failed (logged): the app may lack what the hook sets up.
+                call.status = 503
+                retry = str(math.ceil(self.runtime.settings.health_interval))
+                response = json_response(
+                    503,
+                    {"error": "startup_failed", "request_id": request_id},
+                    headers=(("Retry-After", retry),),
+                )
+                _start(start_response, response, request_id)
+                call.sent = True
+                call.length = len(response.body)
+                return _Recorded([response.body], call, start)
+            call.active = self.observer.active(call.method)
+            call.active.inc()
             try:
-                body = self.app(environ, call.start_response)
-            except Exception as exc:
-                _logger.exception("unhandled_exception", method=call.method, path=call.path)
-                mark_logged(exc)
-                call.error = type(exc).__name__
-                if call.sent:
-                    raise  # it wrote through write(): only the server can end the response
-                body = [call.fail(sys.exc_info() if call.attempted else None)]
-        except BaseException:
-            call.finish(start)
-            raise
-        return _Recorded(body, call, start)
+                try:
+                    body = self.app(environ, call.start_response)
+                except Exception as exc:
+                    call.log_failure(exc)
+                    if call.sent:
+                        raise  # it wrote through write(): only the server can end the response
+                    body = [call.fail(sys.exc_info() if call.attempted else None)]
+            except BaseException:
+                call.finish(start)
+                raise
+            return _Recorded(body, call, start)
+        finally:
+            REQUEST_CONTEXT.reset(token)
 
     def _endpoint(
         self, call: _Call, start_response: StartResponse, start: float
     ) -> Iterable[bytes]:
-        request_id = call.environ["fender.request_id"]
+        request_id = call.request_id
         try:
             response = drive_sync(self.endpoints.handle(_request(call.environ)))
         except Exception:
@@ -371,10 +470,9 @@ class FenderWSGI:
         _start(start_response, response, request_id)
         call.sent = True
         if not self.runtime.settings.access_log_own_endpoints:
-            with contextlib.suppress(ValueError):
-                reset_request(call.token)
             return [response.body]
         call.status = response.status
+        call.length = len(response.body)
         call.environ.setdefault(ROUTE_KEY, call.path)
         return _Recorded([response.body], call, start)
 
@@ -392,7 +490,7 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
     from fender.ratelimit.limiter import TieredLimiter
     from fender.web.ratelimit import RateLimitWSGI
 
-    runtime = build_runtime(settings, framework="wsgi", asynchronous=False, **options)
+    runtime = build_runtime(settings, framework="wsgi", asynchronous=False, app=app, **options)
     if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
     return FenderWSGI(app, runtime)
