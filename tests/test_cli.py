@@ -20,6 +20,8 @@ def clean_env(monkeypatch, tmp_path):
             ("FENDER_", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "FLASK_", "APP_ENV")
         ):
             monkeypatch.delenv(name)
+    # This is a pytest run: without it, testing mode would turn the failures into warnings.
+    monkeypatch.setenv("FENDER_TESTING", "0")
     monkeypatch.chdir(tmp_path)
 
 
@@ -256,3 +258,38 @@ def test_doctor_is_not_ready_when_install_would_refuse(monkeypatch, capsys, name
     assert f"[FAIL] {check}: {name}=" in out
     assert f"fix: set {name} to " in out
     assert out.rstrip().endswith("not ready")
+
+
+def test_doctor_judges_the_app_named_with_app(clean_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FENDER_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    (tmp_path / "cli_flaskr.py").write_text(
+        "from flask import Flask\napp = Flask('flaskr')\napp.secret_key = 'dev'\n"
+    )
+    path_before = list(sys.path)
+    try:
+        assert main(["doctor", "--app", "cli_flaskr:app"]) == 2
+    finally:
+        sys.modules.pop("cli_flaskr", None)
+    assert sys.path == path_before  # the working directory was on it for the import only
+    out = capsys.readouterr().out
+    assert (
+        "[FAIL] app_secret_key: Flask's app.secret_key is a known placeholder value -> fix: "
+        "load a random key into app.config['SECRET_KEY']"
+    ) in out
+    assert "[pass] secret_key: SECRET_KEY is set" in out
+    assert out.rstrip().endswith("not ready")
+
+
+def test_doctor_with_a_malformed_app_is_one_line(clean_env, capsys):
+    assert main(["doctor", "--app", "shop"]) == 2
+    one_error_line(capsys, "fender doctor: error: --app='shop' is invalid", "module:attr")
+
+
+def test_doctor_without_database_url_says_no_database(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("FENDER_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "[pass] database: no database is configured (DATABASE_URL is unset)" in out
+    assert "SQLite" not in out

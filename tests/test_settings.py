@@ -12,6 +12,7 @@ from fender._status import Status
 from fender.errors import ConfigurationError
 from fender.settings import (
     PLACEHOLDER_SECRET_KEYS,
+    ProductionRuleError,
     Settings,
     env_vars,
     load_settings,
@@ -231,12 +232,52 @@ def finding(settings: Settings, check: str):
     return match
 
 
-def test_production_requires_secret_key():
+def test_production_without_secret_key_only_warns_when_the_app_was_not_judged():
+    # Whether the app signs with SECRET_KEY is known only from the app (fender.web.appcheck):
+    # a FastAPI app that signs nothing needs none, so the environment alone cannot refuse.
     settings = production()
-    with pytest.raises(ConfigurationError, match="SECRET_KEY") as raised:
-        settings.require_production_ready()
+    settings.require_production_ready()  # nothing raised
+    missing = finding(settings, "secret_key")
+    assert missing.status is Status.WARN
+    assert "--app" in missing.fix
+
+
+def test_production_requires_secret_key_when_the_app_signs_with_it():
+    settings = production()
+    (missing,) = [
+        f for f in production_findings(settings, secret_key_needed=True) if f.check == "secret_key"
+    ]
+    assert missing.status is Status.FAIL
+    assert missing.reason == "SECRET_KEY is not set"
+    (unneeded,) = [
+        f for f in production_findings(settings, secret_key_needed=False) if f.check == "secret_key"
+    ]
+    assert unneeded.status is Status.PASS
+
+
+def test_a_set_secret_key_is_judged_even_when_the_app_does_not_need_it():
+    findings = production_findings(production(SECRET_KEY="dev"), secret_key_needed=False)
+    (weak,) = [f for f in findings if f.check == "secret_key"]
+    assert weak.status is Status.FAIL
+
+
+def test_the_error_says_what_is_wrong_then_the_fix():
+    with pytest.raises(ProductionRuleError) as raised:
+        production(SECRET_KEY="short").require_production_ready()
+    message = str(raised.value)
+    assert message.startswith(
+        "not ready for production (FENDER_ENV): SECRET_KEY has 5 characters, fewer than 32; "
+        "fix: set SECRET_KEY to "
+    )
+    assert "expected" not in message
     assert raised.value.field == "SECRET_KEY"
-    assert finding(settings, "secret_key").status is Status.FAIL
+    assert raised.value.expected.startswith("set SECRET_KEY to ")
+    assert isinstance(raised.value, ConfigurationError)
+
+
+def test_the_error_says_when_production_is_only_the_default():
+    with pytest.raises(ProductionRuleError, match="the default when FENDER_ENV is not set"):
+        load(SECRET_KEY="short").require_production_ready()
 
 
 def test_production_rejects_short_key_without_showing_it():
@@ -289,11 +330,19 @@ def test_development_only_warns():
 
 
 def test_embedded_stores_are_warnings_with_a_fix():
-    settings = production(SECRET_KEY=GOOD_KEY)
+    settings = production(SECRET_KEY=GOOD_KEY, DATABASE_URL="sqlite:///app.db")
     for check in ("database", "redis"):
         f = finding(settings, check)
         assert f.status is Status.WARN
         assert f.fix
+
+
+def test_no_database_url_is_no_database_not_sqlite():
+    settings = production(SECRET_KEY=GOOD_KEY)
+    f = finding(settings, "database")
+    assert f.status is Status.PASS
+    assert f.reason == "no database is configured (DATABASE_URL is unset)"
+    assert "SQLite" not in f.reason
 
 
 def test_findings_never_show_passwords():
@@ -380,6 +429,7 @@ def test_keyword_overrides_win():
 _SAMPLES = {
     "env": "development",
     "debug": "true",
+    "testing": "true",
     "secret_key": GOOD_KEY,
     "service_name": "orders",
     "release": "v1.2.3",

@@ -1,8 +1,8 @@
 """The ``fender`` command line; the only module of fender that prints.
 
-Commands: ``fender env`` (an annotated ``.env.example``), ``fender doctor`` (is this environment
-ready for production?), ``fender probe URL`` (a health probe without curl), ``fender drain``
-(readiness off before SIGTERM). Every command has ``--help``.
+Commands: ``fender env`` (an annotated ``.env.example``), ``fender doctor [--app module:attr]``
+(are this environment, and the app, ready for production?), ``fender probe URL`` (a health probe
+without curl), ``fender drain`` (readiness off before SIGTERM). Every command has ``--help``.
 """
 
 from __future__ import annotations
@@ -66,9 +66,20 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from fender.doctor import diagnose
 
-    report = diagnose(env_file=args.env_file)
+    # As gunicorn does: the app's module is found from the directory the command runs in.
+    cwd = str(Path.cwd())
+    added = args.app is not None and cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        report = diagnose(env_file=args.env_file, app=args.app)
+    finally:
+        if added:
+            sys.path.remove(cwd)
     for finding in report.findings:
         line = f"[{_MARK[finding.status]}] {finding.check}: {finding.reason}"
         if finding.fix and finding.status is not Status.PASS:
@@ -150,11 +161,19 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser(
         "doctor",
-        help="check this environment for production readiness",
+        help="check this environment (and the app) for production readiness",
         description="Print one line per check (pass / WARN / FAIL, reason, fix). Exit code 0 "
         "when ready, 1 with warnings under --strict, 2 on any failure.",
     )
     doctor.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    doctor.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        default=None,
+        help="also judge the app's own secret key and debug flag, and whether it needs "
+        "SECRET_KEY: the app as gunicorn names it (myproject.wsgi:application, "
+        "flaskr:create_app()), imported from the working directory",
+    )
     doctor.add_argument(
         "--env-file",
         default=".env",

@@ -7,26 +7,33 @@ rules, doctor builds what ``fender.install`` builds from them (rate limits, the 
 the database engine, the Redis URL, all without connecting), so a value install would refuse
 fails here too. It also checks what install cannot: that the runtime directory (the drain flag)
 is writable. Nothing here prints: ``fender.cli`` renders the findings.
+
+Given the app (``fender doctor --app module:attr``), the production rules judge it too: the
+secret key and debug flag it really uses (:mod:`fender.web.appcheck`), and whether it needs
+``SECRET_KEY`` at all. Without it, only the environment is judged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fender._status import Finding, Status
 from fender.db import engine_from_settings
 from fender.errors import ConfigurationError
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.ratelimit.config import RateLimitConfig
-from fender.settings import Settings, load_settings, production_findings
+from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores.client import parse_redis_url
+from fender.web.appcheck import app_findings
 from fender.web.health import AdminGuard
 
-__all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check"]
+__all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app"]
 
 DoctorCheck = Callable[[Settings], Iterable[Finding]]
 
@@ -71,6 +78,8 @@ def _admin_check(settings: Settings) -> list[Finding]:
 @doctor_check
 def _database_check(settings: Settings) -> list[Finding]:
     """The engine install builds when DATABASE_URL is set: dialect and driver load."""
+    if "database_url" not in settings.model_fields_set:
+        return []  # install builds no engine either: nothing is configured to check
 
     def build() -> None:
         engine_from_settings(settings).dispose()  # no connection: the engine is lazy
@@ -98,7 +107,7 @@ def _runtime_dir_check(settings: Settings) -> list[Finding]:
     return [
         Finding(
             "runtime_dir",
-            Status.FAIL if settings.is_production else Status.WARN,
+            Status.FAIL if settings.enforces_production() else Status.WARN,
             f"FENDER_RUNTIME_DIR {directory} {problem}: `fender drain` and POST /health/drain "
             "would fail",
             "set FENDER_RUNTIME_DIR to a directory the server's user can write (e.g. an "
@@ -153,19 +162,80 @@ class Report:
         return 0
 
 
+def load_app(spec: str) -> object:
+    """Import the app ``spec`` names, as gunicorn does: ``module:attr`` or ``module:factory()``.
+
+    ``attr`` may be dotted (``module:api.app``); ``factory()`` is called without arguments.
+    The module is imported from ``sys.path`` (the command line puts the working directory
+    first).
+
+    Raises:
+        ConfigurationError: ``spec`` is not of that form (field ``--app``).
+        Exception: whatever importing the module or calling the factory raises.
+    """
+    return _import_app(*_parse_app(spec))
+
+
+def _parse_app(spec: str) -> tuple[str, list[str], bool]:
+    """(module, attribute path, call it) of ``spec``; ConfigurationError when malformed."""
+    module_name, colon, attr = spec.partition(":")
+    factory = attr.endswith("()")
+    path = attr.removesuffix("()").split(".")
+    if not (colon and module_name) or not all(name.isidentifier() for name in path):
+        raise ConfigurationError(
+            "--app", spec, "module:attr or module:factory(), such as myproject.wsgi:application"
+        )
+    return module_name, path, factory
+
+
+def _import_app(module_name: str, path: list[str], factory: bool) -> object:  # noqa: FBT001  (private, positional from a tuple)
+    target: Any = importlib.import_module(module_name)
+    for name in path:
+        target = getattr(target, name)
+    return target() if factory else target
+
+
 def diagnose(
-    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    app: object = None,
 ) -> Report:
-    """Load the settings and run every registered check; a check that raises is a failure."""
+    """Load the settings and run every registered check; a check that raises is a failure.
+
+    Args:
+        environ: variables to read instead of ``os.environ``.
+        env_file: a dotenv file read under the environment; ``None`` reads none.
+        app: the app to judge with the environment, or a ``module:attr`` string naming it
+            (:func:`load_app`). It is imported under :func:`~fender.settings.report_only`: an
+            app that installs fender at import does not stop at the first broken rule. An app
+            that cannot be imported is a failure of the ``app`` check.
+
+    Raises:
+        ConfigurationError: ``app`` is a string not of the form ``module:attr``.
+    """
     try:
         settings = load_settings(environ, env_file=env_file)
     except ConfigurationError as exc:
         fix = f"correct {exc.field} in the environment or the .env file"
         return Report((Finding("settings", Status.FAIL, str(exc), fix, exc.field),))
     findings: list[Finding] = []
+    if isinstance(app, str):
+        spec, parsed = app, _parse_app(app)
+        try:
+            with report_only():
+                app = _import_app(*parsed)
+        except Exception as exc:  # the app's own error, a ConfigurationError of its settings too
+            reason = f"importing {spec} raised {type(exc).__name__}: {exc}"
+            fix = "run fender doctor from the app's directory, with the app's environment"
+            findings.append(Finding("app", Status.FAIL, reason, fix, "--app"))
+            app = None
     for check in tuple(_CHECKS):  # a check may register another while we run
         try:
-            findings.extend(check(settings))
+            if check is production_findings and app is not None:
+                findings.extend(app_findings(app, settings))
+            else:
+                findings.extend(check(settings))
         except Exception as exc:
             name = getattr(check, "__name__", repr(check))
             reason = f"check raised {type(exc).__name__}: {exc}"

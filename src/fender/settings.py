@@ -11,15 +11,23 @@ Two levels of checking:
 * :func:`production_findings` says what is not ready for production (a short ``SECRET_KEY``,
   debug on); :meth:`Settings.require_production_ready` raises on the first failure when the
   environment is production, and ``fender doctor`` prints them all.
+
+These rules judge the environment alone. The secret and debug flag the app itself uses are
+judged by :mod:`fender.web.appcheck`, with the same :func:`secret_weakness`.
+
+Testing mode (``FENDER_TESTING``, else on under pytest or for an app in its own testing mode)
+keeps the production rules but turns their failures into warnings, as in development: an app's
+test suite runs unchanged with fender added.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
@@ -27,6 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AliasChoices,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -48,25 +57,39 @@ __all__ = [
     "FIXED_PATHS",
     "HEALTH_SUBPATHS",
     "EnvVar",
+    "ProductionRuleError",
     "Settings",
     "endpoint_paths",
     "env_vars",
     "load_settings",
+    "production_error",
     "production_findings",
     "redact_url",
     "render_env_example",
     "render_env_table",
+    "report_only",
+    "reporting_only",
+    "running_under_tests",
+    "secret_weakness",
 ]
 
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 MIN_SECRET_KEY_LENGTH = 32
+# A key given as raw bytes (Flask's os.urandom(24)): 16 random bytes hold the 128 bits that 32
+# hex characters, the shortest text key accepted, hold.
+MIN_SECRET_KEY_BYTES = 16
 # Distinct characters below which a key of the right length is still a pattern, not a secret.
-MIN_SECRET_KEY_DISTINCT = 10
+# Random keys come close: 32 hex characters (token_hex(16)) use fewer than 10 distinct ones
+# once in 10**4 keys, fewer than 7 once in 5 * 10**9. Patterns with more characters are
+# caught as repetitions, runs or words (_pattern_weakness).
+MIN_SECRET_KEY_DISTINCT = 7
 # Values copied from tutorials, templates and seed files; compared lower-cased and stripped.
 PLACEHOLDER_SECRET_KEYS = frozenset(
     {
+        # Flask's quickstart example, b'_5#y2L"F4Q8z\n\xec]/', read as latin-1.
+        '_5#y2l"f4q8z\n\xec]/',
         "changeme",
         "change-me",
         "change_me",
@@ -100,6 +123,49 @@ _ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.Context
     "fender_settings_environ", default=None
 )
 PLACEHOLDER_PREFIXES = ("your-secret", "your_secret", "change-me", "changeme", "django-insecure")
+# The words placeholder phrases are made of ("my-super-secret-key-for-production-use"), lower
+# case; see _phrase_words for how a key is read against them. Kept to that vocabulary: a word
+# added here can only make a random key look more like a phrase.
+PLACEHOLDER_WORDS = frozenset(
+    """
+    about admin and any api app application asdf asdfgh asdfghjkl at auth backend bar battery
+    baz be bits by bytes change changeme changethis char chars characters complex config cookie
+    correct crypto default demo dev devel develop development django do dont dummy encryption
+    enough env environment ever example extra fake fastapi fill fixme flask foo for generate
+    generated go goes good guess guest hard hash hello here hidden hmac horse insecure insert
+    ipsum is it its jwt keep key keys know knows least length letmein local localhost long
+    longer lorem make max maximum me mega min minimum must my never new no nobody not now of on
+    one only or our pass passphrase passwd password placeholder please private prod production
+    project put qux qwerty qwertyuiop random real really replace root salt sample secret secrets
+    secure security service session sessions set settings should sign signing simple site some
+    something staging staple starlette strong string super sure temp temporary test testing
+    tests than that the this to todo token top type ultra unique unsafe use used user value very
+    we web welcome will with world xxx you your zxcv zxcvbnm
+    """.split()  # noqa: SIM905  (a paragraph of words reads and diffs better than 190 quoted)
+)
+# At least this share of a key's letters and digits explained by placeholder words, digit
+# tokens and runs (abcd, 1234), with two words or runs, makes it a phrase. Random keys stay
+# far below: over 10**6 keys each of token_urlsafe(24 and 48), token_hex(16 and 24) and
+# Django's get_random_secret_key(), the most explained was 28% (a stray "me", "is", "key").
+PHRASE_SHARE = 0.5
+# A sequence this long (abcd, 4321, 1234) is typed, not drawn.
+_MIN_RUN = 4
+# Fewer words than this explain no phrase ("key" alone turns up in random keys).
+_MIN_PHRASE_WORDS = 2
+# Tokens that are all words make a phrase from this many; a word has this many letters (shorter
+# ones are as likely in random keys).
+_MIN_WORD_TOKENS = 3
+_MIN_WORD_LETTERS = 3
+_LONGEST_WORD = max(map(len, PLACEHOLDER_WORDS))
+# Where people separate the words of a phrase; the pieces of a word: runs of lower-case letters
+# (optionally Capitalized), of capitals, of digits (MySuperSecret2024 -> My Super Secret 2024).
+_SEPARATORS = re.compile(r"[-_.\s:/+,|~]+")
+_PIECES = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_VOWELS = frozenset("aeiouy")
+# While set (fender doctor importing an app), the production rules report and never raise.
+_REPORT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fender_report_only", default=False
+)
 # fender's own paths besides FENDER_METRICS_PATH, as fender.web.health serves them: the health
 # family under FENDER_HEALTH_PREFIX, fixed pages, and the aliases FENDER_HEALTH_ALIASES adds.
 HEALTH_SUBPATHS: Final = ("", "/live", "/ready", "/quick", "/detailed", "/version", "/drain")
@@ -161,12 +227,20 @@ class Settings(BaseSettings):
         default=False,
         description="Debug mode; must be off in production.",
     )
+    testing: bool | None = _env(
+        "FENDER_TESTING",
+        default=None,
+        description="Testing mode: the production rules only warn. Empty: on under pytest "
+        "(PYTEST_VERSION) and for an app in its own testing mode (Flask's TESTING); 0 keeps "
+        "them enforced under tests too.",
+    )
     secret_key: SecretStr | None = _env(
         "SECRET_KEY",
         default=None,
         secret=True,
-        description=f"Signing key; required in production, at least {MIN_SECRET_KEY_LENGTH} "
-        "random characters (python -c 'import secrets; print(secrets.token_urlsafe(48))').",
+        description="Signing key; in production, when set or when the app signs with it, at "
+        f"least {MIN_SECRET_KEY_LENGTH} random characters (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))').",
     )
     service_name: str = _env(
         "FENDER_SERVICE_NAME",
@@ -547,6 +621,17 @@ class Settings(BaseSettings):
         description="How stale a replicated read may be, in milliseconds (AP mode).",
     )
 
+    # Whether the environment the settings were read from is a test run (PYTEST_VERSION): read
+    # from the mapping given to load_settings, like every other variable, so that a test
+    # judging an explicit environment judges that one and not the test runner's.
+    _under_tests: bool = PrivateAttr(default=False)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Note whether the environment these settings came from is a test run."""
+        super().model_post_init(context)
+        environ = _ENVIRON.get()
+        self._under_tests = running_under_tests(os.environ if environ is None else environ)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -648,20 +733,35 @@ class Settings(BaseSettings):
 
     @property
     def is_production(self) -> bool:
-        """True when the production rules apply."""
+        """True when the environment is production (see :meth:`enforces_production`)."""
         return self.env == "production"
 
+    def testing_mode(self, app_testing: bool = False) -> bool:  # noqa: FBT001, FBT002  (adapters pass app.testing as is)
+        """True when the production rules only warn, as in development.
+
+        ``FENDER_TESTING`` decides when set; otherwise testing mode is on when the app is in
+        its own testing mode (``app_testing``: Flask's ``app.testing``) or the environment the
+        settings were read from is a pytest run (:func:`running_under_tests`).
+        """
+        if self.testing is not None:
+            return self.testing
+        return app_testing or self._under_tests
+
+    def enforces_production(self, *, app_testing: bool = False) -> bool:
+        """True when a broken production rule is a failure: production, not in testing mode."""
+        return self.is_production and not self.testing_mode(app_testing=app_testing)
+
     def require_production_ready(self) -> None:
-        """Raise :class:`ConfigurationError` for the first failing production rule, if any."""
-        if not self.is_production:
+        """Raise :class:`ProductionRuleError` for the first failing production rule, if any.
+
+        Judges the environment only; :func:`fender.web.appcheck.require_app_ready` also judges
+        the secret and debug flag of the app. Inside :func:`report_only` nothing is raised.
+        """
+        if not self.enforces_production() or reporting_only():
             return
         for finding in production_findings(self):
             if finding.status is Status.FAIL:
-                secret = finding.field in _SECRET_ENV_NAMES
-                value = _raw_value(self, finding.field)
-                raise ConfigurationError(
-                    finding.field, value, f"{finding.reason}; {finding.fix}", secret=secret
-                )
+                raise production_error(self, finding)
 
 
 def _path_groups(settings: Settings) -> list[tuple[str, tuple[str, ...]]]:
@@ -914,42 +1014,302 @@ def _raw_value(settings: Settings, env_name: str) -> object:
     return None
 
 
-def _secret_key_finding(settings: Settings) -> Finding:
-    production = settings.is_production
-    missing = Status.FAIL if production else Status.WARN
-    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
-    fix = "set SECRET_KEY to python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-    normalised = key.strip().lower()
+def running_under_tests(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when ``environ`` is a pytest run: pytest (8.2 and later) sets ``PYTEST_VERSION``.
+
+    pytest documents the variable for exactly this, and sets it for the whole session, plugins
+    and conftest files included (unlike ``PYTEST_CURRENT_TEST``, set only while a test runs).
+    """
+    return bool(environ.get("PYTEST_VERSION"))
+
+
+@contextlib.contextmanager
+def report_only() -> Iterator[None]:
+    """Within the block, the production rules report their findings and never raise.
+
+    ``fender doctor --app`` imports the app under it: the app's ``fender.install`` would
+    otherwise stop the import at the first broken rule, before the doctor lists them all.
+    A context variable: other threads and tasks are not affected.
+    """
+    token = _REPORT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _REPORT_ONLY.reset(token)
+
+
+def reporting_only() -> bool:
+    """True inside :func:`report_only`."""
+    return _REPORT_ONLY.get()
+
+
+class ProductionRuleError(ConfigurationError):
+    """A production rule is broken: the message says what is wrong, then the fix.
+
+    ``field``, ``value`` (masked when secret) and ``expected`` (the fix) are those of
+    :class:`~fender.errors.ConfigurationError`; ``finding`` is the rule's finding.
+    """
+
+    def __init__(
+        self, finding: Finding, value: object, *, secret: bool, env_default: bool = False
+    ) -> None:
+        """Describe the failed ``finding`` about ``value``; ``env_default``: FENDER_ENV unset."""
+        super().__init__(finding.field or finding.check, value, finding.fix, secret=secret)
+        self.finding = finding
+        why = "the default when FENDER_ENV is not set" if env_default else "FENDER_ENV"
+        # ConfigurationError's sentence ("X=v is invalid: expected E") fits a malformed value;
+        # a broken rule reads better as the problem first, then the fix.
+        self.args = (f"not ready for production ({why}): {finding.reason}; fix: {finding.fix}",)
+
+
+def production_error(settings: Settings, finding: Finding) -> ProductionRuleError:
+    """The error for a failed finding of :func:`production_findings` (an environment rule)."""
+    return ProductionRuleError(
+        finding,
+        _raw_value(settings, finding.field),
+        secret=finding.field in _SECRET_ENV_NAMES,
+        env_default="env" not in settings.model_fields_set,
+    )
+
+
+def secret_weakness(key: str | bytes | None) -> str:
+    """Why ``key`` is not a secret to sign with, as a predicate; ``""`` when it is one.
+
+    One judgement for the environment's ``SECRET_KEY`` and for the app's own keys. Refused:
+    nothing set; a known placeholder (:data:`PLACEHOLDER_SECRET_KEYS`, or one of
+    :data:`PLACEHOLDER_PREFIXES` such as Django's ``django-insecure-``); fewer than
+    :data:`MIN_SECRET_KEY_LENGTH` characters; fewer than :data:`MIN_SECRET_KEY_DISTINCT`
+    distinct ones; a phrase of words (``production-secret-key-32-chars-minimum``), see
+    :func:`_phrase_words`. A key given as bytes that are not text (``os.urandom(24)``) needs
+    :data:`MIN_SECRET_KEY_BYTES` bytes. The reason never quotes the key.
+
+    >>> secret_weakness("my-super-secret-key-for-production-use")
+    'reads as a phrase of 7 words, not a random key'
+    >>> secret_weakness("kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gD")
+    ''
+    """
+    if isinstance(key, bytes):
+        try:
+            text = key.decode()
+        except UnicodeDecodeError:
+            return _binary_weakness(key)
+        if not text.isprintable():
+            return _binary_weakness(key)
+        key = text
     if not key:
-        return Finding("secret_key", missing, "SECRET_KEY is not set", fix, "SECRET_KEY")
+        return "is not set"
+    normalised = key.strip().lower()
+    if normalised.startswith("django-insecure"):
+        return "is a django-insecure- key, which Django generates for development only"
     if normalised in PLACEHOLDER_SECRET_KEYS or normalised.startswith(PLACEHOLDER_PREFIXES):
-        return Finding(
-            "secret_key", missing, "SECRET_KEY is a known placeholder value", fix, "SECRET_KEY"
-        )
+        return "is a known placeholder value"
+    return _pattern_weakness(key)
+
+
+def _pattern_weakness(key: str) -> str:
+    """Why ``key``, no known placeholder, is still not random: short, repetitive, words."""
     if len(key) < MIN_SECRET_KEY_LENGTH:
-        reason = f"SECRET_KEY has {len(key)} characters, fewer than {MIN_SECRET_KEY_LENGTH}"
-        return Finding("secret_key", missing, reason, fix, "SECRET_KEY")
+        return f"has {len(key)} characters, fewer than {MIN_SECRET_KEY_LENGTH}"
     if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
-        reason = f"SECRET_KEY uses only {len(set(key))} distinct characters: not random"
-        return Finding("secret_key", missing, reason, fix, "SECRET_KEY")
+        return f"uses only {len(set(key))} distinct characters: not random"
+    period = _period(key)
+    if 2 * period <= len(key):
+        return f"repeats a pattern of {period} characters: not random"
+    words = _phrase_words(key)
+    if words:
+        return f"reads as a phrase of {words} words, not a random key"
+    return ""
+
+
+def _binary_weakness(key: bytes) -> str:
+    if key.decode("latin-1").strip().lower() in PLACEHOLDER_SECRET_KEYS:
+        return "is a known placeholder value"
+    if len(key) < MIN_SECRET_KEY_BYTES:
+        return f"has {len(key)} bytes, fewer than {MIN_SECRET_KEY_BYTES}"
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
+        return f"uses only {len(set(key))} distinct bytes: not random"
+    return ""
+
+
+def _phrase_words(key: str) -> int:
+    """How many words make ``key`` a phrase someone typed; 0 when it reads as random.
+
+    A key is split where people separate words (``-_. :/+,|~``), then into pieces by case and
+    digits (``MySuperSecret2024`` -> My, Super, Secret, 2024). Explained are: pieces made of
+    :data:`PLACEHOLDER_WORDS` (``changeme`` = change + me; a piece counts when its words
+    cover it, or two thirds of it with at least two words: ``nobodyguesses``), tokens of
+    digits alone (``-32-``) and runs such as ``abcd`` or ``1234``. A key is a phrase when
+    those explain :data:`PHRASE_SHARE` of its letters and digits with at least two words or
+    runs, or when it is three or more tokens that are all words (a vowel, natural case) or
+    numbers (``purple-monkey-dishwasher``): a key is generated, not chosen, however good the
+    words.
+
+    Not entropy per character: a hex key (``token_hex``) has 4 bits of alphabet per
+    character and English about 4.1, so no threshold on it tells them apart; words do.
+    """
+    letters_and_digits = sum(char.isalnum() for char in key)
+    explained = words = 0
+    tokens = [token for token in _SEPARATORS.split(key) if token]
+    for token in tokens:
+        if token.isdigit():
+            runs, covered = _runs(token)
+            explained += len(token)
+            words += runs
+            continue
+        for piece in _PIECES.findall(token):
+            runs, covered = _runs(piece)
+            if runs:
+                explained += covered
+                words += runs
+            elif not piece.isdigit():
+                found, covered = _segment(piece.lower())
+                if covered == len(piece) or (
+                    found >= _MIN_PHRASE_WORDS and 3 * covered >= 2 * len(piece)
+                ):
+                    explained += covered
+                    words += found
+    if words >= _MIN_PHRASE_WORDS and explained >= PHRASE_SHARE * letters_and_digits:
+        return words
+    if len(tokens) >= _MIN_WORD_TOKENS and all(_word_like(token) for token in tokens):
+        return len(tokens)
+    return 0
+
+
+def _period(text: str) -> int:
+    """The shortest ``p`` such that ``text`` repeats its first ``p`` characters (KMP prefix)."""
+    border = [0] * len(text)  # border[i]: longest proper prefix of text[: i + 1] ending there
+    for i in range(1, len(text)):
+        length = border[i - 1]
+        while length and text[i] != text[length]:
+            length = border[length - 1]
+        border[i] = length + (text[i] == text[length])
+    return len(text) - border[-1] if text else 0
+
+
+def _runs(piece: str) -> tuple[int, int]:
+    """(runs, characters in them) of consecutive characters in ``piece``: abcd, 4321, 1234."""
+    text = piece.lower()
+    runs = covered = start = 0
+    while start < len(text):
+        end, step = start + 1, 0
+        while end < len(text):
+            delta = ord(text[end]) - ord(text[end - 1])
+            if delta not in (1, -1) or step not in (0, delta):
+                break
+            step, end = delta, end + 1
+        if end - start >= _MIN_RUN:
+            runs, covered, start = runs + 1, covered + end - start, end
+        else:
+            start += 1
+    return runs, covered
+
+
+def _segment(text: str) -> tuple[int, int]:
+    """(words, characters covered) of the best reading of ``text`` as placeholder words.
+
+    Dynamic programming over prefixes: the most characters covered, then the most words;
+    characters no word covers are skipped. Words of two letters and more.
+    """
+    best = [(0, 0)] * (len(text) + 1)  # (covered, words) of each prefix
+    for end in range(1, len(text) + 1):
+        choice = best[end - 1]
+        for start in range(max(0, end - _LONGEST_WORD), end - 1):
+            if text[start:end] in PLACEHOLDER_WORDS:
+                covered, found = best[start]
+                choice = max(choice, (covered + end - start, found + 1))
+        best[end] = choice
+    covered, found = best[-1]
+    return found, covered
+
+
+def _word_like(token: str) -> bool:
+    """A number, or a word as people write one: 3+ letters, a vowel, one case or Capitalized."""
+    if token.isdigit():
+        return True
+    natural = token.islower() or token.isupper() or (token[0].isupper() and token[1:].islower())
+    return (
+        len(token) >= _MIN_WORD_LETTERS
+        and token.isalpha()
+        and token.isascii()
+        and natural
+        and not _VOWELS.isdisjoint(token.lower())
+    )
+
+
+def _testing_reason(settings: Settings, *, app_testing: bool) -> str:
+    """Why testing mode is on, for a finding; only called when it is."""
+    if settings.testing:
+        return "FENDER_TESTING is on"
+    if app_testing:
+        return "the app is in its testing mode (Flask's TESTING)"
+    return "this is a pytest run (PYTEST_VERSION is set)"
+
+
+def _secret_key_finding(settings: Settings, bad: Status, *, needed: bool | None) -> Finding:
+    """The environment's SECRET_KEY: judged when set, or when the app needs it."""
+    fix = (
+        "set SECRET_KEY to the output of python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))'"
+    )
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if not key and needed is False:
+        reason = "SECRET_KEY is not set, and the app does not sign with it"
+        return Finding("secret_key", Status.PASS, reason)
+    if not key and needed is None:
+        return Finding(
+            "secret_key",
+            Status.WARN,
+            "SECRET_KEY is not set; whether the app signs with it was not judged",
+            "run fender doctor --app module:attr to judge the app's own key; "
+            f"if the app signs sessions or tokens with SECRET_KEY, {fix}",
+            "SECRET_KEY",
+        )
+    weakness = secret_weakness(key)
+    if weakness:
+        return Finding("secret_key", bad, f"SECRET_KEY {weakness}", fix, "SECRET_KEY")
     return Finding("secret_key", Status.PASS, f"SECRET_KEY is set ({mask(key)})")
 
 
-def production_findings(settings: Settings) -> list[Finding]:
-    """Judge ``settings`` for production; in development, what would fail is only a warning."""
+def production_findings(
+    settings: Settings, *, app_testing: bool = False, secret_key_needed: bool | None = None
+) -> list[Finding]:
+    """Judge ``settings`` for production; in development, what would fail is only a warning.
+
+    Args:
+        settings: the settings to judge.
+        app_testing: the app is in its own testing mode (Flask's ``app.testing``): with
+            ``FENDER_TESTING`` unset, testing mode turns failures into warnings.
+        secret_key_needed: whether the app signs with the environment's ``SECRET_KEY``.
+            A ``SECRET_KEY`` that is set is judged whatever this says (something reads it).
+            Unset, it fails when ``True``, passes when ``False`` (the app signs nothing, or
+            with a key of its own that :mod:`fender.web.appcheck` judges) and only warns when
+            ``None``: the app was not looked at.
+    """
     production = settings.is_production
-    bad = Status.FAIL if production else Status.WARN
-    findings = [
-        Finding("environment", Status.PASS, "FENDER_ENV is production")
-        if production
-        else Finding(
+    bad = Status.FAIL if settings.enforces_production(app_testing=app_testing) else Status.WARN
+    if not production:
+        environment = Finding(
             "environment",
             Status.WARN,
             f"FENDER_ENV is {settings.env}",
             "set FENDER_ENV=production in the deployed environment",
             "FENDER_ENV",
-        ),
-        _secret_key_finding(settings),
+        )
+    elif bad is Status.WARN:
+        why = _testing_reason(settings, app_testing=app_testing)
+        environment = Finding(
+            "environment",
+            Status.WARN,
+            f"FENDER_ENV is production, but testing mode is on ({why}): the production rules "
+            "only warn",
+            "set FENDER_TESTING=0 to enforce them",
+            "FENDER_TESTING",
+        )
+    else:
+        environment = Finding("environment", Status.PASS, "FENDER_ENV is production")
+    findings = [
+        environment,
+        _secret_key_finding(settings, bad, needed=secret_key_needed),
         Finding(
             "debug", bad, "debug mode is on", "unset FENDER_DEBUG / FLASK_DEBUG", "FENDER_DEBUG"
         )
@@ -970,7 +1330,13 @@ def production_findings(settings: Settings) -> list[Finding]:
             )
         else:
             findings.append(Finding("admin_token", Status.PASS, "FENDER_ADMIN_TOKEN is strong"))
-    if settings.database_url.startswith("sqlite"):
+    if "database_url" not in settings.model_fields_set:
+        # The embedded default is there to run with nothing installed: no database is
+        # configured and fender checks none, which is no warning about SQLite.
+        findings.append(
+            Finding("database", Status.PASS, "no database is configured (DATABASE_URL is unset)")
+        )
+    elif settings.database_url.startswith("sqlite"):
         findings.append(
             Finding(
                 "database",

@@ -44,9 +44,14 @@ def test_a_bad_option_value_names_the_setting():
         fastapi_app(slow_request_ms=-1)
 
 
-def test_production_without_secret_key_refuses_to_build():
+def test_production_without_secret_key_builds_an_app_that_signs_nothing():
+    # A FastAPI app without a session middleware signs nothing: no SECRET_KEY to demand.
+    fastapi_app(env="production")
+
+
+def test_production_with_a_weak_secret_key_refuses_to_build():
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
-        fastapi_app(env="production")
+        fastapi_app(env="production", secret_key="short")
 
 
 def test_production_with_a_good_key_builds():

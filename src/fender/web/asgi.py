@@ -121,5 +121,5 @@ def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> A
 
     The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
     """
-    runtime = build_runtime(settings, framework="asgi", **options)
+    runtime = build_runtime(settings, framework="asgi", app=app, **options)
     return LifespanMiddleware(stack(app, runtime), runtime)

@@ -46,7 +46,7 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> Ru
     from fender.web.flask import _framework
 
     name = "fastapi" if type(app).__module__.startswith("fastapi") else "starlette"
-    runtime = build_runtime(settings, framework=_framework(name), **options)
+    runtime = build_runtime(settings, framework=_framework(name), app=app, **options)
 
     # fender's layers go around Starlette's whole stack, ServerErrorMiddleware included, so
     # that the app's own 500 handler (or fender's JSON one, when it has none) runs inside the

@@ -48,6 +48,8 @@ class Fender:
             self._settings,
             framework=_framework("flask"),
             asynchronous=False,
+            app=app,
+            app_testing=bool(app.testing),
             **{**self._options, **options},
         )
         app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)

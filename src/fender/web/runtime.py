@@ -23,7 +23,12 @@ from fender._status import Status
 from fender.health import HealthConfig, HealthRegistry, Kind, declared, disk_check, memory_check
 from fender.observability import metrics
 from fender.observability.breakers import instrument as instrument_breakers
-from fender.observability.logging import configure_logging, get_logger, logging_configured
+from fender.observability.logging import (
+    adopt_loggers,
+    configure_logging,
+    get_logger,
+    logging_configured,
+)
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.limiter import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import default_registry as default_breakers
@@ -44,6 +49,10 @@ from fender.web.observe import Observer
 __all__ = ["Hook", "Runtime", "build_runtime"]
 
 Hook = Callable[[], Awaitable[None] | None]
+# Settings by which a test asks for rate limits in testing mode (see Runtime).
+_ASKED_FOR_LIMITS: frozenset[str] = frozenset(
+    {"rate_limit_enabled", "rate_limit", "rate_limit_paths"}
+)
 _logger = get_logger("fender")
 DRAIN_POLL_SECONDS = 0.5
 
@@ -58,14 +67,38 @@ class Runtime:
         logging: bool = True,
         framework: str = "asgi",
         asynchronous: bool = True,
+        app: object = None,
+        app_testing: bool = False,
     ) -> None:
         """Validate ``settings`` for production, configure logging, declare metrics.
 
         ``asynchronous`` (ASGI) picks the asyncio Redis store; WSGI gets the threaded one.
+        ``app``, when given, is judged too: the secret and debug flag it really uses (see
+        :mod:`fender.web.appcheck`), again at start-up. ``app_testing``: the framework's own
+        testing mode (Flask's ``app.testing``).
+
+        In testing mode (:meth:`~fender.settings.Settings.testing_mode`) rate limits are off,
+        ``@rate_limit`` marks included, unless the test asks for them (FENDER_RATE_LIMIT_ENABLED,
+        FENDER_RATE_LIMIT or FENDER_RATE_LIMIT_PATHS set, or the options): a test suite's client
+        makes hundreds of requests from one address, and logs in more often than a user.
         """
-        settings.require_production_ready()
+        self.testing = settings.testing_mode(app_testing)
+        if self.testing and not _ASKED_FOR_LIMITS & settings.model_fields_set:
+            settings = settings.model_copy(update={"rate_limit_enabled": False})
+        if app is None:
+            settings.require_production_ready()
+        else:
+            from fender.web.appcheck import require_app_ready
+
+            require_app_ready(app, settings)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        if app is not None:
+            # What the app signs with may be set after install (a SessionMiddleware added
+            # later, SECRET_KEY loaded by the factory): judged again when it starts.
+            from fender.web.appcheck import require_app_ready
+
+            self.on_startup(functools.partial(require_app_ready, app, settings))
         if logging and not logging_configured():
             configure_logging(settings)
         self.settings = settings
@@ -215,6 +248,9 @@ class Runtime:
     async def _run_startup_hooks(self) -> None:
         for hook in self._startup:
             await _call(hook)
+        # Servers and apps may configure logging after install (uvicorn.run(app), a
+        # dictConfig in a hook): fender's handler is the one output again.
+        adopt_loggers()
         self._add_declared_checks()
         self._started = True
 
@@ -531,6 +567,8 @@ def build_runtime(
     *,
     framework: str = "asgi",
     asynchronous: bool = True,
+    app: object = None,
+    app_testing: bool = False,
     **overrides: Any,
 ) -> Runtime:
     """A :class:`Runtime` from ``settings`` (default: the environment) with field overrides.
@@ -543,5 +581,13 @@ def build_runtime(
     elif overrides:
         # Only the fields that were set: a default must not look configured (DATABASE_URL).
         given = settings.model_dump(exclude_unset=True)
+        if settings.testing_mode():  # read from the environment they came from: keep it
+            given.setdefault("testing", True)
         settings = load_settings({}, env_file=None, **{**given, **overrides})
-    return Runtime(settings, framework=framework, asynchronous=asynchronous)
+    return Runtime(
+        settings,
+        framework=framework,
+        asynchronous=asynchronous,
+        app=app,
+        app_testing=app_testing,
+    )
