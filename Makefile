@@ -8,7 +8,7 @@ DEMO_PORT ?= 8000
 DEMO_APP ?= examples.fastapi_app:app
 LINTED := $(wildcard src tests bench examples scripts)
 
-.PHONY: demo demo-serve test lint typecheck imports pytest services readme bench clean
+.PHONY: demo demo-serve test lint typecheck imports pytest realapps-oldest services readme bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,9 @@ demo-serve:
 	  -c python:fender.runtime.gunicorn_conf --workers 2 \
 	  --bind $(DEMO_HOST):$(DEMO_PORT) --graceful-timeout 20
 
-## test: lint, type-check, import contract and the whole test suite, with real services
-test: $(VENV)/.installed-dev services lint typecheck imports pytest
+## test: lint, type-check, import contract and the whole test suite, with real services; then
+## the corpus of real apps again against the oldest FastAPI and Starlette fender supports
+test: $(VENV)/.installed-dev services lint typecheck imports pytest realapps-oldest
 
 services:
 	@scripts/install-services.sh
@@ -52,6 +53,22 @@ pytest: $(VENV)/.installed-dev
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
+# The floors of the fastapi extra in pyproject.toml (keep them in step); .venv has the newest.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PINS := fastapi==0.115.2 starlette==0.40.0
+
+$(OLDEST_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install -q -e '.[dev,flask,fastapi]' $(OLDEST_PINS)
+	touch $@
+
+## realapps-oldest: the corpus of real apps (tests/realapps) against the oldest FastAPI and Starlette
+realapps-oldest: $(OLDEST_VENV)/.installed
+	@$(OLDEST_VENV)/bin/python -c 'import fastapi, starlette; print("realapps-oldest: fastapi", fastapi.__version__, "starlette", starlette.__version__)'
+	@$(OLDEST_VENV)/bin/pytest tests/realapps; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
 ## readme: regenerate the environment table of README.md from the settings model
 readme: $(VENV)/.installed-dev
 	$(BIN)/python scripts/readme_env_table.py --write
@@ -60,4 +77,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OLDEST_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,6 @@
+from fastapi import APIRouter
+
+from . import users
+
+router = APIRouter()
+router.include_router(users.router)
