@@ -245,7 +245,6 @@ def test_the_console_script_prints_one_line_and_exits_2(tmp_path, env, argv):
         ("FENDER_ADMIN_CIDRS", "nope", "admin"),
         ("FENDER_RATE_LIMIT_PATHS", "/login", "rate_limit"),
         ("FENDER_RATE_LIMIT_ALLOW", "x.y", "rate_limit"),
-        ("DATABASE_URL", "nosuchdb://db/app", "database_driver"),
     ],
 )
 @pytest.mark.usefixtures("clean_env")

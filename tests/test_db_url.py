@@ -173,3 +173,13 @@ def test_a_working_check_keeps_the_pool_settings_and_its_closer_frees_it(monkeyp
     check, close = database_health_check(sqlite)
     assert check.func().status is Status.PASS
     close()
+
+
+def test_a_driver_name_with_an_underscore_is_a_url_not_a_boot_failure():
+    # urlsplit refuses "_" in a scheme; SQLAlchemy's driver names have it.
+    url = "postgresql+psycopg_async://app@db/app"
+    settings = load_settings({"DATABASE_URL": url}, env_file=None)
+    assert settings.database_url == url
+    check, close = database_health_check(settings)
+    close()
+    assert check.name == "database"

@@ -312,7 +312,8 @@ class Settings(BaseSettings):
         min_length=1,
         secret=True,
         description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... for real "
-        "(postgres:// and postgresql:// use psycopg too).",
+        "(postgres:// and postgresql:// as the app's driver reads them; fender's own check uses "
+        "psycopg 3 or psycopg2, whichever is installed).",
     )
     db_pool_size: int = _env(
         "DB_POOL_SIZE", default=5, ge=1, le=1000, description="Connections kept open per worker."
@@ -543,7 +544,8 @@ class Settings(BaseSettings):
         "FENDER_RATE_LIMIT",
         default="100/minute burst 200",
         min_length=1,
-        description="Default limit per client ip and route: '100/minute', '10/second; "
+        description="Default limit per client ip and route (per client ip across all paths for "
+        "apps fender knows no router of): '100/minute', '10/second; "
         "1000/hour', '100/minute burst 200'.",
     )
     rate_limit_algorithm: Literal["gcra", "sliding"] = _env(
@@ -720,15 +722,19 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str, info: Any) -> str:
         if not value:
             return value
+        # Not urlsplit's scheme alone: it refuses "_", which SQLAlchemy drivers have
+        # (postgresql+psycopg_async, oracle+cx_oracle), and such a URL must not stop the boot.
         parts = urlsplit(value)
-        if not parts.scheme:
+        scheme = parts.scheme or (m[1] if (m := _DRIVER_SCHEME.match(value)) else "")
+        if not scheme:
             raise ValueError(f"a URL with a scheme, like {_URL_EXAMPLES[info.field_name]}")
-        if info.field_name == "redis_url" and parts.scheme not in REDIS_SCHEMES:
+        if info.field_name == "redis_url" and scheme not in REDIS_SCHEMES:
             raise ValueError(f"one of the schemes {', '.join(sorted(REDIS_SCHEMES))}")
-        if info.field_name == "database_url" and parts.scheme in _POSTGRES_SCHEMES:
+        if info.field_name == "database_url" and scheme in _POSTGRES_SCHEMES:
             # Without a driver SQLAlchemy picks psycopg2 (and knows no "postgres"); fender's
-            # postgres extra ships psycopg 3.
-            return POSTGRES_DRIVER + value[len(parts.scheme) :]
+            # postgres extra ships psycopg 3. fender.db reads the URL as written again when
+            # it was the environment's, and uses whichever driver is installed.
+            return POSTGRES_DRIVER + value[len(scheme) :]
         return value
 
     @property
@@ -806,6 +812,7 @@ _PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 POSTGRES_DRIVER = "postgresql+psycopg"
 # Heroku-style and driverless PostgreSQL schemes, rewritten to POSTGRES_DRIVER.
 _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
+_DRIVER_SCHEME = re.compile(r"([a-z][a-z0-9]*\+[a-z0-9_]+)://")
 _URL_EXAMPLES = {
     "database_url": "postgresql+psycopg://user@host/db or sqlite:///app.db",
     "redis_url": "redis://localhost:6379/0",
