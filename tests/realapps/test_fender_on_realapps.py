@@ -335,8 +335,18 @@ def test_fender_serves_its_endpoints_beside_the_app(production, name):
         assert client.get("/health/live").status_code == 200
         assert client.get("/health/ready").status_code == 200
         assert "http_server_request_duration_seconds" in client.get("/metrics").text
-    if name in ("starlette", "django"):  # nothing of theirs at fender's paths
+    if name == "starlette":  # nothing of theirs at fender's paths
         assert logs.named("endpoint_shadowed") == []
+    if name == "django":  # its /status/ only: its catch-all <slug>/ takes nothing of fender's
+        assert [e["path"] for e in logs.named("endpoint_shadowed")] == ["/status"]
+
+
+def test_a_django_projects_own_status_wins_and_its_catch_all_takes_nothing(production):
+    with capture_logs() as logs, served("django") as client:
+        assert client.get("/status/").json() == {"status": "ok", "app": "django-project"}
+        assert client.get("/health/ready").status_code == 200
+        assert client.get("/health/anything").json() == {"page": "health/anything"}
+    assert [e["path"] for e in logs.named("endpoint_shadowed")] == ["/status"]
 
 
 # --- one line per event -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from fender._status import Finding, Status
@@ -46,7 +47,7 @@ from fender.settings import (
     secret_weakness,
 )
 
-__all__ = ["app_findings", "require_app_ready"]
+__all__ = ["app_findings", "django_routes_among", "require_app_ready"]
 
 _logger = get_logger("fender")
 # How deep to look through middleware (``.app``) for the framework's application, and through
@@ -339,6 +340,34 @@ def _django_view() -> _AppView | None:
             ),
         ),
     )
+
+
+def django_routes_among(paths: Iterable[str]) -> list[str]:
+    """Which of ``paths`` the configured Django project routes itself (its URLconf resolves).
+
+    For apps fender wraps without knowing their router: a Django project with its own
+    ``/health/`` keeps it. Empty when Django is not in use. As for a router fender walks,
+    only a pattern naming the path itself counts, not one with parameters or a catch-all
+    (a single-page app's fallback must not take fender's probes away).
+    """
+    conf = sys.modules.get("django.conf")
+    if conf is None or not conf.settings.configured:
+        return []
+    from django.urls import Resolver404, resolve
+
+    claimed: list[str] = []
+    for path in paths:
+        for candidate in (path, path.rstrip("/") + "/"):  # APPEND_SLASH: /health -> /health/
+            try:
+                match = resolve(candidate)
+            except Resolver404:
+                continue
+            except Exception:  # a broken URLconf is the app's to report, on its own requests
+                return claimed
+            if (match.route or "").strip("^$").strip("/") == candidate.strip("/"):
+                claimed.append(path)
+                break
+    return claimed
 
 
 def _setting(name: str) -> Any:

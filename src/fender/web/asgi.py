@@ -122,4 +122,5 @@ def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> A
     The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
     """
     runtime = build_runtime(settings, framework="asgi", app=app, **options)
+    runtime.yield_to_django()
     return LifespanMiddleware(stack(app, runtime), runtime)

@@ -192,6 +192,20 @@ class Runtime:
                 fix=fix,
             )
 
+    def yield_to_django(self) -> None:
+        """Leave a wrapped Django project the paths its URLconf names itself.
+
+        For an app fender wraps without knowing its router; now and again when it starts
+        (URLconfs load lazily).
+        """
+        from fender.web.appcheck import django_routes_among
+
+        def claim() -> None:
+            self.yield_to_app(django_routes_among(self.endpoints.paths))
+
+        claim()
+        self.on_startup(claim)
+
     # --- checks ---------------------------------------------------------------------------------
 
     def _add_builtin_checks(self) -> None:

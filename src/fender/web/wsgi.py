@@ -491,6 +491,7 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
     from fender.web.ratelimit import RateLimitWSGI
 
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, app=app, **options)
+    runtime.yield_to_django()
     if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
     return FenderWSGI(app, runtime)

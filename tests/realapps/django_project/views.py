@@ -44,3 +44,13 @@ def vote(request: HttpRequest, poll_id: int) -> HttpResponse:
     votes = json.loads(request.body or b"{}").get("votes", 1)
     poll["votes"] = int(str(poll["votes"])) + int(votes)
     return JsonResponse(poll)
+
+
+@require_GET
+def status(_request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "ok", "app": "django-project"})
+
+
+@require_GET
+def page(_request: HttpRequest, anything: str) -> HttpResponse:
+    return JsonResponse({"page": anything})
