@@ -230,9 +230,9 @@ class Settings(BaseSettings):
     testing: bool | None = _env(
         "FENDER_TESTING",
         default=None,
-        description="Testing mode: the production rules only warn. Empty: on under pytest "
-        "(PYTEST_VERSION) and for an app in its own testing mode (Flask's TESTING); 0 keeps "
-        "them enforced under tests too.",
+        description="Testing mode: the production rules only warn and rate limits are off "
+        "unless a test sets FENDER_RATE_LIMIT*. Empty: on under pytest (PYTEST_VERSION) and for "
+        "an app in its own testing mode (Flask's TESTING); 0: off under tests too.",
     )
     secret_key: SecretStr | None = _env(
         "SECRET_KEY",
