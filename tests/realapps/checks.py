@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,12 @@ def grown(before: Counts, after: Counts) -> dict[str, set[str]]:
         if count > before.get((route, method, status), 0) and route not in OWN:
             routes.setdefault(route, set()).add(status)
     return routes
+
+
+def json_line(line: str) -> dict[str, Any] | None:
+    """A log line as its JSON object, None when it is not one (plain text, a list...)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None

@@ -37,6 +37,7 @@ from realapps.checks import (
     Counts,
     clean_environment,
     grown,
+    json_line,
     production_environment,
     read_counts,
 )
@@ -382,20 +383,12 @@ def test_one_line_per_event(tmp_path, name):
     message = drive.MESSAGES[name]
     app_lines = [line for line in lines if message in line]
     assert len(app_lines) == 1, output
-    assert message in (_json(app_lines[0]) or {}).get("event", ""), app_lines[0]
-    access = [line for line in lines if (_json(line) or {}).get("event") == "request"]
+    assert message in (json_line(app_lines[0]) or {}).get("event", ""), app_lines[0]
+    access = [line for line in lines if (json_line(line) or {}).get("event") == "request"]
     assert len(access) == 1, output
     path = drive.PATHS[name]
     others = [line for line in lines if path in line and line not in access]
     assert others == [], output
-
-
-def _json(line: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 # --- under a test suite -----------------------------------------------------------------------

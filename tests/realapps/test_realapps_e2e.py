@@ -8,17 +8,15 @@ FastAPI project's logging config turns back on), and the app loaded as deployed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from werkzeug.security import generate_password_hash
 
-from realapps.checks import production_environment, read_counts
+from realapps.checks import json_line, production_environment, read_counts
 from realapps.flask_project.auth import HASH_METHOD
 from realapps.flask_project.db import SCHEMA
 
@@ -119,14 +117,6 @@ LOGINS = {
 }
 
 
-def _json(line: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
-
-
 @pytest.mark.parametrize("name", list(SERVED))
 def test_served_by_gunicorn(name, tmp_path):
     if name == "flask":
@@ -167,7 +157,7 @@ def test_served_by_gunicorn(name, tmp_path):
     assert len([line for line in lines if ITEM["message"] in line]) == 1, output[-5000:]
     access = [
         event
-        for event in map(_json, lines)
+        for event in map(json_line, lines)
         if event
         and event.get("event") == "request"
         and event.get("route") == ITEM["route"]
@@ -176,4 +166,4 @@ def test_served_by_gunicorn(name, tmp_path):
     assert len(access) == 1, output[-5000:]
     assert not [line for line in lines if f"{ITEM['path']} HTTP/1.1" in line], output[-5000:]
     # One format: every line the service printed is a JSON event.
-    assert [line for line in lines if line.strip() and _json(line) is None] == []
+    assert [line for line in lines if line.strip() and json_line(line) is None] == []

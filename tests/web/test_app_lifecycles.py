@@ -13,6 +13,8 @@ from flask import Flask
 import fender
 from fender.flask import Fender
 
+from conftest import serve
+
 
 def _fender_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("fender-")]
@@ -55,21 +57,13 @@ def test_a_fastapi_app_started_twice_is_ready_again_with_fresh_counts():
 
     fender.install(app, env="development", rate_limit="2/minute")
 
-    async def one_lifespan() -> list[int]:
-        statuses: list[int] = []
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            lifespan = _Lifespan(app)
-            await lifespan.start()
-            try:
-                statuses.append((await client.get("/health/ready")).status_code)
-                statuses.extend([(await client.get("/items")).status_code for _ in range(3)])
-            finally:
-                await lifespan.stop()
+    async def one_lifespan(client: httpx.AsyncClient) -> list[int]:
+        statuses = [(await client.get("/health/ready")).status_code]
+        statuses.extend([(await client.get("/items")).status_code for _ in range(3)])
         return statuses
 
-    assert asyncio.run(one_lifespan()) == [200, 200, 200, 429]
-    assert asyncio.run(one_lifespan()) == [200, 200, 200, 429]
+    assert serve(app, one_lifespan) == [200, 200, 200, 429]
+    assert serve(app, one_lifespan) == [200, 200, 200, 429]
 
 
 def test_a_wsgi_app_first_called_from_a_running_event_loop_starts():
@@ -81,26 +75,3 @@ def test_a_wsgi_app_first_called_from_a_running_event_loop_starts():
 
     assert asyncio.run(call_from_a_coroutine()) == 200
     assert app.test_client().get("/health/ready").status_code == 200
-
-
-class _Lifespan:
-    """Drives an ASGI app's lifespan protocol, as a server (or TestClient) does."""
-
-    def __init__(self, app: object) -> None:
-        self.app = app
-        self.inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-        self.outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(
-            self.app({"type": "lifespan"}, self.inbox.get, self.outbox.put)  # type: ignore[operator]
-        )
-        await self.inbox.put({"type": "lifespan.startup"})
-        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
-
-    async def stop(self) -> None:
-        await self.inbox.put({"type": "lifespan.shutdown"})
-        assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
-        assert self.task is not None
-        await self.task
