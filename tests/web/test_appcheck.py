@@ -303,6 +303,15 @@ def test_django_settings_do_not_judge_a_flask_app(django_settings):
     require_app_ready(flask_app(), settings_of())
 
 
+def test_django_settings_do_not_judge_another_wsgi_app(django_settings):
+    # A configured Django in the process (an earlier test, a shared module) says nothing of
+    # the secret a plain WSGI app uses.
+    def bare(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    require_app_ready(bare, settings_of())
+
+
 # --- apps fender cannot read ----------------------------------------------------------------------
 
 

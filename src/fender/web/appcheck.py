@@ -176,17 +176,24 @@ def _key_finding(key: _Judged, bad: Status, env_key: str | None) -> Finding:
 
 
 def _view(app: object) -> _AppView | None:
-    """What fender can read of ``app`` (through its middleware), or ``None``."""
+    """What fender can read of ``app`` (through its middleware), or ``None``.
+
+    Django's settings are the app's only when the app is Django's handler (under middleware
+    such as WhiteNoise's ``application``): a process may hold a configured Django beside
+    another WSGI app, whose secret Django's settings say nothing about.
+    """
     inner: object = app
     for _ in range(_MAX_DEPTH):
         view = _flask_view(inner) or _starlette_view(inner)
         if view is not None:
             return view
-        following = getattr(inner, "app", None)
+        if type(inner).__module__.startswith("django."):
+            return _django_view()
+        following = getattr(inner, "app", None) or getattr(inner, "application", None)
         if following is None or following is inner:
             break
         inner = following
-    return _django_view()
+    return None
 
 
 def _loaded(module: str) -> bool:
