@@ -41,22 +41,29 @@ def test_a_broker_without_workers_is_said_so(redis_url):
 
 def test_a_live_worker_passes(redis_url, tmp_path):
     (tmp_path / "tasks.py").write_text(TASKS)
-    worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "tasks", "worker", "--pool", "solo", "--loglevel", "WARNING"],
-        cwd=tmp_path, env={**os.environ, "BROKER": redis_url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "tasks", "worker", "--pool", "solo", "--loglevel", "INFO"],
+            cwd=tmp_path, env={**os.environ, "BROKER": redis_url},
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         app = Celery("t", broker=redis_url)
         results = []
 
         def answered() -> bool:
+            # A worker that died will never answer: say why at once.
+            assert worker.poll() is None, log.read_text(errors="replace")
             # The passing result itself is checked: a second ping may miss its window on a
             # loaded machine.
             results.append(run(app))
             return results[-1].status is Status.PASS
 
-        wait_for(answered, 60, "the worker answering ping")
+        try:
+            wait_for(answered, 120, "the worker answering ping")
+        except TimeoutError:
+            pytest.fail(f"{results[-1:]}; the worker's log:\n{log.read_text(errors='replace')}")
         assert (results[-1].observed_value, results[-1].observed_unit) == (1, "workers")
     finally:
         worker.send_signal(signal.SIGTERM)
