@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -36,6 +37,19 @@ def with_fender(request: pytest.FixtureRequest, monkeypatch, tmp_path) -> bool:
 
 # Loggers the apps configure: Django's LOGGING, Flask's app.logger (none touches the root).
 _APP_LOGGERS = ("django", "realapps")
+
+
+@pytest.fixture(autouse=True)
+def _restore_django_environment() -> Iterator[None]:
+    """Leave no DJANGO_SETTINGS_MODULE behind: the Django project's wsgi.py sets it, as a real
+    one does, and every process the rest of the suite starts would inherit it (a celery worker
+    then loads Django's fixup and dies on a settings module it cannot import)."""
+    before = os.environ.get("DJANGO_SETTINGS_MODULE")
+    yield
+    if before is None:
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    else:
+        os.environ["DJANGO_SETTINGS_MODULE"] = before
 
 
 @pytest.fixture(autouse=True)
