@@ -57,7 +57,7 @@ API_KEY = {"X-API-Key": "test-api-key"}
 DOCS_HOST = "http://docs.example.com"
 
 # Every route of each app with a request it answers 200, keyed by the template that must
-# label it. Django routes through its own resolver, which fender does not know.
+# label it. Django routes inside its handler: fender asks its URLconf.
 ROUTES: dict[str, dict[str, tuple[str, str, dict[str, Any]]]] = {
     "fastapi": {
         "/api/v1/users": ("GET", "/api/v1/users", {"headers": API_KEY}),
@@ -87,7 +87,8 @@ ROUTES: dict[str, dict[str, tuple[str, str, dict[str, Any]]]] = {
     },
     "django": {
         "/polls/": ("GET", "/polls/", {}),
-        "/polls/<int:poll_id>/": ("GET", "/polls/1/", {}),
+        "/polls/{poll_id}/": ("GET", "/polls/1/", {}),
+        "/status/": ("GET", "/status/", {}),  # the app's own
     },
 }
 # A route whose ids a client can walk: one budget for the route (its template), or, where
@@ -280,7 +281,7 @@ def test_the_sixth_login_post_is_429_with_retry_after(production, name):
 # --- labels -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["fastapi", "starlette", "flask"])
+@pytest.mark.parametrize("name", APPS)
 def test_every_route_is_labelled_by_its_full_template(production, name):
     with served(name) as client:
         before = request_counts(client)
@@ -289,6 +290,28 @@ def test_every_route_is_labelled_by_its_full_template(production, name):
             assert answer.status_code == 200, (template, answer.text)
         after = request_counts(client)
     assert grown(before, after) == {template: {"200"} for template in ROUTES[name]}
+
+
+def test_django_served_over_asgi_is_labelled_by_its_url_patterns(production):
+    import asyncio
+
+    from django.core.asgi import get_asgi_application
+
+    import fender
+
+    with django_settings():
+        app = fender.asgi.wrap(get_asgi_application())
+
+        async def scenario() -> tuple[Counts, Counts]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                before = read_counts((await c.get("/metrics")).text)
+                for path in ("/polls/1/", "/polls/99/", "/nowhere/"):  # LIMIT of them
+                    await c.get(path)
+                return before, read_counts((await c.get("/metrics")).text)
+
+        before, after = asyncio.run(scenario())
+    assert grown(before, after) == {"/polls/{poll_id}/": {"200", "404"}, "unmatched": {"404"}}
 
 
 def test_a_post_to_an_included_router_is_labelled_by_its_full_template(production):

@@ -157,3 +157,40 @@ def test_context_a_fastapi_endpoint_binds_is_on_its_json_access_line():
         assert Client(app, asgi=True).get("/").status_code == 200
     (access,) = logs.named("request")
     assert access["tenant"] == "acme"
+
+
+def test_a_root_logging_config_made_after_fender_does_not_take_its_output():
+    # Under gunicorn, fender configures logging in the master; the app's import then runs
+    # Django's setup, whose LOGGING (the docs' basic example) replaces the root handlers.
+    events, stderr = served(
+        """
+        import logging, logging.config
+        import fender
+        from fender.observability.logging import configure_logging
+
+        configure_logging(fmt="json")
+        logging.config.dictConfig({
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"console": {"class": "logging.StreamHandler"}},
+            "root": {"handlers": ["console"], "level": "WARNING"},
+        })
+
+        def app(environ, start_response):
+            logging.getLogger("django.request").warning("Not Found: /polls/99/")
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"no"]
+
+        wrapped = fender.wsgi.wrap(app, env="development", log_format="json")
+        import io, wsgiref.util
+        environ = {}
+        wsgiref.util.setup_testing_defaults(environ)
+        environ["PATH_INFO"] = "/polls/99/"
+        body = wrapped(environ, lambda status, headers, exc_info=None: None)
+        b"".join(body)
+        """
+    )
+    assert stderr == ""  # nothing through the app's console handler (dicts, plain text)
+    named = [e for e in events if e.get("event") == "Not Found: /polls/99/"]
+    assert len(named) == 1
+    assert named[0]["request_id"]

@@ -346,6 +346,7 @@ _access = AccessLog(None, enabled=False)
 _configured_lock = threading.Lock()
 _configured = False
 _root_level: int | None = None  # the root level fender set last (None: never set one)
+_handler: logging.Handler | None = None  # fender's handler on the root logger, once configured
 _showwarning: Callable[..., None] | None = None  # warnings.showwarning as capture left it
 
 
@@ -412,6 +413,13 @@ def _reaches_root(logger: logging.Logger) -> bool:
 
 def _adopt(*, server_access_log: bool) -> None:
     """Leave fender's handler on the root logger the one console output (see the module)."""
+    root = logging.getLogger()
+    if _handler is not None and _handler not in root.handlers:
+        # A dictConfig with a "root" entry (Django's LOGGING, an app's own) replaced the root
+        # handlers: fender's events would come out through its console handler as dicts.
+        for handler in [h for h in root.handlers if _is_console(h)]:
+            root.removeHandler(handler)
+        root.addHandler(_handler)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
@@ -481,7 +489,7 @@ def configure_logging(
     Calling it again replaces the previous configuration. The root logger's level is left
     alone when someone else set it (see the module).
     """
-    global _configured, _root_level  # noqa: PLW0603  (one logging configuration per process)
+    global _configured, _root_level, _handler  # noqa: PLW0603  (one logging configuration per process)
     if settings is None:
         from fender.settings import load_settings
 
@@ -543,6 +551,7 @@ def configure_logging(
             if isinstance(old, _LineHandler) or _is_console(old):
                 root.removeHandler(old)
         root.addHandler(handler)
+        _handler = handler
         # The default level, or the one fender set: else the app's or a test's, which wins.
         if root.level in {logging.WARNING, _root_level}:
             root.setLevel(level_no)

@@ -144,16 +144,26 @@ async def send_response(
 class FenderMiddleware:
     """Pure ASGI middleware: fender's request path around ``app`` (see the module)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, *, routed: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        runtime: Runtime,
+        *,
+        routed: bool = False,
+        route_of: Callable[[Scope], str | None] | None = None,
+    ) -> None:
         """Wrap ``app`` with ``runtime``'s observer, endpoints and lifecycle.
 
         ``routed``: the app routes with Starlette's router, which names every route it matched
-        in the scope; a request it matched none of is ``unmatched`` in the metrics. While the
-        lifecycle is draining, responses carry ``Connection: close`` so that keep-alive
-        clients move to another instance.
+        in the scope; a request it matched none of is ``unmatched`` in the metrics.
+        ``route_of(scope)``: for another router fender can ask (Django's), the template of the
+        request's route, None for none (``unmatched``). While the lifecycle is draining,
+        responses carry ``Connection: close`` so that keep-alive clients move to another
+        instance.
         """
         self.app = app
         self.routed = routed
+        self.route_of = route_of
         self.runtime = runtime
         self.observer = runtime.observer
         self.endpoints = runtime.endpoints
@@ -240,7 +250,9 @@ class FenderMiddleware:
             active.dec()
             status = outcome[0] or 500
             route = scope.get(ROUTE_KEY)
-            if route is None:
+            if route is None and self.route_of is not None:
+                route = self.route_of(scope) or UNMATCHED
+            elif route is None:
                 route = route_of_scope(scope, status, root_path, routed=self.routed)
                 if self.routed:  # a route without fender's wrapper answered? (rare, cheap)
                     report_unmarked(scope, status)

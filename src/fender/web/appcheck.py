@@ -31,6 +31,8 @@ Testing mode (:meth:`~fender.settings.Settings.testing_mode`: ``FENDER_TESTING``
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -47,12 +49,19 @@ from fender.settings import (
     secret_weakness,
 )
 
-__all__ = ["app_findings", "django_routes_among", "require_app_ready"]
+__all__ = [
+    "app_findings",
+    "django_route",
+    "django_routes_among",
+    "is_django",
+    "require_app_ready",
+]
 
 _logger = get_logger("fender")
 # How deep to look through middleware (``.app``) for the framework's application, and through
 # mounts for sub-applications: far past any real stack, short of a cycle.
 _MAX_DEPTH = 32
+_DJANGO_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _NEW_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # The fields of debug flags: their values are no secret, unlike those of keys.
 _FLAG_FIELDS = frozenset({"app.debug", "settings.DEBUG"})
@@ -347,6 +356,39 @@ def _django_view() -> _AppView | None:
             ),
         ),
     )
+
+
+def is_django(app: object) -> bool:
+    """True when ``app`` is Django's WSGI or ASGI handler (through ``app``/``application``)."""
+    inner: object = app
+    for _ in range(_MAX_DEPTH):
+        if type(inner).__module__.startswith("django."):
+            return True
+        following = getattr(inner, "app", None) or getattr(inner, "application", None)
+        if following is None or following is inner:
+            return False
+        inner = following
+    return False
+
+
+@functools.lru_cache(maxsize=2048)
+def django_route(path: str) -> str | None:
+    """The route template Django's URLconf matches ``path`` with, None when none does.
+
+    ``/polls/<int:pk>/results/`` becomes ``/polls/{pk}/results/``: the label of every poll's
+    page, where the raw path would make a metrics series per poll. A ``re_path`` pattern is
+    its regular expression. Cached per path (a few microseconds of resolving otherwise).
+    """
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    except Exception:  # a broken URLconf is the app's to report, on its own requests
+        return None
+    route = match.route or ""
+    return "/" + _DJANGO_PARAMETER.sub(r"{\1}", route.lstrip("^"))
 
 
 def django_routes_among(paths: Iterable[str]) -> list[str]:

@@ -102,12 +102,22 @@ class LifespanMiddleware:
 def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
     """The request path around ``app``, without the lifespan layer."""
     from fender.ratelimit.limiter import AsyncTieredLimiter
+    from fender.web.appcheck import is_django
     from fender.web.ratelimit import RateLimitMiddleware
 
     inner: ASGIApp = app
     if isinstance(runtime.limiter, AsyncTieredLimiter) and runtime.rate_limit.enabled:
         inner = RateLimitMiddleware(inner, runtime.limiter)
-    return FenderMiddleware(inner, runtime)
+    # Django routes inside its handler: fender asks its URLconf for the template.
+    return FenderMiddleware(inner, runtime, route_of=_django_route if is_django(app) else None)
+
+
+def _django_route(scope: Scope) -> str | None:
+    from fender.web.appcheck import django_route
+
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return django_route(path[len(root) :] if root and path.startswith(root) else path)
 
 
 def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> ASGIApp:

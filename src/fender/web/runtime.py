@@ -82,25 +82,9 @@ class Runtime:
         FENDER_RATE_LIMIT or FENDER_RATE_LIMIT_PATHS set, or the options): a test suite's client
         makes hundreds of requests from one address, and logs in more often than a user.
         """
-        self.testing = settings.testing_mode(app_testing)
-        if self.testing and not _ASKED_FOR_LIMITS & settings.model_fields_set:
-            settings = settings.model_copy(update={"rate_limit_enabled": False})
-        if app is None:
-            settings.require_production_ready()
-        else:
-            from fender.web.appcheck import require_app_ready
-
-            require_app_ready(app, settings)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
-        if app is not None:
-            # What the app signs with may be set after install (a SessionMiddleware added
-            # later, SECRET_KEY loaded by the factory): judged again when it starts.
-            from fender.web.appcheck import require_app_ready
-
-            self.on_startup(functools.partial(require_app_ready, app, settings))
-        if logging and not logging_configured():
-            configure_logging(settings)
+        settings = self._judge(settings, logging=logging, app=app, app_testing=app_testing)
         self.settings = settings
         self.framework = framework
         self.rate_limit = RateLimitConfig.from_settings(settings)
@@ -159,6 +143,31 @@ class Runtime:
         self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
         self._stop_watch = threading.Event()
+
+    def _judge(
+        self, settings: Settings, *, logging: bool, app: object, app_testing: bool
+    ) -> Settings:
+        """Set up logging, enforce the production rules; the settings to run with."""
+        if logging:
+            # First, so that what the checks say is in fender's format. A logging config the
+            # app made since fender's (Django's LOGGING at its setup) is undone.
+            if logging_configured():
+                adopt_loggers()
+            else:
+                configure_logging(settings)
+        self.testing = settings.testing_mode(app_testing)
+        if self.testing and not _ASKED_FOR_LIMITS & settings.model_fields_set:
+            settings = settings.model_copy(update={"rate_limit_enabled": False})
+        if app is None:
+            settings.require_production_ready()
+            return settings
+        from fender.web.appcheck import require_app_ready
+
+        require_app_ready(app, settings)
+        # What the app signs with may be set after install (a SessionMiddleware added later,
+        # SECRET_KEY loaded by the factory): judged again when it starts.
+        self.on_startup(functools.partial(require_app_ready, app, settings))
+        return settings
 
     # --- hooks ----------------------------------------------------------------------------------
 

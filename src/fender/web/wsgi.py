@@ -492,6 +492,16 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
 
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, app=app, **options)
     runtime.yield_to_django()
+    from fender.web.appcheck import is_django
+
+    # Django routes inside its handler: fender asks its URLconf for the template.
+    route_of = _django_route if is_django(app) else None
     if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
-    return FenderWSGI(app, runtime)
+    return FenderWSGI(app, runtime, route_of=route_of)
+
+
+def _django_route(environ: WSGIEnviron) -> str | None:
+    from fender.web.appcheck import django_route
+
+    return django_route(str(environ.get("PATH_INFO") or "/"))
