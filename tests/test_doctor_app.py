@@ -69,6 +69,16 @@ def test_doctor_calls_an_app_factory(app_dir):
     assert by_check(report.findings, "app_secret_key")[0].status is Status.FAIL
 
 
+def test_doctor_names_a_factory_given_without_its_call(app_dir):
+    write(app_dir, "flaskr_no_call", FLASK_TUTORIAL)
+    report = diagnose(PRODUCTION, env_file=None, app="flaskr_no_call:create_app")
+    (app,) = by_check(report.findings, "app")
+    assert app.status is Status.FAIL
+    assert "an app factory?" in app.reason
+    assert "flaskr_no_call:create_app()" in app.fix
+    assert report.exit_code() == 2
+
+
 def test_doctor_passes_a_fastapi_app_without_secret_key_or_sessions(app_dir):
     write(app_dir, "api_doctor", "from fastapi import FastAPI\napp = FastAPI()\n")
     environ = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -198,6 +199,18 @@ def _import_app(module_name: str, path: list[str], factory: bool) -> object:  # 
     return target() if factory else target
 
 
+def _is_factory(target: object) -> bool:
+    """A function that cannot be a WSGI or ASGI app (they take 2 or 3 arguments): a factory."""
+    if not inspect.isfunction(target):
+        return False
+    required = [
+        p
+        for p in inspect.signature(target).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(required) < 2  # noqa: PLR2004
+
+
 def diagnose(
     environ: Mapping[str, str] | None = None,
     *,
@@ -231,6 +244,12 @@ def diagnose(
         except Exception as exc:  # the app's own error, a ConfigurationError of its settings too
             reason = f"importing {spec} raised {type(exc).__name__}: {exc}"
             fix = "run fender doctor from the app's directory, with the app's environment"
+            findings.append(Finding("app", Status.FAIL, reason, fix, "--app"))
+            app = None
+        if not parsed[2] and _is_factory(app):
+            # Judging a factory says nothing of the app it makes.
+            reason = f"{spec} is a function that takes no request: an app factory?"
+            fix = f"name the app it makes: fender doctor --app '{spec}()'"
             findings.append(Finding("app", Status.FAIL, reason, fix, "--app"))
             app = None
     for check in tuple(_CHECKS):  # a check may register another while we run

@@ -563,3 +563,17 @@ def test_listeners_and_transition_logs(registry, caplog):
     assert [(r.previous, r.status) for r in transitions] == [("pass", "fail"), ("fail", "pass")]
     assert transitions[0].levelno == logging.WARNING
     assert sum(r.getMessage() == "health_listener_failed" for r in caplog.records) == 4
+
+
+def test_a_refresh_while_the_interpreter_exits_records_no_failure(caplog):
+    # At exit, Python shuts its thread pools down before atexit hooks run, while the refresher
+    # may still run a sync check: "cannot schedule new futures" is no failure of the check.
+    registry = HealthRegistry()
+    registry.add(lambda: True, name="memory")
+    executor = concurrent.futures.ThreadPoolExecutor()
+    executor.shutdown()
+    registry._executor = executor
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(registry.run())
+    assert registry.snapshot().checks["memory"].result.output == "not checked yet"
+    assert not [r for r in caplog.records if "memory" in r.getMessage()]

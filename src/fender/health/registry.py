@@ -543,6 +543,12 @@ class HealthRegistry:
         # before a thread picked it up. The context copy carries request/log context along.
         try:
             future = executor.submit(contextvars.copy_context().run, check.func)
+        except RuntimeError:
+            # The pool refuses work only once shut down: close(), or the interpreter exiting
+            # (its pools stop before atexit hooks run, while this loop may still refresh).
+            # Nothing was checked: no result, and no "fail" to report on the way out.
+            self._release(check.name)
+            raise asyncio.CancelledError from None
         except BaseException:
             self._release(check.name)
             raise
