@@ -411,6 +411,9 @@ def test_env_example_loads_back_as_defaults(tmp_path):
     dotenv.write_text(render_env_example(), encoding="utf-8")
     from_file = load_settings({}, env_file=dotenv)
     assert from_file == load()
+    # ...and chooses nothing: a copied example must not look configured (DATABASE_URL adds
+    # its check; a rate limit set is one a test suite asked for).
+    assert from_file.model_fields_set <= {"testing"}
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path):

@@ -85,11 +85,18 @@ def test_fender_testing_0_enforces_them_under_pytest():
 
 
 def test_an_app_in_testing_mode_only_warns():
-    settings = load(**SHORT)
+    settings = load(SECRET_KEY="short")  # production by default
     assert secret_key_status(settings, app_testing=True) is Status.WARN
     assert secret_key_status(settings) is Status.FAIL
     assert settings.enforces_production(app_testing=True) is False
     assert settings.enforces_production() is True
+
+
+def test_an_app_left_in_testing_mode_under_an_explicit_production_is_judged():
+    # FENDER_ENV=production set on purpose is a deployment: Flask's TESTING relaxes nothing.
+    settings = load(**SHORT)
+    assert settings.enforces_production(app_testing=True) is True
+    assert secret_key_status(settings, app_testing=True) is Status.FAIL
 
 
 def test_testing_mode_leaves_production_itself_alone():

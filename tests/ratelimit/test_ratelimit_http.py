@@ -309,6 +309,14 @@ def test_walking_ids_of_an_app_without_a_router_hits_the_default(flavour):
     assert service.statuses("/items/9", 1, ip="10.0.0.2") == [200]
 
 
+@pytest.mark.parametrize("flavour", ["bare-asgi", "bare-wsgi"])
+def test_a_path_entry_written_with_a_trailing_slash_applies_to_raw_paths(flavour):
+    # As Django writes its paths: /accounts/login/ (raw paths are looked up without it).
+    service = build(flavour, paths=parse_paths("/accounts/login/=2/minute"))
+    # (the test app answers 404 there; the default, 3/minute, would admit the third)
+    assert service.statuses("/accounts/login/", 3, method="POST") == [404, 404, 429]
+
+
 def test_mounted_routes_are_known_by_their_prefixed_template():
     service = build("starlette", paths=parse_paths("/sub/things/{thing_id}=1/minute"))
     response = service.get("/sub/things/1")

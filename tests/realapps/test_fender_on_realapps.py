@@ -373,6 +373,21 @@ def test_a_django_projects_own_status_wins_and_its_catch_all_takes_nothing(produ
     assert [e["path"] for e in logs.named("endpoint_shadowed")] == ["/status"]
 
 
+def test_a_configured_django_takes_no_path_from_another_wrapped_app(production):
+    import fender
+
+    def plain(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain"]
+
+    with django_settings(), capture_logs() as logs:  # Django's URLconf has status/
+        app = fender.wsgi.wrap(plain)
+        transport = httpx.WSGITransport(app=app)
+        with httpx.Client(transport=transport, base_url="http://testserver") as client:
+            assert client.get("/status", headers={"Accept": "application/json"}).json()
+    assert logs.named("endpoint_shadowed") == []
+
+
 # --- one line per event -----------------------------------------------------------------------
 
 

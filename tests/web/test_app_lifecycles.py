@@ -48,6 +48,19 @@ def test_an_app_factory_called_per_test_leaves_no_threads_behind():
     assert len(alive) <= 1, alive
 
 
+def test_dropped_apps_leave_no_listener_on_the_shared_rate_limit_breaker():
+    from fender.resilience import default_registry
+
+    _flask_factory()
+    gc.collect()
+    breaker = default_registry.get("ratelimit")
+    before = len(breaker._transition_listeners)
+    for _ in range(20):
+        _flask_factory()
+    gc.collect()
+    assert len(breaker._transition_listeners) <= before
+
+
 def test_a_fastapi_app_started_twice_is_ready_again_with_fresh_counts():
     app = FastAPI()
 
@@ -75,3 +88,17 @@ def test_a_wsgi_app_first_called_from_a_running_event_loop_starts():
 
     assert asyncio.run(call_from_a_coroutine()) == 200
     assert app.test_client().get("/health/ready").status_code == 200
+    # The health refresher runs on the registry's own loop, not on the test's, now closed.
+    health = app.extensions["fender"].health
+    refresher_loop, task = health._refresher
+    assert refresher_loop is health._loop
+    assert not task.done()
+
+
+def test_a_wsgi_app_shut_down_and_used_again_starts_again():
+    app = _flask_factory()
+    client = app.test_client()
+    assert client.get("/health/ready").status_code == 200
+    app.extensions["fender"].shutdown_sync()
+    assert client.get("/").status_code == 200
+    assert client.get("/health/ready").status_code == 200

@@ -128,12 +128,18 @@ def test_a_weak_env_key_is_refused_first_even_when_the_app_uses_it():
 
 def test_flask_in_testing_mode_is_not_judged_as_production():
     app = flask_app(SECRET_KEY="dev", TESTING=True)
-    settings = settings_of()
+    settings = load_settings({"SECRET_KEY": STRONG}, env_file=None)  # production by default
     with capture_logs() as logs:
         require_app_ready(app, settings)  # nothing raised
     assert by_check(app_findings(app, settings), "app_secret_key")[0].status is Status.WARN
     (relaxed,) = logs.named("production_rules_relaxed")
     assert "Flask's TESTING" in relaxed["reason"]
+
+
+def test_flask_testing_under_an_explicit_production_is_judged():
+    app = flask_app(SECRET_KEY="dev", TESTING=True)
+    with pytest.raises(ProductionRuleError, match=r"app\.secret_key"):
+        require_app_ready(app, settings_of())  # FENDER_ENV=production set on purpose
 
 
 def test_fender_testing_0_judges_a_flask_app_in_testing_mode():

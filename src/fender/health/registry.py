@@ -543,12 +543,15 @@ class HealthRegistry:
         # before a thread picked it up. The context copy carries request/log context along.
         try:
             future = executor.submit(contextvars.copy_context().run, check.func)
-        except RuntimeError:
-            # The pool refuses work only once shut down: close(), or the interpreter exiting
-            # (its pools stop before atexit hooks run, while this loop may still refresh).
-            # Nothing was checked: no result, and no "fail" to report on the way out.
+        except RuntimeError as exc:
             self._release(check.name)
-            raise asyncio.CancelledError from None
+            # A pool shut down (close(), or the interpreter exiting: its pools stop before
+            # atexit hooks run, while this loop may still refresh) says "...after shutdown".
+            # Nothing was checked: no result, and no "fail" to report on the way out. Any
+            # other refusal (no thread could start) is the check's failure, as before.
+            if "shutdown" in str(exc):
+                raise asyncio.CancelledError from None
+            raise
         except BaseException:
             self._release(check.name)
             raise

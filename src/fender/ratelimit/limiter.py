@@ -241,7 +241,9 @@ class TierCore:
             if bound is not None:
                 bound(event)
 
-        self._unsubscribe = self.breaker.add_transition_listener(listener)
+        unsubscribe = self.breaker.add_transition_listener(listener)
+        self._unsubscribe = unsubscribe
+        weakref.finalize(self, unsubscribe)  # gone without close(): leave the breaker's list
 
     def close(self) -> None:
         """Stop following the breaker (shared by every limiter of its registry); idempotent."""

@@ -136,7 +136,12 @@ def require_app_ready(app: object, settings: Settings) -> None:
         )
     environment = judged[0][0]
     if environment.status is Status.WARN:  # production, relaxed by testing mode
-        _logger.info("production_rules_relaxed", reason=environment.reason)
+        _logger.warning(
+            "production_rules_relaxed",
+            reason=environment.reason,
+            relaxed="the production rules only warn; rate limits are off unless a test sets them",
+            fix="FENDER_TESTING=0 keeps production behaviour under tests",
+        )
 
 
 def _judge(app: object, settings: Settings) -> list[tuple[Finding, _Judged | None]]:

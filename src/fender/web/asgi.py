@@ -131,6 +131,9 @@ def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> A
 
     The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
     """
+    from fender.web.appcheck import is_django
+
     runtime = build_runtime(settings, framework="asgi", app=app, **options)
-    runtime.yield_to_django()
+    if is_django(app):  # not merely Django configured in this process
+        runtime.yield_to_django()
     return LifespanMiddleware(stack(app, runtime), runtime)

@@ -230,6 +230,11 @@ class HttpRateLimit:
         self._path_plans = {
             route: self._plan((_Rule("ip", policy),), 1) for route, policy in config.paths.items()
         }
+        # Raw paths are looked up as normal_path() makes them (no trailing slash): an entry
+        # written as Django writes its paths (/accounts/login/) must still apply.
+        self._raw_path_plans = {
+            normal_path(route): plan for route, plan in self._path_plans.items()
+        }
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -296,7 +301,7 @@ class HttpRateLimit:
         A path-table entry counts per path; the default counts per client across all paths:
         raw paths carry ids, and a budget per id is never used up.
         """
-        plan = self._path_plans.get(path)
+        plan = self._raw_path_plans.get(path)
         if plan is None:
             return _EVERY_PATH, self.default_plan
         return path, plan

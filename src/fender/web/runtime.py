@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fender._status import Status
@@ -354,8 +354,14 @@ class Runtime:
         thread) runs them at once, and the process turns READY when the critical readiness
         checks pass; with none, at once.
         """
+        # All of it off a running event loop (an async test calling Flask's test client):
+        # the hooks need asyncio.run(), and the health refresher must go to the registry's
+        # own loop, not to a loop that ends with the test.
+        _off_the_loop(self._start_sync)
+
+    def _start_sync(self) -> None:
         self._begin_again()
-        _run_to_end(self._run_startup_hooks())
+        asyncio.run(self._run_startup_hooks())
         if isinstance(self.limiter, TieredLimiter) and self.rate_limit.enabled:
             self.limiter.start()
         self.health.start()
@@ -367,7 +373,8 @@ class Runtime:
 
     def shutdown_sync(self) -> None:
         """Blocking :meth:`shutdown` (WSGI, at interpreter exit)."""
-        _run_to_end(self.shutdown())
+        _off_the_loop(lambda: asyncio.run(self.shutdown()))
+        self._started_pid = None  # used again, it starts again
 
     def _started_with(self, report: Any) -> None:
         if report.status is not Status.FAIL:
@@ -488,22 +495,22 @@ def _shut_down_all() -> None:
         runtime.shutdown_sync()
 
 
-def _run_to_end(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run ``coroutine`` to its end from sync code, whether or not this thread has a loop.
+def _off_the_loop(function: Callable[[], None]) -> None:
+    """Call ``function`` here, or on a thread of its own when this thread's event loop runs.
 
     ``asyncio.run()`` refuses a thread whose event loop is running (an async test calling
-    Flask's test client, a notebook): there the coroutine runs on a thread of its own.
+    Flask's test client, a notebook), and what starts there must not land on that loop.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(coroutine)
+        function()
         return
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(coroutine)
+            function()
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 

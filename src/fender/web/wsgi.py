@@ -488,14 +488,15 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
         >>> app = wrap(app, env="development")
     """
     from fender.ratelimit.limiter import TieredLimiter
+    from fender.web.appcheck import is_django
     from fender.web.ratelimit import RateLimitWSGI
 
     runtime = build_runtime(settings, framework="wsgi", asynchronous=False, app=app, **options)
-    runtime.yield_to_django()
-    from fender.web.appcheck import is_django
-
-    # Django routes inside its handler: fender asks its URLconf for the template.
-    route_of = _django_route if is_django(app) else None
+    route_of = None
+    if is_django(app):  # not merely Django configured in this process
+        runtime.yield_to_django()
+        # Django routes inside its handler: fender asks its URLconf for the template.
+        route_of = _django_route
     if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
     return FenderWSGI(app, runtime, route_of=route_of)
