@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Host, Mount, Route
 
 from fender._status import Finding, Status
 from fender.errors import ConfigurationError
@@ -344,3 +348,42 @@ def test_the_module_imports_no_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def _endpoint(_request: Any) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(
+            lambda: SessionMiddleware(Starlette(routes=[Route("/", _endpoint)]), secret_key="dev"),
+            id="session-middleware-around-the-app",
+        ),
+        pytest.param(
+            lambda: Starlette(
+                routes=[
+                    Mount(
+                        "/account",
+                        routes=[Route("/", _endpoint)],
+                        middleware=[Middleware(SessionMiddleware, secret_key="dev")],
+                    )
+                ]
+            ),
+            id="session-middleware-on-a-mount",
+        ),
+        pytest.param(
+            lambda: Starlette(routes=[Host("admin.example.com", app=Starlette(debug=True))]),
+            id="debug-app-under-a-host",
+        ),
+        pytest.param(
+            lambda: Starlette(
+                routes=[Mount("/admin", app=SessionMiddleware(Starlette(debug=True), "dev"))]
+            ),
+            id="debug-app-under-middleware-on-a-mount",
+        ),
+    ],
+)
+def test_what_a_starlette_app_hides_under_middleware_mounts_and_hosts_is_judged(build):
+    with pytest.raises(ProductionRuleError):
+        require_app_ready(build(), production_without_secret_key(FENDER_TESTING="0"))

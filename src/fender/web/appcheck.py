@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import re
 import sys
 from collections.abc import Iterable
@@ -190,24 +191,79 @@ def _key_finding(key: _Judged, bad: Status, env_key: str | None) -> Finding:
 
 
 def _view(app: object) -> _AppView | None:
-    """What fender can read of ``app`` (through its middleware), or ``None``.
+    """What fender can read of ``app`` (through its middleware, mounts and hosts), or ``None``.
 
-    Django's settings are the app's only when the app is Django's handler (under middleware
-    such as WhiteNoise's ``application``): a process may hold a configured Django beside
-    another WSGI app, whose secret Django's settings say nothing about.
+    The first Flask, Starlette or Django app met is the app; a ``SessionMiddleware`` met on
+    the way (around the app, on a mount, under a host) signs with a key judged too. Django's
+    settings are the app's only when the app is Django's handler (under middleware such as
+    WhiteNoise's ``application``, or a protocol router's ``http`` entry): a process may hold
+    a configured Django beside another app, whose secret Django's settings say nothing about.
     """
-    inner: object = app
-    for _ in range(_MAX_DEPTH):
+    for inner in _reachable(app):
         view = _flask_view(inner) or _starlette_view(inner)
+        if view is None and type(inner).__module__.startswith("django."):
+            view = _django_view()
         if view is not None:
+            live = _live_session_keys(app)
+            if live:
+                view = dataclasses.replace(view, keys=(*view.keys, *live))
             return view
-        if type(inner).__module__.startswith("django."):
-            return _django_view()
-        following = getattr(inner, "app", None) or getattr(inner, "application", None)
-        if following is None or following is inner:
-            break
-        inner = following
     return None
+
+
+def _next(obj: object) -> list[object]:
+    """What ``obj`` hands requests to: its wrapped app, its mounts' and hosts' apps."""
+    found = [getattr(obj, "app", None), getattr(obj, "application", None)]
+    mapping = getattr(obj, "application_mapping", None)  # a protocol router (Channels)
+    if isinstance(mapping, dict):
+        found.extend(mapping.values())
+    found.extend(
+        getattr(route, "app", None)
+        for route in getattr(obj, "routes", None) or ()
+        if hasattr(route, "routes") or hasattr(route, "host")  # a Mount or a Host
+    )
+    return [each for each in found if each is not None and not inspect.isfunction(each)]
+
+
+def _reachable(app: object) -> list[object]:
+    """``app`` and what it hands requests to, breadth first, bounded and without cycles."""
+    order: list[object] = []
+    seen: set[int] = set()
+    level = [app]
+    for _ in range(_MAX_DEPTH):
+        following: list[object] = []
+        for each in level:
+            if id(each) in seen:
+                continue
+            seen.add(id(each))
+            order.append(each)
+            following.extend(_next(each))
+        if not following:
+            break
+        level = following
+    return order
+
+
+def _live_session_keys(app: object) -> list[_Judged]:
+    """The keys of the ``SessionMiddleware`` instances reachable from ``app``."""
+    if not _loaded("starlette.middleware.sessions"):
+        return []
+    from starlette.middleware.sessions import SessionMiddleware
+
+    fix = (
+        "pass SessionMiddleware a random secret_key, e.g. read from the environment's "
+        f"SECRET_KEY, set to the output of {_NEW_KEY}"
+    )
+    keys = []
+    for each in _reachable(app):
+        if isinstance(each, SessionMiddleware):
+            signer = getattr(each, "signer", None)
+            value = getattr(signer, "secret_key", None)
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            name = "SessionMiddleware's secret_key (a middleware around or inside the app)"
+            keys.append(_Judged(name, "SessionMiddleware(secret_key=...)", value, fix))
+    return keys
 
 
 def _loaded(module: str) -> bool:
@@ -279,9 +335,11 @@ def _starlette_view(app: object) -> _AppView | None:
 
 
 def _starlette_apps(app: Any) -> list[tuple[str, Any]]:
-    """``app`` and the Starlette apps mounted in it, with their mount paths (``""``: app)."""
+    """``app`` and the Starlette apps mounted or hosted in it, under middleware too.
+
+    Each with where it is (``""``: the app itself).
+    """
     from starlette.applications import Starlette
-    from starlette.routing import Mount
 
     found: list[tuple[str, Any]] = []
     pending: list[tuple[str, Any, int]] = [("", app, 0)]
@@ -291,12 +349,16 @@ def _starlette_apps(app: Any) -> list[tuple[str, Any]]:
         if id(current) in seen or depth > _MAX_DEPTH:
             continue
         seen.add(id(current))
-        found.append((where, current))
-        pending.extend(
-            (where + route.path, route.app, depth + 1)
-            for route in getattr(current, "routes", ())
-            if isinstance(route, Mount) and isinstance(route.app, Starlette)
-        )
+        if isinstance(current, Starlette):
+            found.append((where, current))
+        for route in getattr(current, "routes", None) or ():
+            if hasattr(route, "routes") or hasattr(route, "host"):  # a Mount or a Host
+                place = where + (getattr(route, "path", "") or getattr(route, "host", ""))
+                pending.extend((place, each, depth + 1) for each in _reachable(route.app)[:8])
+        # The app under middleware (a Mount(..., middleware=...), a wrapped sub-app).
+        inner = getattr(current, "app", None)
+        if inner is not None and not inspect.isfunction(inner):
+            pending.append((where, inner, depth + 1))
     return found
 
 
