@@ -70,6 +70,8 @@ def test_placeholder_phrases_are_refused_in_production(phrase):
         "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gD",
         # 32 hex characters with 9 distinct ones: random, and 1 in 10**4 token_hex(16) keys.
         "48aec89dc874944c4888a7114d17e84d",
+        # A uuid4 whose groups happen to read as digits and runs (1 in about 33,000).
+        "72636744-3645-4c40-961c-401238606543",
     ],
 )
 def test_random_keys_with_words_or_few_characters_pass(key):

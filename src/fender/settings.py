@@ -1130,10 +1130,14 @@ def _pattern_weakness(key: str) -> str:
     period = _period(key)
     if 2 * period <= len(key):
         return f"repeats a pattern of {period} characters: not random"
-    words = _phrase_words(key)
+    # A UUID's hex groups may happen to be digits and short words ("be"): random, not typed.
+    words = 0 if _UUID.fullmatch(key.strip()) else _phrase_words(key)
     if words:
         return f"reads as a phrase of {words} words, not a random key"
     return ""
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def _binary_weakness(key: bytes) -> str:
