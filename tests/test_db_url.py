@@ -62,11 +62,21 @@ def server_url(postgres_url: str, scheme: str) -> str:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
-def test_a_driverless_url_is_checked_with_psycopg_when_psycopg2_is_absent(
-    postgres_url, settings_for, monkeypatch, scheme
+@pytest.mark.parametrize(
+    ("scheme", "drivers"),
+    [
+        pytest.param("postgres", ("psycopg", "psycopg2"), id="postgres-psycopg"),
+        pytest.param("postgresql", ("psycopg", "psycopg2"), id="postgresql-psycopg"),
+        # Django's case: postgres://... and psycopg2, no psycopg 3 (psycopg2-binary is in the
+        # dev extras).
+        pytest.param("postgres", ("psycopg2", "psycopg"), id="postgres-psycopg2"),
+    ],
+)
+def test_a_driverless_url_is_checked_with_the_driver_that_is_installed(
+    postgres_url, settings_for, monkeypatch, scheme, drivers
 ):
-    without(monkeypatch, "psycopg2")
+    installed, absent = drivers
+    without(monkeypatch, absent)
     settings = settings_for(server_url(postgres_url, scheme))
     check, close = database_health_check(settings)
     try:
@@ -74,25 +84,7 @@ def test_a_driverless_url_is_checked_with_psycopg_when_psycopg2_is_absent(
     finally:
         close()
     engine = engine_from_settings(settings)
-    assert engine.dialect.driver == "psycopg"
-    engine.dispose()
-
-
-@pytest.mark.postgres
-def test_a_driverless_url_is_checked_with_psycopg2_when_only_it_is_installed(
-    postgres_url, settings_for, monkeypatch
-):
-    # Django's case: postgres://... and psycopg2, no psycopg 3.
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is in the dev extras")
-    without(monkeypatch, "psycopg")
-    settings = settings_for(server_url(postgres_url, "postgres"))
-    check, close = database_health_check(settings)
-    try:
-        assert check.func().status is Status.PASS
-    finally:
-        close()
-    engine = engine_from_settings(settings)
-    assert engine.dialect.driver == "psycopg2"
+    assert engine.dialect.driver == installed
     engine.dispose()
 
 

@@ -174,8 +174,9 @@ def test_labels_work_with_limits_off_too(tmp_path):
 
 
 def test_a_route_added_after_start_up_is_found_warned_about_once_and_limited(versioned, logs):
-    if not any(hasattr(route, "effective_route_contexts") for route in versioned.app.routes):
-        pytest.skip("this FastAPI copies included routes: a router's later routes never show")
+    # The suite runs on the newest FastAPI (its lazy inclusions); tests/realapps also runs on
+    # the oldest, which copies included routes and so has no route to add late.
+    assert any(hasattr(route, "effective_route_contexts") for route in versioned.app.routes)
 
     async def scenario(client: httpx.AsyncClient) -> list[list[int]]:
         @versioned.users.get("/late/comer")

@@ -134,8 +134,7 @@ def test_an_unknown_route_type_is_reported_once_at_install(logs):
 def test_fastapi_frontend_routes_are_reported_not_skipped(tmp_path, logs):
     from fastapi import APIRouter, FastAPI
 
-    if not hasattr(FastAPI, "frontend"):
-        pytest.skip("this FastAPI has no frontend()")
+    assert hasattr(FastAPI, "frontend")  # the suite runs on the newest FastAPI (see pyproject)
     (tmp_path / "index.html").write_text("<html></html>")
     app = FastAPI()
     app.frontend("/", directory=tmp_path)

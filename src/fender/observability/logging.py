@@ -414,11 +414,12 @@ def _reaches_root(logger: logging.Logger) -> bool:
 def _adopt(*, server_access_log: bool) -> None:
     """Leave fender's handler on the root logger the one console output (see the module)."""
     root = logging.getLogger()
+    # Console handlers on the root (logging.basicConfig's, a dictConfig's "root" entry such as
+    # Django's LOGGING) print every line twice, or fender's events as dicts once they replace
+    # fender's handler. Others (pytest's capture, Sentry) stay.
+    for handler in [h for h in root.handlers if _is_console(h)]:
+        root.removeHandler(handler)
     if _handler is not None and _handler not in root.handlers:
-        # A dictConfig with a "root" entry (Django's LOGGING, an app's own) replaced the root
-        # handlers: fender's events would come out through its console handler as dicts.
-        for handler in [h for h in root.handlers if _is_console(h)]:
-            root.removeHandler(handler)
         root.addHandler(_handler)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
@@ -545,13 +546,9 @@ def configure_logging(
             cache_logger_on_first_use=False,
         )
         root = logging.getLogger()
-        for old in list(root.handlers):
-            # Ours from an earlier call, and logging.basicConfig's console handlers: they
-            # would print every line twice. Others (pytest's capture, Sentry) stay.
-            if isinstance(old, _LineHandler) or _is_console(old):
-                root.removeHandler(old)
-        root.addHandler(handler)
-        _handler = handler
+        for old in [h for h in root.handlers if isinstance(h, _LineHandler)]:
+            root.removeHandler(old)  # ours, from an earlier call
+        _handler = handler  # installed on the root by _adopt() below
         # The default level, or the one fender set: else the app's or a test's, which wins.
         if root.level in {logging.WARNING, _root_level}:
             root.setLevel(level_no)

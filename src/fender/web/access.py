@@ -249,13 +249,13 @@ class FenderMiddleware:
         finally:
             active.dec()
             status = outcome[0] or 500
-            route = scope.get(ROUTE_KEY)
-            if route is None and self.route_of is not None:
+            route: str | None
+            if self.route_of is not None:
                 route = self.route_of(scope) or UNMATCHED
-            elif route is None:
+            else:
                 route = route_of_scope(scope, status, root_path, routed=self.routed)
-                if self.routed:  # a route without fender's wrapper answered? (rare, cheap)
-                    report_unmarked(scope, status)
+                if self.routed and ROUTE_KEY not in scope:
+                    report_unmarked(scope, status)  # a route without fender's wrapper answered?
             observer.finish(
                 request_id,
                 scope["method"],

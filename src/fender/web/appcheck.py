@@ -199,7 +199,7 @@ def _view(app: object) -> _AppView | None:
     WhiteNoise's ``application``, or a protocol router's ``http`` entry): a process may hold
     a configured Django beside another app, whose secret Django's settings say nothing about.
     """
-    for inner in _reachable(app):
+    for _where, inner in _reachable(app):
         view = _flask_view(inner) or _starlette_view(inner)
         if view is None and type(inner).__module__.startswith("django."):
             view = _django_view()
@@ -211,33 +211,36 @@ def _view(app: object) -> _AppView | None:
     return None
 
 
-def _next(obj: object) -> list[object]:
-    """What ``obj`` hands requests to: its wrapped app, its mounts' and hosts' apps."""
-    found = [getattr(obj, "app", None), getattr(obj, "application", None)]
+def _next(obj: object, where: str) -> list[tuple[str, object]]:
+    """What ``obj`` (at ``where``) hands requests to: its wrapped app, its mounts' and hosts'."""
+    found = [(where, getattr(obj, "app", None)), (where, getattr(obj, "application", None))]
     mapping = getattr(obj, "application_mapping", None)  # a protocol router (Channels)
     if isinstance(mapping, dict):
-        found.extend(mapping.values())
+        found.extend((where, each) for each in mapping.values())
     found.extend(
-        getattr(route, "app", None)
+        (where + (getattr(route, "path", "") or getattr(route, "host", "")), route.app)
         for route in getattr(obj, "routes", None) or ()
         if hasattr(route, "routes") or hasattr(route, "host")  # a Mount or a Host
     )
-    return [each for each in found if each is not None and not inspect.isfunction(each)]
+    return [(w, each) for w, each in found if each is not None and not inspect.isfunction(each)]
 
 
-def _reachable(app: object) -> list[object]:
-    """``app`` and what it hands requests to, breadth first, bounded and without cycles."""
-    order: list[object] = []
+def _reachable(app: object) -> list[tuple[str, object]]:
+    """``app`` and what it hands requests to, each with the mount path or host it is under.
+
+    Breadth first, bounded, without cycles; ``""`` is the app itself (or middleware around it).
+    """
+    order: list[tuple[str, object]] = []
     seen: set[int] = set()
-    level = [app]
+    level: list[tuple[str, object]] = [("", app)]
     for _ in range(_MAX_DEPTH):
-        following: list[object] = []
-        for each in level:
+        following: list[tuple[str, object]] = []
+        for where, each in level:
             if id(each) in seen:
                 continue
             seen.add(id(each))
-            order.append(each)
-            following.extend(_next(each))
+            order.append((where, each))
+            following.extend(_next(each, where))
         if not following:
             break
         level = following
@@ -255,7 +258,7 @@ def _live_session_keys(app: object) -> list[_Judged]:
         f"SECRET_KEY, set to the output of {_NEW_KEY}"
     )
     keys = []
-    for each in _reachable(app):
+    for _where, each in _reachable(app):
         if isinstance(each, SessionMiddleware):
             signer = getattr(each, "signer", None)
             value = getattr(signer, "secret_key", None)
@@ -335,31 +338,13 @@ def _starlette_view(app: object) -> _AppView | None:
 
 
 def _starlette_apps(app: Any) -> list[tuple[str, Any]]:
-    """``app`` and the Starlette apps mounted or hosted in it, under middleware too.
+    """``app`` and the Starlette apps under it, each with where it is (``""``: the app).
 
-    Each with where it is (``""``: the app itself).
+    Mounted or hosted, under middleware too (see :func:`_reachable`).
     """
     from starlette.applications import Starlette
 
-    found: list[tuple[str, Any]] = []
-    pending: list[tuple[str, Any, int]] = [("", app, 0)]
-    seen: set[int] = set()
-    while pending:
-        where, current, depth = pending.pop()
-        if id(current) in seen or depth > _MAX_DEPTH:
-            continue
-        seen.add(id(current))
-        if isinstance(current, Starlette):
-            found.append((where, current))
-        for route in getattr(current, "routes", None) or ():
-            if hasattr(route, "routes") or hasattr(route, "host"):  # a Mount or a Host
-                place = where + (getattr(route, "path", "") or getattr(route, "host", ""))
-                pending.extend((place, each, depth + 1) for each in _reachable(route.app)[:8])
-        # The app under middleware (a Mount(..., middleware=...), a wrapped sub-app).
-        inner = getattr(current, "app", None)
-        if inner is not None and not inspect.isfunction(inner):
-            pending.append((where, inner, depth + 1))
-    return found
+    return [(where, each) for where, each in _reachable(app) if isinstance(each, Starlette)]
 
 
 def _session_keys(app: Any, where: str) -> list[_Judged]:

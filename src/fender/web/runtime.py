@@ -142,7 +142,6 @@ class Runtime:
         self._started_pid: int | None = None
         self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
-        self._stop_watch = threading.Event()
 
     def _judge(
         self, settings: Settings, *, logging: bool, app: object, app_testing: bool
@@ -280,14 +279,13 @@ class Runtime:
     def _begin_again(self) -> None:
         """Start once more after a shutdown (a test client opened twice on the same app).
 
-        Everything a start builds is built again from scratch: STARTING, no readiness, no
-        drain watch, and rate-limit counts of the earlier run forgotten.
+        Everything a start builds is built again from scratch: STARTING, no readiness, and
+        rate-limit counts of the earlier run forgotten.
         """
         if self.lifecycle.state is not State.STOPPED:
             return
         self.lifecycle.restart()
         self._started = False
-        self._stop_watch = threading.Event()
         self.limiter.core.reopen()
 
     async def startup(self) -> None:
@@ -397,7 +395,6 @@ class Runtime:
     async def shutdown(self) -> None:
         """STOPPED; stop the refresher; run the shutdown hooks in reverse, each contained."""
         self.lifecycle.stop("shutdown")
-        self._stop_watch.set()
         _DRAIN_WATCH.forget(self)
         _AT_EXIT.discard(self)
         await self.health_endpoints.loop.stop()
@@ -417,12 +414,11 @@ class Runtime:
 
     def _watch_drain(self) -> None:
         """Poll the drain flag, so every worker turns DRAINING (and closes connections)."""
-        if not self._stop_watch.is_set():
-            _DRAIN_WATCH.watch(self)
+        _DRAIN_WATCH.watch(self)
 
     def poll_drain(self) -> bool:
         """One look at the drain flag; False once there is nothing more to watch for."""
-        if self._stop_watch.is_set():
+        if self.lifecycle.draining:  # draining or stopped already
             return False
         self.health_endpoints.refresh_drain()
         return not self.lifecycle.draining

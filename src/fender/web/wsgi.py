@@ -322,19 +322,15 @@ class _Call:
 
     def log_failure(self, exc: Exception) -> None:
         """Log the app's exception (once, with the request id) and name it in the access event."""
-        token = REQUEST_CONTEXT.set(self.context)
-        try:
-            _logger.error("unhandled_exception", method=self.method, path=self.path, exc_info=exc)
-        finally:
-            REQUEST_CONTEXT.reset(token)
+        self.log_error("unhandled_exception", exc)
         mark_logged(exc)
         self.error = type(exc).__name__
 
-    def log_error(self, event: str) -> None:
-        """Log ``event`` as an error of this request."""
+    def log_error(self, event: str, exc: Exception | None = None) -> None:
+        """Log ``event`` as an error of this request (with ``exc``'s traceback when given)."""
         token = REQUEST_CONTEXT.set(self.context)
         try:
-            _logger.error(event, method=self.method, path=self.path)
+            _logger.error(event, method=self.method, path=self.path, exc_info=exc)
         finally:
             REQUEST_CONTEXT.reset(token)
 
