@@ -412,14 +412,14 @@ def peer_variants(bare: Variant) -> list[Variant]:
 def steps() -> list[tuple[str, Callable[[], object]]]:
     import orjson
 
+    from fender.app import ASGI, build_runtime
+    from fender.http.access import Observer
+    from fender.http.requestid import accept_request_id, request_context
     from fender.observability import logging as flog
     from fender.observability import metrics
-    from fender.web.observe import Observer
-    from fender.web.requestid import accept_request_id, request_context
-    from fender.web.runtime import build_runtime
 
-    observer: Observer = build_runtime(**FENDER).observer
-    quiet: Observer = build_runtime(**FENDER, access_log=False).observer
+    observer: Observer = build_runtime(flavour=ASGI, **FENDER).observer
+    quiet: Observer = build_runtime(flavour=ASGI, **FENDER, access_log=False).observer
     histogram = observer._duration.child("/items/{item_id}", "GET", "200")  # noqa: SLF001
     plain = metrics.histogram("bench_plain_duration_seconds", "Unbuffered.", ("route",)).labels("/")
     active = observer.active("GET")

@@ -10,9 +10,9 @@ from fender._status import Status
 from fender.db import database_health_check, engine_from_settings
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
+from fender.http.health import AdminGuard
 from fender.ratelimit.config import RateLimitConfig
 from fender.settings import load_settings
-from fender.web.health import AdminGuard
 
 GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gDxx"
 READY = {"FENDER_ENV": "production", "SECRET_KEY": GOOD_KEY}

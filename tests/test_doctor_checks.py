@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fender._status import Status
+from fender.app import ASGI, build_runtime
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
 from fender.settings import load_settings
 from fender.stores.client import redis_client
-from fender.web.runtime import build_runtime
 
 SECRET = "S3cr3tPa55"
 GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gDxx"
@@ -134,7 +134,7 @@ def test_doctor_and_install_agree_on_any_redis_url(pieces):
 def test_what_settings_refuse_install_and_the_doctor_refuse_alike(name, value):
     environ = {**DEV, name: value}
     with pytest.raises(ConfigurationError) as raised:
-        build_runtime(load_settings(environ, env_file=None))
+        build_runtime(load_settings(environ, env_file=None), flavour=ASGI)
     assert raised.value.field == name
     report, by_check = found(environ)
     assert by_check["settings"].field == name

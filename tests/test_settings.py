@@ -233,7 +233,7 @@ def finding(settings: Settings, check: str):
 
 
 def test_production_without_secret_key_only_warns_when_the_app_was_not_judged():
-    # Whether the app signs with SECRET_KEY is known only from the app (fender.web.appcheck):
+    # Whether the app signs with SECRET_KEY is known only from the app (fender.apps):
     # a FastAPI app that signs nothing needs none, so the environment alone cannot refuse.
     settings = production()
     settings.require_production_ready()  # nothing raised

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fender.app import ASGI, Runtime
 from fender.errors import ConfigurationError
 from fender.settings import (
     ALIAS_PATHS,
@@ -19,7 +20,6 @@ from fender.settings import (
     production_findings,
     redact_url,
 )
-from fender.web.runtime import Runtime
 
 SECRET = "S3cr3tPa55"
 # Every character a password may hold, unencoded, surrogates aside (no text can carry them).
@@ -260,6 +260,6 @@ def test_settings_refuse_exactly_what_install_could_not_serve(metrics, prefix, m
             load(**environ)
         return
     settings = load(**environ)
-    runtime = Runtime(settings, logging=False)
+    runtime = Runtime(settings, flavour=ASGI, logging=False)
     # Settings know the table install builds: same paths, same order.
     assert list(runtime.endpoints.paths) == list(endpoint_paths(settings))

@@ -16,6 +16,8 @@ from fender.errors import (
     FenderError,
     RateLimited,
 )
+from fender.frameworks.starlette import install
+from fender.http.ratelimit import rate_limit
 from fender.observability.logging import (
     configure_logging,
     current_request,
@@ -23,8 +25,6 @@ from fender.observability.logging import (
 )
 from fender.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
 from fender.settings import Settings, load_settings
-from fender.web.fastapi import install
-from fender.web.ratelimit import rate_limit
 
 __all__ = [
     "BreakerConfig",

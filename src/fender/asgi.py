@@ -1,5 +1,5 @@
 """``fender.asgi.wrap(app)``: fender around any ASGI application."""
 
-from fender.web.asgi import wrap
+from fender.frameworks.asgi import wrap
 
 __all__ = ["wrap"]

@@ -9,7 +9,7 @@ fails here too. It also checks what install cannot: that the runtime directory (
 is writable. Nothing here prints: ``fender.cli`` renders the findings.
 
 Given the app (``fender doctor --app module:attr``), the production rules judge it too: the
-secret key and debug flag it really uses (:mod:`fender.web.appcheck`), and whether it needs
+secret key and debug flag it really uses (:mod:`fender.apps`), and whether it needs
 ``SECRET_KEY`` at all. Without it, only the environment is judged.
 """
 
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from fender._status import Finding, Status
+from fender.apps import app_findings
 from fender.db import engine_from_settings
 from fender.errors import ConfigurationError
+from fender.http.health import AdminGuard
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.ratelimit.config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores.client import parse_redis_url
-from fender.web.appcheck import app_findings
-from fender.web.health import AdminGuard
 
 __all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app"]
 

@@ -1,5 +1,5 @@
 """``from fender.flask import Fender``: the Flask extension."""
 
-from fender.web.flask import Fender
+from fender.frameworks.flask import Fender
 
 __all__ = ["Fender"]

@@ -13,7 +13,7 @@ Two levels of checking:
   environment is production, and ``fender doctor`` prints them all.
 
 These rules judge the environment alone. The secret and debug flag the app itself uses are
-judged by :mod:`fender.web.appcheck`, with the same :func:`secret_weakness`.
+judged by :mod:`fender.apps`, with the same :func:`secret_weakness`.
 
 Testing mode (``FENDER_TESTING``, else on under pytest or for an app in its own testing mode)
 keeps the production rules but turns their failures into warnings, as in development: an app's
@@ -166,7 +166,7 @@ _VOWELS = frozenset("aeiouy")
 _REPORT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "fender_report_only", default=False
 )
-# fender's own paths besides FENDER_METRICS_PATH, as fender.web.health serves them: the health
+# fender's own paths besides FENDER_METRICS_PATH, as fender.http.health serves them: the health
 # family under FENDER_HEALTH_PREFIX, fixed pages, and the aliases FENDER_HEALTH_ALIASES adds.
 HEALTH_SUBPATHS: Final = ("", "/live", "/ready", "/quick", "/detailed", "/version", "/drain")
 FIXED_PATHS: Final = ("/status", "/status/style.css", "/circuit-breaker")
@@ -763,7 +763,7 @@ class Settings(BaseSettings):
     def require_production_ready(self) -> None:
         """Raise :class:`ProductionRuleError` for the first failing production rule, if any.
 
-        Judges the environment only; :func:`fender.web.appcheck.require_app_ready` also judges
+        Judges the environment only; :func:`fender.apps.require_app_ready` also judges
         the secret and debug flag of the app. Inside :func:`report_only` nothing is raised.
         """
         if not self.enforces_production() or reporting_only():
@@ -1301,7 +1301,7 @@ def production_findings(
         secret_key_needed: whether the app signs with the environment's ``SECRET_KEY``.
             A ``SECRET_KEY`` that is set is judged whatever this says (something reads it).
             Unset, it fails when ``True``, passes when ``False`` (the app signs nothing, or
-            with a key of its own that :mod:`fender.web.appcheck` judges) and only warns when
+            with a key of its own that :mod:`fender.apps` judges) and only warns when
             ``None``: the app was not looked at.
     """
     production = settings.is_production

@@ -1,5 +1,5 @@
 """``fender.wsgi.wrap(app)``: fender around any WSGI application."""
 
-from fender.web.wsgi import wrap
+from fender.frameworks.wsgi import wrap
 
 __all__ = ["wrap"]

@@ -14,16 +14,14 @@ import pytest
 import fender
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
+from fender.frameworks.flask import apply_to_flask
+from fender.frameworks.starlette import apply_to_starlette
+from fender.http.ratelimit import rate_limit
+from fender.middleware.asgi.ratelimit import RateLimitMiddleware
+from fender.middleware.wsgi.ratelimit import RateLimitWSGI
 from fender.ratelimit.config import RateLimitConfig, parse_paths
 from fender.ratelimit.limiter import AsyncTieredLimiter, Tier, TieredLimiter
 from fender.ratelimit.policy import parse_policy
-from fender.web.ratelimit import (
-    RateLimitMiddleware,
-    RateLimitWSGI,
-    apply_to_flask,
-    apply_to_starlette,
-    rate_limit,
-)
 
 from servers import free_port
 

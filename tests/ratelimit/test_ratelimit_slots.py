@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fender.errors import ConfigurationError
+from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, rate_limit
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.policy import parse_policy
-from fender.web.ratelimit import HttpRateLimit, RateLimitRequest, rate_limit
 
 
 def api_key(request: RateLimitRequest) -> str | None:

@@ -15,10 +15,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Host, Mount, Route
 
 from fender._status import Finding, Status
+from fender.apps import app_findings, require_app_ready
 from fender.errors import ConfigurationError
 from fender.settings import ProductionRuleError, Settings, load_settings, report_only
 from fender.testing import capture_logs
-from fender.web.appcheck import app_findings, require_app_ready
 
 STRONG = secrets.token_urlsafe(48)
 
@@ -341,7 +341,7 @@ def test_an_app_fender_cannot_read_only_warns():
 
 def test_the_module_imports_no_framework():
     code = (
-        "import sys, fender.web.appcheck\n"
+        "import sys, fender.apps\n"
         "print(sorted(m for m in ('flask', 'starlette', 'fastapi', 'django') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fender.errors import ConfigurationError
-from fender.web.endpoints import Endpoints, Request, Response, drive_sync
+from fender.http.endpoints import Endpoints, Request, Response, drive_sync
 
 OK = Response(200, (), b"ok")
 

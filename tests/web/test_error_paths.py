@@ -26,10 +26,10 @@ from prometheus_client.core import GaugeMetricFamily
 import fender
 from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_before_first
 from fender.errors import ConfigurationError
+from fender.http.access import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
+from fender.middleware.asgi import access
 from fender.observability.logging import AccessLog, is_logged, mark_logged
 from fender.settings import load_settings
-from fender.web import access
-from fender.web.observe import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
 
 from conftest import Client, sample
 

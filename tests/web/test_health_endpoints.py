@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import fender
 from fender._status import Status
 from fender.health import CheckResult, Kind
+from fender.http.health import PUBLIC_RUN_INTERVAL
 from fender.runtime.drain import drain_flag
-from fender.web.health import PUBLIC_RUN_INTERVAL
 
 from conftest import serve
 

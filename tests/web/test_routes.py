@@ -17,8 +17,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 import fender
-from fender.web.access import forwarding_headers, route_of_scope
-from fender.web.routes import ROUTE_KEY, walk
+from fender._http import ROUTE_KEY, forwarding_headers
+from fender.frameworks.routes import walk
+from fender.middleware.asgi.access import route_of_scope
 
 OPTIONS: dict[str, Any] = {"env": "development", "log_format": "json"}
 COUNT = "http_server_request_duration_seconds_count"
@@ -124,7 +125,7 @@ def test_an_unknown_route_type_is_reported_once_at_install(logs):
 
     app = Starlette(routes=[Route("/a", ok), custom_route()])
     fender.install(app, **OPTIONS)
-    from fender.web.ratelimit import apply_to_starlette
+    from fender.frameworks.starlette import apply_to_starlette
 
     apply_to_starlette(app, app.state.fender.limiter)  # as at startup: no second warning
     (warning,) = logs.named("route_not_covered")
@@ -149,8 +150,9 @@ def test_wrapping_twice_never_double_wraps():
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from fender.web.ratelimit import LimitedRoute, apply_to_starlette
-    from fender.web.routes import RouteMarker
+    from fender.frameworks.starlette import apply_to_starlette
+    from fender.middleware.asgi.ratelimit import LimitedRoute
+    from fender.middleware.asgi.routes import RouteMarker
 
     app = Starlette(routes=[Route("/a", ok)])
     fender.install(app, **OPTIONS, rate_limit_enabled=False)
@@ -276,8 +278,8 @@ def test_repeated_forwarding_header_lines_are_one_list():
             (b"x-forwarded-for", b"10.0.0.2"),
         ]
     }
-    assert forwarding_headers(scope) == ("203.0.113.5,10.0.0.2", "for=192.0.2.1")
-    assert forwarding_headers({"headers": []}) == (None, None)
+    assert forwarding_headers(scope["headers"]) == ("203.0.113.5,10.0.0.2", "for=192.0.2.1")
+    assert forwarding_headers([]) == (None, None)
 
 
 def test_the_access_event_names_the_client_the_limiter_counted(logs):

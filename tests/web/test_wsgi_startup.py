@@ -15,7 +15,7 @@ from fender.flask import Fender
 
 def test_a_failing_startup_hook_is_a_json_503_then_retried(monkeypatch):
     clock = ManualClock()
-    monkeypatch.setattr("fender.web.runtime.time", types.SimpleNamespace(monotonic=clock))
+    monkeypatch.setattr("fender.app._runtime.time", types.SimpleNamespace(monotonic=clock))
     app = Flask(__name__)
 
     @app.get("/x")

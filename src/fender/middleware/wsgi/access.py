@@ -1,23 +1,23 @@
-"""WSGI integration: the same request path as ASGI, in one wrapper, and ``wrap()``.
+"""WSGI: the same request path as ASGI, in one wrapper.
 
 Order is the ASGI one: request id -> fender's endpoints -> access (metrics, access event,
 JSON 500) -> the app. The request's log context is bound while the app runs: its call and
 each step of its body. The request is recorded when its body ends: exhausted, closed
 (``close()``) or abandoned, whichever comes first (test clients do not all call ``close()``).
 
-Failures are handled as in ASGI (:mod:`fender.web.access`). The app's ``start_response`` is
-held back until its body's first non-empty chunk (or its end, or a ``write()`` call), as PEP
-3333 allows, so that until then fender can still answer instead: an app raising, returning
-None, or a body failing before its first chunk (a generator, Flask's ``stream_with_context``)
-gets fender's JSON 500 through the server's ``start_response``, called once, so none of the
-failed response's headers leak into it; an app that never calls ``start_response`` gets it too
-(``no_response`` logged). A failure after the first chunk goes on to the server, which cuts
-the connection; the access event keeps the status sent and names the error.
+Failures are handled as in ASGI (:mod:`fender.middleware.asgi.access`). The app's
+``start_response`` is held back until its body's first non-empty chunk (or its end, or a
+``write()`` call), as PEP 3333 allows, so that until then fender can still answer instead: an
+app raising, returning None, or a body failing before its first chunk (a generator, Flask's
+``stream_with_context``) gets fender's JSON 500 through the server's ``start_response``,
+called once, so none of the failed response's headers leak into it; an app that never calls
+``start_response`` gets it too (``no_response`` logged). A failure after the first chunk goes
+on to the server, which cuts the connection; the access event keeps the status sent and names
+the error.
 """
 
 from __future__ import annotations
 
-import http
 import itertools
 import math
 import sys
@@ -25,36 +25,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
+from fender._http import ROUTE_KEY, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
+from fender.http.access import UNMATCHED
+from fender.http.endpoints import Request, Response, drive_sync, error_response, json_response
+from fender.http.requestid import accept_request_id, request_context
+from fender.http.site import Site
 from fender.observability.logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
-from fender.settings import Settings
-from fender.web.endpoints import Request, Response, drive_sync, error_response, json_response
-from fender.web.observe import UNMATCHED
-from fender.web.requestid import accept_request_id, request_context
-from fender.web.runtime import Runtime, build_runtime
 
-__all__ = ["ROUTE_KEY", "FenderWSGI", "route_of_environ", "status_line", "wrap"]
-
-ROUTE_KEY: Final = "fender.route"
-"""Where an adapter puts the matched route template in the WSGI environ."""
+__all__ = ["FenderWSGI", "route_of_environ"]
 
 _logger = get_logger("fender.errors")
 # The end of a body, from next(body, _END): a bytes object of fender's own, which no app
 # yields (``is``, not ``==``), so no StopIteration is raised and caught per request.
 _END: Final = bytes(bytearray(b"end of body"))
-_STATUS_LINES: dict[int, str] = {}
-
-
-def status_line(status: int) -> str:
-    """``200`` -> ``"200 OK"``."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        line = _STATUS_LINES.setdefault(status, f"{status} {phrase}")
-    return line
 
 
 def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False) -> str | None:
@@ -62,7 +46,7 @@ def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False)
 
     ``unmatched`` for a 404, and for anything when the app has a router (``routed``: Flask's
     405s and redirects); None for a bare app's other answers: the raw path (``SCRIPT_NAME`` +
-    ``PATH_INFO``) is all there is (see :meth:`~fender.web.observe.Observer.finish`).
+    ``PATH_INFO``) is all there is (see :meth:`~fender.http.access.Observer.finish`).
     """
     route = environ.get(ROUTE_KEY)
     if route is not None:
@@ -73,17 +57,10 @@ def route_of_environ(environ: WSGIEnviron, status: int, *, routed: bool = False)
 
 
 def _request(environ: WSGIEnviron) -> Request:
-    headers = {
-        key[5:].replace("_", "-").lower(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    if "CONTENT_TYPE" in environ:
-        headers["content-type"] = str(environ["CONTENT_TYPE"])
     return Request(
         method=str(environ.get("REQUEST_METHOD", "GET")),
         path=str(environ.get("PATH_INFO", "")),
-        headers=headers,
+        headers=environ_headers(environ),
         client=environ.get("REMOTE_ADDR"),
         query=str(environ.get("QUERY_STRING", "")),
     )
@@ -397,7 +374,7 @@ class FenderWSGI:
     def __init__(
         self,
         app: WSGIApp,
-        runtime: Runtime,
+        runtime: Site,
         route_of: Callable[[WSGIEnviron], str | None] | None = None,
     ) -> None:
         """Wrap ``app``.
@@ -471,34 +448,3 @@ class FenderWSGI:
         call.length = len(response.body)
         call.environ.setdefault(ROUTE_KEY, call.path)
         return _Recorded([response.body], call, start)
-
-
-def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> FenderWSGI:
-    """Wrap any WSGI app in fender: request ids, JSON logs, metrics, fender's endpoints.
-
-    ``options`` are settings fields overriding the environment. WSGI has no lifespan: the
-    startup hooks run on the process's first request, the shutdown hooks at interpreter exit.
-
-    Example:
-        >>> def app(environ, start_response): ...
-        >>> app = wrap(app, env="development")
-    """
-    from fender.ratelimit.limiter import TieredLimiter
-    from fender.web.appcheck import is_django
-    from fender.web.ratelimit import RateLimitWSGI
-
-    runtime = build_runtime(settings, framework="wsgi", asynchronous=False, app=app, **options)
-    route_of = None
-    if is_django(app):  # not merely Django configured in this process
-        runtime.yield_to_django()
-        # Django routes inside its handler: fender asks its URLconf for the template.
-        route_of = _django_route
-    if isinstance(runtime.limiter, TieredLimiter) and runtime.rate_limit.enabled:
-        app = RateLimitWSGI(app, runtime.limiter)
-    return FenderWSGI(app, runtime, route_of=route_of)
-
-
-def _django_route(environ: WSGIEnviron) -> str | None:
-    from fender.web.appcheck import django_route
-
-    return django_route(str(environ.get("PATH_INFO") or "/"))

@@ -7,15 +7,13 @@ per client ip alone where only raw paths are known).
 The per-request path resolves the client (trusted proxies only), builds the storage keys, asks
 the tiered limiter once, and either answers 429 or adds the headers to the response.
 
-Where the route is known decides how it plugs in:
-
-* Starlette and FastAPI route *after* any middleware runs, so :func:`apply_to_starlette`
-  wraps each route's own ASGI app (every leaf :func:`~fender.web.routes.walk` finds: mounts
-  and included routers too, each inclusion apart), which knows its template and its plan;
-* Flask routes before ``before_request`` hooks run: :func:`apply_to_flask` uses them;
-* any other ASGI or WSGI app: :class:`RateLimitMiddleware` / :class:`RateLimitWSGI`. Raw
-  paths carry ids (``/items/1``, ``/items/2``...), so the default there is one budget per
-  client across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries keep a budget per path.
+This module is the framework-free core (:class:`HttpRateLimit`); where the route is known
+decides which shell drives it: each Starlette route's own app
+(:mod:`fender.frameworks.starlette`), Flask's ``before_request`` hook
+(:mod:`fender.frameworks.flask`), or, for any other ASGI or WSGI app, the middleware of raw
+paths (:mod:`fender.middleware.asgi.ratelimit`, :mod:`fender.middleware.wsgi.ratelimit`). Raw
+paths carry ids (``/items/1``, ``/items/2``...), so the default there is one budget per
+client across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries keep a budget per path.
 
 A 429 carries ``Retry-After`` (whole seconds, rounded up) and the JSON body
 ``{"error": "rate_limited", "request_id": ..., "retry_after": ...}``. When no store answers
@@ -37,19 +35,17 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Final, Literal, TypeVar
 
-from fender._types import ASGIApp, Message, Receive, Scope, Send, StartResponse, WSGIApp
-from fender._types import WSGIEnviron as Environ
 from fender.errors import ConfigurationError
+from fender.http.endpoints import Response, json_response
 from fender.observability.logging import current_request
 from fender.ratelimit.clientip import parse_node, rate_limit_key
 from fender.ratelimit.config import RateLimitConfig, check_no_burst, policy_name
-from fender.ratelimit.limiter import UNAVAILABLE, AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit.limiter import UNAVAILABLE
 from fender.ratelimit.policy import (
     FALLBACKS,
     Decision,
@@ -59,23 +55,16 @@ from fender.ratelimit.policy import (
     parse_policy,
 )
 from fender.stores.client import parse_redis_url
-from fender.web.access import RESPONSE_HEADERS, forwarding_headers
-from fender.web.endpoints import Response, json_response
-from fender.web.routes import ROUTE_KEY, RouteMarker, coverage_of, routes_of, walk
-from fender.web.wsgi import status_line
 
 __all__ = [
+    "EVERY_PATH",
     "RATE_LIMIT_ATTRIBUTE",
     "HttpRateLimit",
     "KeyScope",
-    "LimitedRoute",
-    "RateLimitMiddleware",
     "RateLimitRequest",
-    "RateLimitWSGI",
     "RouteLimit",
     "RoutePlan",
-    "apply_to_flask",
-    "apply_to_starlette",
+    "normal_path",
     "rate_limit",
 ]
 
@@ -89,8 +78,7 @@ KeyFunction = Callable[["RateLimitRequest"], "str | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SCOPES: Final = ("ip", "user", "route", "global")
-_FLASK_STATE: Final = "fender.ratelimit"
-_EVERY_PATH: Final = "*"
+EVERY_PATH: Final = "*"
 """The route of the default limit where only raw paths are known: never a path (no ``/``)."""
 
 
@@ -207,7 +195,7 @@ class RoutePlan:
 class HttpRateLimit:
     """The framework-free HTTP side: plans, client identity, keys, headers, 429 responses.
 
-    Built once per app from a :class:`RateLimitConfig`; the adapters below share it.
+    Built once per app from a :class:`RateLimitConfig`; the shells of each protocol drive it.
     """
 
     def __init__(self, config: RateLimitConfig) -> None:
@@ -303,7 +291,7 @@ class HttpRateLimit:
         """
         plan = self._raw_path_plans.get(path)
         if plan is None:
-            return _EVERY_PATH, self.default_plan
+            return EVERY_PATH, self.default_plan
         return path, plan
 
     # -- per request -----------------------------------------------------------------------------
@@ -432,380 +420,8 @@ class HttpRateLimit:
         )
 
 
-# -- ASGI ------------------------------------------------------------------------------------------
-
-
-def _scope_request(scope: Scope, route: str, client: str) -> RateLimitRequest:
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]},{text}" if key in headers else text
-    return RateLimitRequest(scope["method"], scope["path"], route, client, headers, scope)
-
-
-def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-
 def normal_path(path: str) -> str:
     """A raw path as a limit key: ``//login/`` counts as ``/login`` (no free bucket per form)."""
     if "//" in path or (path.endswith("/") and len(path) > 1):
         path = "/" + "/".join(part for part in path.split("/") if part)
     return path
-
-
-async def _limit_asgi(  # noqa: PLR0917  (positional: once per request)
-    http: HttpRateLimit,
-    limiter: AsyncTieredLimiter,
-    plan: RoutePlan,
-    route: str,
-    app: ASGIApp,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-) -> None:
-    """The ASGI request path shared by the route wrapper and the bare middleware."""
-    # Only the decision is guarded: a failure there lets the request through, once. The app
-    # itself runs outside the try, so its own exceptions are never mistaken for ours.
-    try:
-        peer = scope.get("client")
-        xff, forwarded = forwarding_headers(scope) if http.proxies else (None, None)
-        client = http.client(peer[0] if peer else None, xff, forwarded)
-        if client is None:  # allow-listed
-            extra, rejection = [], None
-        else:
-            make = (lambda: _scope_request(scope, route, client)) if plan.needs_request else None
-            items = http.items(plan, client, route, make)
-            decision = await limiter.decide(items, plan.cost)
-            extra = http.raw_headers(plan, decision)
-            rejection = None if decision.allowed else http.rejection(plan, decision)
-    except Exception:
-        logger.exception("rate_limit_failed", extra={"route": route})
-        extra, rejection = [], None
-    if rejection is not None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": rejection.status,
-                "headers": [
-                    *_encode(rejection.headers),
-                    (b"content-length", str(len(rejection.body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": rejection.body})
-        return
-    if not extra:
-        await app(scope, receive, send)
-        return
-    response_headers = scope.get(RESPONSE_HEADERS)
-    if response_headers is not None:  # fender's middleware adds them: no second wrapper
-        response_headers.extend(extra)
-        await app(scope, receive, send)
-        return
-
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *extra]
-        await send(message)
-
-    await app(scope, receive, send_with_headers)
-
-
-class LimitedRoute(RouteMarker):
-    """Pure ASGI: the app of one Starlette route, behind that route's limits.
-
-    :func:`apply_to_starlette` puts it in ``route.app``, which ``Route.handle`` awaits once
-    routing has matched, so the template and the endpoint's decorators are known here. Like
-    the :class:`~fender.web.routes.RouteMarker` it is, it records the template in the scope.
-    """
-
-    __slots__ = ("http", "limiter", "plan")
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        route: str,
-        plan: RoutePlan,
-        http: HttpRateLimit,
-        limiter: AsyncTieredLimiter,
-    ) -> None:
-        """Wrap the route's ``app``, known by its template ``route``."""
-        super().__init__(app, route)
-        self.plan = plan
-        self.http = http
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection scope."""
-        scope[ROUTE_KEY] = self.template
-        if scope["type"] != "http" or self.http.exempt(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        await _limit_asgi(
-            self.http, self.limiter, self.plan, self.template, self.app, scope, receive, send
-        )
-
-
-def apply_to_starlette(
-    app: Any, limiter: AsyncTieredLimiter, config: RateLimitConfig | None = None
-) -> int:
-    """Put every HTTP route of a Starlette or FastAPI ``app`` behind its limits.
-
-    Wraps the ASGI app of each leaf :func:`~fender.web.routes.walk` finds (routes, mounted
-    routers and apps, hosts, FastAPI's included routers once per inclusion) in a
-    :class:`LimitedRoute`; with limits disabled, in a :class:`~fender.web.routes.RouteMarker`,
-    so that metrics and logs name the full template in every configuration. Idempotent (a
-    wrapped app is never wrapped again; a marker becomes a limiter once limits are enabled):
-    call it again from the app's startup so that routes added after install are covered, and
-    a request answered by a route without a wrapper calls it again (see
-    :func:`~fender.web.routes.report_unmarked`).
-
-    Args:
-        app: the Starlette or FastAPI application.
-        limiter: the async tiered limiter (started by the caller).
-        config: defaults to the limiter's.
-
-    Returns:
-        The number of routes newly wrapped (or whose marker became a limiter).
-
-    Raises:
-        ConfigurationError: a decorator's limit does not fit the configuration.
-    """
-    config = limiter.core.config if config is None else config
-    http = HttpRateLimit(config) if config.enabled else None
-    coverage = coverage_of(app.router)
-    coverage.rewalk = _rewalk(app, limiter, config)
-    wrapped = 0
-    for leaf in walk(routes_of(app.router), unseen=coverage.unseen):
-        current = leaf.holder.app
-        if isinstance(current, RouteMarker):
-            if current.template != leaf.template:
-                coverage.unseen(
-                    leaf.holder,
-                    leaf.template,
-                    f"the same route object is reached under two templates: limited and "
-                    f"labelled as {current.template}; give each its own route",
-                )
-            if http is None or isinstance(current, LimitedRoute):
-                continue
-            current = current.app
-        if http is None:
-            leaf.holder.app = RouteMarker(current, leaf.template)
-        else:
-            plan = http.plan_for(leaf.template, leaf.endpoint)
-            leaf.holder.app = LimitedRoute(
-                current, route=leaf.template, plan=plan, http=http, limiter=limiter
-            )
-        wrapped += 1
-    return wrapped
-
-
-def _rewalk(app: Any, limiter: AsyncTieredLimiter, config: RateLimitConfig) -> Callable[[], int]:
-    # Weakly: the coverage registry outlives nothing, least of all a dropped app.
-    ref = weakref.ref(app)
-
-    def rewalk() -> int:
-        found = ref()
-        return 0 if found is None else apply_to_starlette(found, limiter, config)
-
-    return rewalk
-
-
-class RateLimitMiddleware:
-    """Pure ASGI middleware for an app without a router fender knows: only raw paths.
-
-    The default is per client ip across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries match
-    exact (normalised) paths and count per client ip and path.
-    """
-
-    def __init__(
-        self, app: ASGIApp, limiter: AsyncTieredLimiter, config: RateLimitConfig | None = None
-    ) -> None:
-        """Wrap ``app``."""
-        self.app = app
-        self.limiter = limiter
-        self.http = HttpRateLimit(limiter.core.config if config is None else config)
-        self.enabled = self.http.config.enabled
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection scope."""
-        if scope["type"] != "http" or not self.enabled or self.http.exempt(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        route, plan = self.http.plan_for_path(normal_path(scope["path"]))
-        await _limit_asgi(self.http, self.limiter, plan, route, self.app, scope, receive, send)
-
-
-# -- WSGI and Flask --------------------------------------------------------------------------------
-
-
-def _environ_headers(environ: Environ) -> dict[str, str]:
-    headers = {
-        key[5:].replace("_", "-").lower(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    if "CONTENT_TYPE" in environ:
-        headers["content-type"] = str(environ["CONTENT_TYPE"])
-    return headers
-
-
-def _limit_sync(
-    *,
-    http: HttpRateLimit,
-    limiter: TieredLimiter,
-    plan: RoutePlan,
-    route: str,
-    environ: Environ,
-    raw: Any,
-) -> tuple[Decision, list[tuple[str, str]]] | None:
-    """Decide one WSGI request; None when it is not limited (allow-listed, or a limiter bug)."""
-    try:
-        client = http.client(
-            environ.get("REMOTE_ADDR"),
-            environ.get("HTTP_X_FORWARDED_FOR"),
-            environ.get("HTTP_FORWARDED"),
-        )
-        if client is None:
-            return None
-
-        def make() -> RateLimitRequest:
-            return RateLimitRequest(
-                str(environ.get("REQUEST_METHOD", "GET")),
-                str(environ.get("PATH_INFO", "")),
-                route,
-                client,
-                _environ_headers(environ),
-                raw,
-            )
-
-        items = http.items(plan, client, route, make if plan.needs_request else None)
-        decision = limiter.decide(items, plan.cost)
-        return decision, http.headers(plan, decision)
-    except Exception:
-        logger.exception("rate_limit_failed", extra={"route": route})
-        return None
-
-
-class RateLimitWSGI:
-    """WSGI middleware for raw paths (``SCRIPT_NAME`` + ``PATH_INFO``).
-
-    Keyed as :class:`RateLimitMiddleware`: the default per client ip, path-table entries per path.
-    """
-
-    def __init__(
-        self, app: WSGIApp, limiter: TieredLimiter, config: RateLimitConfig | None = None
-    ) -> None:
-        """Wrap ``app``."""
-        self.app = app
-        self.limiter = limiter
-        self.http = HttpRateLimit(limiter.core.config if config is None else config)
-        self.enabled = self.http.config.enabled
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request."""
-        path = normal_path(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
-        if not self.enabled or self.http.exempt(path):
-            return self.app(environ, start_response)
-        route, plan = self.http.plan_for_path(path)
-        outcome = _limit_sync(
-            http=self.http,
-            limiter=self.limiter,
-            plan=plan,
-            route=route,
-            environ=environ,
-            raw=environ,
-        )
-        if outcome is None:
-            return self.app(environ, start_response)
-        decision, extra = outcome
-        if not decision.allowed:
-            response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
-            start_response(status_line(response.status), list(response.headers))
-            return [response.body]
-
-        def start_limited(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers = [*headers, *extra]  # a copy: the app may reuse its list
-            if exc_info is None:
-                return start_response(status, headers)
-            return start_response(status, headers, exc_info)
-
-        return self.app(environ, start_limited)
-
-
-class _FlaskLimit:
-    """The Flask hooks of :func:`apply_to_flask`, with the plans of the endpoints seen."""
-
-    def __init__(self, app: Any, limiter: TieredLimiter, http: HttpRateLimit) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.http = http
-        self.plans: dict[tuple[str, str], tuple[str, RoutePlan]] = {}
-        for rule in app.url_map.iter_rules():  # fail at start-up on a bad decorator
-            self.plan_of(rule.endpoint, rule.rule)
-
-    def plan_of(self, endpoint: str, rule: str) -> tuple[str, RoutePlan]:
-        found = self.plans.get((endpoint, rule))
-        if found is None:
-            from fender.web.observe import template_of_rule
-
-            route = template_of_rule(rule)
-            found = (route, self.http.plan_for(route, self.app.view_functions.get(endpoint)))
-            self.plans[endpoint, rule] = found
-        return found
-
-    def before(self) -> Any:
-        from flask import request
-
-        rule = request.url_rule
-        if rule is None or request.endpoint is None or self.http.exempt(request.path):
-            return None
-        route, plan = self.plan_of(request.endpoint, rule.rule)
-        environ = request.environ
-        outcome = _limit_sync(
-            http=self.http,
-            limiter=self.limiter,
-            plan=plan,
-            route=route,
-            environ=environ,
-            raw=request,
-        )
-        if outcome is None:
-            return None
-        decision, extra = outcome
-        if decision.allowed:
-            environ[_FLASK_STATE] = extra
-            return None
-        response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
-        return response.body, response.status, list(response.headers)
-
-    def after(self, response: Any) -> Any:
-        from flask import request
-
-        extra = request.environ.pop(_FLASK_STATE, None)
-        if extra:
-            for name, value in extra:
-                response.headers[name] = value
-        return response
-
-
-def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | None = None) -> None:
-    """Limit every view of a Flask ``app`` (decorators, path table, default); idempotent.
-
-    A ``before_request`` hook (which runs after routing, so the rule and the view are known)
-    answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
-    not limited. The plans of the rules present are resolved now, later ones on first use.
-
-    Raises:
-        ConfigurationError: a decorator's limit does not fit the configuration.
-    """
-    config = limiter.core.config if config is None else config
-    if not config.enabled or _FLASK_STATE in app.extensions:
-        return
-    hooks = _FlaskLimit(app, limiter, HttpRateLimit(config))
-    app.extensions[_FLASK_STATE] = hooks
-    app.before_request(hooks.before)
-    app.after_request(hooks.after)

@@ -46,13 +46,7 @@ from fender._status import Status
 from fender._version import __version__
 from fender.errors import ConfigurationError
 from fender.health import HealthRegistry, HealthReport, Kind, RenderConfig, render_response
-from fender.observability.logging import get_logger
-from fender.ratelimit.clientip import ClientIPResolver
-from fender.resilience import BreakerRegistry
-from fender.runtime.drain import is_draining, request_drain
-from fender.runtime.lifecycle import Lifecycle, State
-from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
-from fender.web.endpoints import (
+from fender.http.endpoints import (
     NO_STORE,
     Endpoint,
     Endpoints,
@@ -61,6 +55,12 @@ from fender.web.endpoints import (
     Response,
     json_response,
 )
+from fender.observability.logging import get_logger
+from fender.ratelimit.clientip import ClientIPResolver
+from fender.resilience import BreakerRegistry
+from fender.runtime.drain import is_draining, request_drain
+from fender.runtime.lifecycle import Lifecycle, State
+from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 
 __all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]
 

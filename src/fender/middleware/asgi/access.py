@@ -1,8 +1,8 @@
 """Pure ASGI: the request path in one layer: request id, fender's endpoints, metrics, access event.
 
-Each concern lives in its own framework-free module (:mod:`~fender.web.requestid` accepts and
-binds the id, :mod:`~fender.web.observe` records metrics and the access event,
-:mod:`~fender.web.endpoints` answers fender's paths); this class drives them around the app with
+Each concern lives in its own framework-free module (:mod:`~fender.http.requestid` accepts and
+binds the id, :mod:`~fender.http.access` records metrics and the access event,
+:mod:`~fender.http.endpoints` answers fender's paths); this class drives them around the app with
 one header scan and one ``send`` wrapper. One layer rather than three: on this 2-core machine each
 wrapper of ``send`` costs 2 to 5 µs per request in situ (bench/RESULTS.md), about 5% of a bare
 FastAPI request.
@@ -21,7 +21,7 @@ Failures, and what each leaves behind:
   ``"error": "no_response"`` in the access event. Started but never finished (no final body):
   ``"error": "incomplete_response"`` (the server closes the connection).
 
-The WSGI middleware (:mod:`fender.web.wsgi`) does the same.
+The WSGI middleware (:mod:`fender.middleware.wsgi.access`) does the same.
 """
 
 from __future__ import annotations
@@ -30,24 +30,24 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from fender._http import ROUTE_KEY, forwarding_headers
+from fender.http.access import UNMATCHED, path_label
+from fender.http.endpoints import Request, Response, drive_async, drive_sync, error_response
+from fender.http.requestid import HEADER, accept_request_id, request_context
+from fender.middleware.asgi.routes import report_unmarked
 from fender.observability.logging import REQUEST_CONTEXT, get_logger, mark_logged
-from fender.web.endpoints import Request, Response, drive_async, drive_sync, error_response
-from fender.web.observe import UNMATCHED, path_label
-from fender.web.requestid import HEADER, accept_request_id, request_context
-from fender.web.routes import ROUTE_KEY, report_unmarked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fender._types import ASGIApp, Message, Receive, Scope, Send
-    from fender.web.endpoints import Flow
-    from fender.web.runtime import Runtime
+    from fender.http.endpoints import Flow
+    from fender.http.site import Site
 
 __all__ = [
     "OFFLOAD_RENDER_SECONDS",
     "RESPONSE_HEADERS",
     "FenderMiddleware",
-    "forwarding_headers",
     "route_of_scope",
     "send_response",
 ]
@@ -62,8 +62,6 @@ once more; :class:`FenderMiddleware` adds them as the response starts.
 _REQUEST_ID: Final = HEADER.encode()
 _TRACEPARENT: Final = b"traceparent"
 _USER_AGENT: Final = b"user-agent"
-_XFF: Final = b"x-forwarded-for"
-_FORWARDED: Final = b"forwarded"
 _MOUNT_TAIL: Final = "/{path}"
 _CLOSE: Final = (b"connection", b"close")
 OFFLOAD_RENDER_SECONDS: Final = 0.005
@@ -76,35 +74,20 @@ it a stall of the event loop inline, at most 18 ms per stall from a thread.
 _logger = get_logger("fender.errors")
 
 
-def forwarding_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """The ``X-Forwarded-For`` and ``Forwarded`` values of a request, or None each.
-
-    The one reader of them for the access event and the rate limiter, so that both name the
-    same client. A header sent on several lines is one list (RFC 9110, 5.3): joined by ``,``.
-    """
-    xff: list[str] = []
-    forwarded: list[str] = []
-    for name, value in scope["headers"]:
-        if name == _XFF:
-            xff.append(value.decode("latin-1"))
-        elif name == _FORWARDED:
-            forwarded.append(value.decode("latin-1"))
-    return (",".join(xff) or None, ",".join(forwarded) or None)
-
-
 def route_of_scope(
     scope: Scope, status: int, root_path: str, *, routed: bool = False
 ) -> str | None:
     """The route template a request matched.
 
-    First the full template fender's route wrapper recorded (:data:`~fender.web.routes.ROUTE_KEY`:
-    mounts and included routers in it). Else the route Starlette or FastAPI named in the scope,
-    prefixed with the mount path it was reached through (bounded by
-    :func:`~fender.web.observe.path_label`: a mount's path parameters are in it); a mount
+    First the full template fender's route wrapper recorded
+    (:data:`~fender._http.ROUTE_KEY`: mounts and included routers in it). Else the route
+    Starlette or FastAPI named in the scope, prefixed with the mount path it was reached
+    through (bounded by :func:`~fender.http.access.path_label`: a mount's path parameters are
+    in it); a mount
     itself (a mounted app without routes) is that path plus ``/{path}``. Nothing matched:
     ``unmatched`` when the app has a router (``routed``: a 404, a trailing-slash redirect...)
     and for the 404s of an app fender knows no router of; for its other answers None: the raw
-    path is all there is (see :meth:`~fender.web.observe.Observer.finish`).
+    path is all there is (see :meth:`~fender.http.access.Observer.finish`).
     """
     marked = scope.get(ROUTE_KEY)
     if marked is not None:
@@ -147,7 +130,7 @@ class FenderMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        runtime: Runtime,
+        runtime: Site,
         *,
         routed: bool = False,
         route_of: Callable[[Scope], str | None] | None = None,
@@ -315,7 +298,7 @@ class FenderMiddleware:
         address = _peer(scope)
         if not self.reads_proxy_headers:
             return address
-        return self.observer.client(address, *forwarding_headers(scope))
+        return self.observer.client(address, *forwarding_headers(scope["headers"]))
 
 
 def _render(handle: Callable[[Request], Response | Flow], request: Request) -> Response:

@@ -1,7 +1,7 @@
 """Request ids: accept a well-formed ``X-Request-ID``, else make one.
 
-The request path (:class:`~fender.web.access.FenderMiddleware`, the WSGI wrapper) echoes the id
-and binds it for the request's log lines.
+The request path (:class:`~fender.middleware.asgi.access.FenderMiddleware`, the WSGI
+wrapper) echoes the id and binds it for the request's log lines.
 
 The id is checked against ``^[A-Za-z0-9._-]{8,128}$`` so that a client cannot inject newlines,
 quotes or megabytes into every log line of the request. A W3C ``traceparent`` header, when

@@ -1,21 +1,12 @@
-"""ASGI integration: fender's endpoints, the lifespan hooks, and ``wrap()`` for any ASGI app.
-
-Order of the stack, outermost first: lifespan hooks -> :class:`~fender.web.access.FenderMiddleware`
-(request id, fender's endpoints, metrics, access event, JSON 500) -> rate limits -> the app.
-fender's endpoints are not in the access log unless FENDER_ACCESS_LOG_OWN_ENDPOINTS is on.
-"""
+"""Pure ASGI: fender's startup and shutdown hooks around the app's lifespan."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fender._types import ASGIApp, Message, Receive, Scope, Send
+from fender.http.site import Site
 from fender.observability.logging import get_logger
-from fender.settings import Settings
-from fender.web.access import FenderMiddleware
-from fender.web.runtime import Runtime, build_runtime
 
-__all__ = ["LifespanMiddleware", "stack", "wrap"]
+__all__ = ["LifespanMiddleware"]
 
 _logger = get_logger("fender.errors")
 
@@ -27,7 +18,7 @@ class LifespanMiddleware:
     fender's hooks: the middleware then answers the server itself.
     """
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, runtime: Site) -> None:
         """Wrap ``app``."""
         self.app = app
         self.runtime = runtime
@@ -97,43 +88,3 @@ class LifespanMiddleware:
                 await self.runtime.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def stack(app: ASGIApp, runtime: Runtime) -> ASGIApp:
-    """The request path around ``app``, without the lifespan layer."""
-    from fender.ratelimit.limiter import AsyncTieredLimiter
-    from fender.web.appcheck import is_django
-    from fender.web.ratelimit import RateLimitMiddleware
-
-    inner: ASGIApp = app
-    if isinstance(runtime.limiter, AsyncTieredLimiter) and runtime.rate_limit.enabled:
-        inner = RateLimitMiddleware(inner, runtime.limiter)
-    # Django routes inside its handler: fender asks its URLconf for the template.
-    return FenderMiddleware(inner, runtime, route_of=_django_route if is_django(app) else None)
-
-
-def _django_route(scope: Scope) -> str | None:
-    from fender.web.appcheck import django_route
-
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return django_route(path[len(root) :] if root and path.startswith(root) else path)
-
-
-def wrap(app: ASGIApp, *, settings: Settings | None = None, **options: Any) -> ASGIApp:
-    """Wrap any ASGI app in fender: request ids, JSON logs, metrics, fender's endpoints.
-
-    ``options`` are settings fields (``slow_request_ms=250``...) overriding the environment.
-
-    Example:
-        >>> async def app(scope, receive, send): ...
-        >>> app = wrap(app, env="development")
-
-    The returned app's ``runtime`` attribute is fender's :class:`Runtime` for it.
-    """
-    from fender.web.appcheck import is_django
-
-    runtime = build_runtime(settings, framework="asgi", app=app, **options)
-    if is_django(app):  # not merely Django configured in this process
-        runtime.yield_to_django()
-    return LifespanMiddleware(stack(app, runtime), runtime)

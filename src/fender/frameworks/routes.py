@@ -18,45 +18,21 @@ its full template (the prefixes of the mounts and included routers above it), th
   such as the frontend routes of FastAPI's ``frontend()``, which it keeps apart from
   ``routes`` (:func:`routes_of` adds them, to say so).
 
-The wrapper fender puts in a leaf's ``app`` (a :class:`RouteMarker`, or the rate limiter's
-subclass of it) records the template in the scope under :data:`ROUTE_KEY`, which metrics and
-the access event read first. A route added after start-up (or rebuilt by FastAPI's lazy cache)
-has no wrapper: :func:`report_unmarked`, called for an answered request without the marker,
-warns once and walks the app again (:class:`Coverage`).
+The wrapper fender puts in a leaf's ``app`` is a
+:class:`~fender.middleware.asgi.routes.RouteMarker` (or the rate limiter's subclass of it).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fender._types import ASGIApp, Receive, Scope, Send
-from fender.observability.logging import get_logger
+from fender.middleware.asgi.routes import Unseen, describe_route, warn_unseen
 
-__all__ = [
-    "ROUTE_KEY",
-    "Coverage",
-    "Leaf",
-    "RouteMarker",
-    "Unseen",
-    "coverage_of",
-    "report_unmarked",
-    "routes_of",
-    "walk",
-    "warn_unseen",
-]
-
-ROUTE_KEY: Final = "fender.route"
-"""Scope key of the full template of the route that answers (set by :class:`RouteMarker`)."""
+__all__ = ["Leaf", "routes_of", "walk"]
 
 _MOUNT_TAIL: Final = "/{path}"
-_NOT_ANSWERED: Final = frozenset({404, 405})  # a route matched the path, none served it
-_logger = get_logger("fender.routes")
-
-Unseen = Callable[[Any, str, str], None]
-"""Called with a route fender cannot cover, its template (or path) and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,42 +48,6 @@ class Leaf:
     template: str
     holder: Any
     endpoint: object | None
-
-
-class RouteMarker:
-    """Pure ASGI: the app of one route, recording its template in the scope (one dict store)."""
-
-    __slots__ = ("app", "template")
-
-    def __init__(self, app: ASGIApp, template: str) -> None:
-        """Wrap the route's ``app``, known by its full ``template``."""
-        self.app = app
-        self.template = template
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection scope."""
-        scope[ROUTE_KEY] = self.template
-        await self.app(scope, receive, send)
-
-
-def _describe(route: Any) -> str:
-    """A route's path as its router knows it (a group's paths; its type when it has none)."""
-    for name in ("path_format", "path", "host"):
-        value = getattr(route, name, None)
-        if isinstance(value, str):
-            return value
-    inner = [_describe(each) for each in getattr(route, "routes", None) or ()]
-    return ", ".join(inner) if inner else type(route).__qualname__
-
-
-def warn_unseen(route: Any, template: str, why: str) -> None:
-    """The default :data:`Unseen`: a ``route_not_covered`` warning naming the route."""
-    _logger.warning(
-        "route_not_covered",
-        route=template,
-        type=f"{type(route).__module__}.{type(route).__qualname__}",
-        why=why,
-    )
 
 
 def routes_of(router: Any) -> list[Any]:
@@ -152,7 +92,7 @@ def _walk(routes: Iterable[Any], prefix: str, unseen: Unseen, *, shared: bool) -
         else:
             unseen(
                 route,
-                prefix + _describe(route),
+                prefix + describe_route(route),
                 "fender cannot see into this route type: it is not rate-limited, and its "
                 "requests are labelled by what the router says of them",
             )
@@ -194,86 +134,7 @@ def _included(context: Any, prefix: str, unseen: Unseen) -> Iterator[Leaf]:
     original = getattr(context, "original_route", context)
     unseen(
         original,
-        prefix + getattr(context, "frontend_prefix", "") + _describe(original),
+        prefix + getattr(context, "frontend_prefix", "") + describe_route(original),
         "fender cannot see into this route of an included router: it is not rate-limited, "
         "and its requests are labelled by what the router says of them",
     )
-
-
-class Coverage:
-    """What fender covers of one app's routes: the walk again, warnings once per route.
-
-    ``rewalk`` is set by whoever wraps the routes (:func:`~fender.web.ratelimit.apply_to_starlette`)
-    and returns how many routes it newly wrapped.
-    """
-
-    __slots__ = ("_futile", "_warned", "rewalk")
-
-    def __init__(self) -> None:
-        """Start with nothing warned about."""
-        self.rewalk: Callable[[], int] | None = None
-        self._warned: set[int] = set()
-        # Routes a walk could not wrap: walking again for each of their requests is futile.
-        self._futile: set[int] = set()
-
-    def unseen(self, route: Any, template: str, why: str) -> None:
-        """An :data:`Unseen` warning once per route (the walk runs at install and at startup)."""
-        if id(route) not in self._warned:
-            self._warned.add(id(route))
-            warn_unseen(route, template, why)
-
-    def report(self, scope: Scope) -> None:
-        """A request was answered by a route without fender's wrapper: warn, walk again."""
-        route = scope.get("route") or scope.get("endpoint")
-        # A mount (or its sub-app) answered by itself: a redirect, its own middleware.
-        if route is None or getattr(route, "routes", None) or id(route) in self._futile:
-            return
-        if id(route) not in self._warned:
-            self._warned.add(id(route))
-            _logger.warning(
-                "route_not_covered",
-                route=_describe(route),
-                path=scope.get("path"),
-                type=f"{type(route).__module__}.{type(route).__qualname__}",
-                why="a request was answered by a route fender had not wrapped (added to the "
-                "app after start-up, or rebuilt by the framework): not rate-limited",
-                fix="fender walked the app's routes again: later requests are covered",
-            )
-        if self.rewalk is None:
-            return
-        try:
-            wrapped = self.rewalk()
-        except Exception:
-            _logger.exception("route_walk_failed")
-            wrapped = 0
-        if not wrapped:
-            self._futile.add(id(route))
-
-
-# Keyed by the router's id, freed with the router: a Starlette router is not hashable, and the
-# registry must not keep a dropped app alive.
-_COVERAGE: dict[int, Coverage] = {}
-
-
-def coverage_of(router: Any) -> Coverage:
-    """The :class:`Coverage` of the app whose router is ``router`` (made on first use)."""
-    key = id(router)
-    found = _COVERAGE.get(key)
-    if found is None:
-        found = _COVERAGE[key] = Coverage()
-        weakref.finalize(router, _COVERAGE.pop, key, None)
-    return found
-
-
-def report_unmarked(scope: Scope, status: int) -> None:
-    """Call for a request of a routed app whose scope has no :data:`ROUTE_KEY`.
-
-    Cheap when nothing is wrong: only a request a route answered (it named itself or its
-    endpoint in the scope, and the status is not a 404 or 405) goes further.
-    """
-    if status in _NOT_ANSWERED or ("route" not in scope and "endpoint" not in scope):
-        return
-    router = scope.get("router")
-    coverage = None if router is None else _COVERAGE.get(id(router))
-    if coverage is not None:
-        coverage.report(scope)

@@ -1,0 +1,46 @@
+"""The health checks fender adds by itself: disk, memory, and what the settings name."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from fender._hooks import Hooks
+from fender.health import HealthRegistry, Kind, disk_check, memory_check
+from fender.observability.logging import get_logger
+from fender.settings import Settings
+
+__all__ = ["add_builtin_checks"]
+
+_logger = get_logger("fender")
+
+
+def add_builtin_checks(health: HealthRegistry, settings: Settings, hooks: Hooks) -> None:
+    """Disk and memory (information); the database and Celery when the settings name them."""
+    health.add(disk_check("/"), critical=False, kind=Kind.INFO)
+    limit = settings.memory_limit_mb
+    health.add(
+        memory_check(limit_bytes=limit * 1024 * 1024 if limit else None),
+        critical=False,
+        kind=Kind.INFO,
+    )
+    if "database_url" in settings.model_fields_set or os.environ.get("DATABASE_URL"):
+        from fender.db import database_health_check
+
+        # Never a boot failure: a URL or driver fender cannot use is a warning on the check.
+        check, close = database_health_check(settings)
+        health.add(check, timeout=settings.health_timeout)
+        hooks.on_shutdown(close)
+
+    if settings.celery_broker_url:
+        if importlib.util.find_spec("celery") is None:
+            _logger.warning(
+                "celery_check_skipped", reason="CELERY_BROKER_URL set, celery not installed"
+            )
+        else:
+            from celery import Celery
+
+            from fender.health import celery_check
+
+            app = Celery(settings.service_name, broker=settings.celery_broker_url)
+            health.add(celery_check(app), critical=False)

@@ -1,0 +1,173 @@
+"""The Flask extension: ``Fender(app)`` or ``Fender().init_app(app)``.
+
+Flask routes before its ``before_request`` hooks run, so the rate limits are such a hook
+(:func:`apply_to_flask`): the rule and the view are known there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fender.app import WSGI, build_runtime
+from fender.errors import ConfigurationError
+from fender.frameworks import framework_label
+from fender.frameworks.wsgi import WsgiRuntime
+from fender.http.access import template_of_rule
+from fender.http.endpoints import error_response
+from fender.http.ratelimit import HttpRateLimit, RoutePlan
+from fender.middleware.wsgi.access import FenderWSGI
+from fender.middleware.wsgi.ratelimit import limit_sync
+from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit.limiter import TieredLimiter
+from fender.settings import Settings
+
+__all__ = ["Fender", "apply_to_flask"]
+
+_FLASK_STATE = "fender.ratelimit"
+
+
+class Fender:
+    """fender for Flask, after the Flask extension pattern.
+
+    State lives in ``app.extensions["fender"]`` (the app's :class:`Runtime`), never on the
+    extension object, so one ``Fender`` can serve several apps.
+
+    Example:
+        >>> from flask import Flask
+        >>> app = Flask(__name__)
+        >>> Fender(app, env="development")  # doctest: +ELLIPSIS
+        <fender.frameworks.flask.Fender object at ...>
+    """
+
+    def __init__(
+        self, app: Any = None, *, settings: Settings | None = None, **options: Any
+    ) -> None:
+        """Keep the options; install on ``app`` at once when given."""
+        self._settings = settings
+        self._options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Any, **options: Any) -> WsgiRuntime:
+        """Install fender on the Flask ``app``; ``options`` override the constructor's."""
+        from flask import request
+
+        if "fender" in app.extensions:
+            raise ConfigurationError("app", app.name, "an app without fender installed")
+        runtime = build_runtime(
+            self._settings,
+            flavour=WSGI,
+            framework=framework_label("flask"),
+            app=app,
+            app_testing=bool(app.testing),
+            **{**self._options, **options},
+        )
+        app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)
+        app.extensions["fender"] = runtime
+        apply_to_flask(app, runtime.limiter)
+        # The app's own /status or /health wins over fender's; blueprints registered after
+        # init_app are seen when the app starts (its first request).
+        runtime.yield_to_app(_fixed_paths(app))
+        runtime.on_startup(lambda: runtime.yield_to_app(_fixed_paths(app)))
+
+        def _internal_error(_error: Exception) -> Any:
+            # Flask has logged the exception with its traceback (once, with the request id).
+            response = error_response(
+                500, "internal_error", request.environ.get("fender.request_id")
+            )
+            return response.body, response.status, list(response.headers)
+
+        # The app's own 500 page wins: registered before init_app, it is kept; after, it
+        # replaces this one (same key).
+        if not app.error_handler_spec.get(None, {}).get(500):
+            app.register_error_handler(500, _internal_error)
+
+        return runtime
+
+
+def _fixed_paths(app: Any) -> list[str]:
+    """The app's rules without variables (``/status``), the only ones a fender path can equal."""
+    return [rule.rule for rule in app.url_map.iter_rules() if not rule.arguments]
+
+
+def _flask_route(environ: dict[str, Any]) -> str | None:
+    """The matched rule as a template, read while Flask's request context is live.
+
+    (A ``before_request`` hook would cost about 16 µs per request; this is a dict lookup.)
+    """
+    request = environ.get("werkzeug.request")
+    rule = getattr(request, "url_rule", None)
+    return None if rule is None else template_of_rule(rule.rule)
+
+
+class _FlaskLimit:
+    """The Flask hooks of :func:`apply_to_flask`, with the plans of the endpoints seen."""
+
+    def __init__(self, app: Any, limiter: TieredLimiter, http: HttpRateLimit) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.http = http
+        self.plans: dict[tuple[str, str], tuple[str, RoutePlan]] = {}
+        for rule in app.url_map.iter_rules():  # fail at start-up on a bad decorator
+            self.plan_of(rule.endpoint, rule.rule)
+
+    def plan_of(self, endpoint: str, rule: str) -> tuple[str, RoutePlan]:
+        found = self.plans.get((endpoint, rule))
+        if found is None:
+            route = template_of_rule(rule)
+            found = (route, self.http.plan_for(route, self.app.view_functions.get(endpoint)))
+            self.plans[endpoint, rule] = found
+        return found
+
+    def before(self) -> Any:
+        from flask import request
+
+        rule = request.url_rule
+        if rule is None or request.endpoint is None or self.http.exempt(request.path):
+            return None
+        route, plan = self.plan_of(request.endpoint, rule.rule)
+        environ = request.environ
+        outcome = limit_sync(
+            http=self.http,
+            limiter=self.limiter,
+            plan=plan,
+            route=route,
+            environ=environ,
+            raw=request,
+        )
+        if outcome is None:
+            return None
+        decision, extra = outcome
+        if decision.allowed:
+            environ[_FLASK_STATE] = extra
+            return None
+        response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
+        return response.body, response.status, list(response.headers)
+
+    def after(self, response: Any) -> Any:
+        from flask import request
+
+        extra = request.environ.pop(_FLASK_STATE, None)
+        if extra:
+            for name, value in extra:
+                response.headers[name] = value
+        return response
+
+
+def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | None = None) -> None:
+    """Limit every view of a Flask ``app`` (decorators, path table, default); idempotent.
+
+    A ``before_request`` hook (which runs after routing, so the rule and the view are known)
+    answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
+    not limited. The plans of the rules present are resolved now, later ones on first use.
+
+    Raises:
+        ConfigurationError: a decorator's limit does not fit the configuration.
+    """
+    config = limiter.core.config if config is None else config
+    if not config.enabled or _FLASK_STATE in app.extensions:
+        return
+    hooks = _FlaskLimit(app, limiter, HttpRateLimit(config))
+    app.extensions[_FLASK_STATE] = hooks
+    app.before_request(hooks.before)
+    app.after_request(hooks.after)
