@@ -7,19 +7,26 @@ without curl), ``fender drain`` (readiness off before SIGTERM). Every command ha
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from fender._status import Status
 from fender._version import __version__
-from fender.errors import ConfigurationError
+from fender.errors import ConfigurationError  # a leaf: imports nothing
+
+# Not typing.TYPE_CHECKING: typing is a cost ``fender probe`` need not pay (see main()).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    Args = Any  # argparse's Namespace, or the probe's SimpleNamespace: attributes by name
 
 __all__ = ["main"]
 
-_MARK = {Status.PASS: "pass", Status.WARN: "WARN", Status.FAIL: "FAIL"}
+_PROBE_TIMEOUT = 3.0
 # Exit code of a bad argument or setting: argparse's own for a usage error.
 _BAD_INPUT = 2
 
@@ -32,17 +39,26 @@ def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
     """An argparse type: a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        value = _number_of_seconds(text, allow_zero=allow_zero)
+        if value is None:
+            import argparse
+
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a number of seconds {'>= 0' if allow_zero else '> 0'}"
             )
         return value
 
     return parse
+
+
+def _number_of_seconds(text: str, *, allow_zero: bool) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        return None
+    return value
 
 
 def _probe_url(text: str) -> str:
@@ -58,16 +74,17 @@ def _probe_url(text: str) -> str:
     return text
 
 
-def _cmd_env(args: argparse.Namespace) -> int:
+def _cmd_env(args: Args) -> int:
     from fender.settings import render_env_example, render_env_table
 
     print(render_env_table() if args.format == "markdown" else render_env_example())
     return 0
 
 
-def _cmd_doctor(args: argparse.Namespace) -> int:
+def _cmd_doctor(args: Args) -> int:
     from pathlib import Path
 
+    from fender._status import Status
     from fender.doctor import diagnose
 
     # As gunicorn does: the app's module is found from the directory the command runs in.
@@ -81,7 +98,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         if added:
             sys.path.remove(cwd)
     for finding in report.findings:
-        line = f"[{_MARK[finding.status]}] {finding.check}: {finding.reason}"
+        mark = "pass" if finding.status is Status.PASS else str(finding.status).upper()
+        line = f"[{mark}] {finding.check}: {finding.reason}"
         if finding.fix and finding.status is not Status.PASS:
             line += f" -> fix: {finding.fix}"
         print(line)
@@ -95,18 +113,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
-def _cmd_probe(args: argparse.Namespace) -> int:
+def _cmd_probe(args: Args) -> int:
     import json
-    import urllib.error
-    import urllib.request
+
+    from fender._probe import get
 
     url = _probe_url(args.url)
     try:
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310  (http(s) only: _probe_url)
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
-            code, body = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        code, body = error.code, error.read()
+        code, body = get(url, args.timeout)
     except (OSError, ValueError) as error:
         print(f"fail: {args.url}: {error}")
         return 1
@@ -119,7 +133,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def _cmd_drain(args: argparse.Namespace) -> int:
+def _cmd_drain(args: Args) -> int:
     import time
 
     from fender.runtime.drain import request_drain
@@ -138,6 +152,8 @@ def _cmd_drain(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="fender",
         description="Make a web service production-ready: health, resilience, rate limits, "
@@ -189,7 +205,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("url", help="e.g. http://127.0.0.1:8000/health/ready")
     probe.add_argument(
-        "--timeout", type=_seconds(allow_zero=False), default=3.0, help="seconds (default 3)"
+        "--timeout",
+        type=_seconds(allow_zero=False),
+        default=_PROBE_TIMEOUT,
+        help=f"seconds (default {_PROBE_TIMEOUT:g})",
     )
     probe.set_defaults(handler=_cmd_probe)
 
@@ -212,10 +231,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plain_probe(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``probe URL [--timeout S]`` read without argparse, else None (argparse then decides).
+
+    A container HEALTHCHECK runs the probe every few seconds all day: argparse and what it
+    imports (gettext, re, shutil and its compressors) would double the probe's start-up.
+    """
+    if len(argv) not in (2, 4) or argv[0] != "probe":
+        return None
+    rest = list(argv[1:])
+    timeout = str(_PROBE_TIMEOUT)
+    if len(rest) == 3:  # noqa: PLR2004  (URL, --timeout, S in either order)
+        at = rest.index("--timeout") if "--timeout" in rest else -1
+        if at in {-1, 2}:  # no --timeout, or a --timeout without its value
+            return None
+        timeout = rest.pop(at + 1)
+        rest.pop(at)
+    url = rest[0]
+    if url.startswith("-"):
+        return None
+    seconds = _number_of_seconds(timeout, allow_zero=False)
+    if seconds is None:
+        return None
+    return SimpleNamespace(command="probe", url=url, timeout=seconds, handler=_cmd_probe)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    args = _parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    argv = sys.argv[1:] if argv is None else argv
+    args = _plain_probe(argv) or _parser().parse_args(argv)
+    handler: Callable[[Args], int] = args.handler
     try:
         return handler(args)
     except (ConfigurationError, _BadInputError) as error:

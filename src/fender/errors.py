@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CallNotPermitted", "ConfigurationError", "FenderError", "RateLimited"]
+__all__ = ["CallNotPermitted", "ConfigurationError", "FenderError", "mask"]
 
 
 class FenderError(Exception):
@@ -31,16 +31,6 @@ class CallNotPermitted(FenderError):  # noqa: N818  (resilience4j's name, which 
         self.name = name
         self.retry_after = retry_after
         super().__init__(f"circuit breaker {name!r} is open; retry after {retry_after:.3f}s")
-
-
-class RateLimited(FenderError):  # noqa: N818  (reads as the outcome, like HTTP 429)
-    """A rate limit rejected the request; ``retry_after`` seconds until it would pass."""
-
-    def __init__(self, key: str, retry_after: float) -> None:
-        """Reject a request counted under ``key``."""
-        self.key = key
-        self.retry_after = retry_after
-        super().__init__(f"rate limit exceeded for {key!r}; retry after {retry_after:.3f}s")
 
 
 def mask(value: object) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
 from fender.observability import metrics
 
@@ -88,26 +89,22 @@ async def drive_async(result: Response | Flow) -> Response:
     """Run an endpoint's result to its response on the event loop."""
     if isinstance(result, Response):
         return result
-    try:
-        effect = next(result)
-        while True:
-            effect = result.send(await effect.run_async())
-    except StopIteration as done:
-        response: Response = done.value
-        return response
+    return await adrive(result, _run_async)
 
 
 def drive_sync(result: Response | Flow) -> Response:
     """Run an endpoint's result to its response, blocking."""
     if isinstance(result, Response):
         return result
-    try:
-        effect = next(result)
-        while True:
-            effect = result.send(effect.run_sync())
-    except StopIteration as done:
-        response: Response = done.value
-        return response
+    return drive(result, _run_sync)
+
+
+def _run_async(effect: Effect) -> Any:
+    return effect.run_async()
+
+
+def _run_sync(effect: Effect) -> Any:
+    return effect.run_sync()
 
 
 def metrics_endpoint(request: Request) -> Response:
