@@ -60,3 +60,78 @@ def test_import_contract_holds():
         [str(lint)], check=False, capture_output=True, text=True, cwd=Path(__file__).parent.parent
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The public surface: these modules, and the names in their __all__. Every other module is
+# internal: a name with a leading underscore on its path, or inside an internal package.
+FACADES = {
+    "fender",
+    "fender.asgi",
+    "fender.cache",
+    "fender.cli",
+    "fender.db",
+    "fender.errors",
+    "fender.flask",
+    "fender.health",
+    "fender.observability",
+    "fender.ratelimit",
+    "fender.redis",
+    "fender.resilience",
+    "fender.runtime",
+    "fender.runtime.gunicorn_conf",
+    "fender.runtime.uvicorn_worker",
+    "fender.settings",
+    "fender.stores",
+    "fender.testing",
+    "fender.wsgi",
+}
+INTERNAL_PACKAGES = ("fender.app", "fender.apps", "fender.frameworks", "fender.http",
+                     "fender.middleware")  # fmt: skip
+
+
+def is_internal(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split(".")) or module.startswith(
+        tuple(p + "." for p in INTERNAL_PACKAGES) + INTERNAL_PACKAGES
+    )
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_is_a_facade_or_clearly_internal(module):
+    assert module in FACADES or is_internal(module), (
+        f"{module} is neither a facade nor internal: prefix it with _ or move it into a facade"
+    )
+
+
+def test_each_public_name_has_one_facade():
+    """One public path per name: no two facades export it (the root's shortcuts aside)."""
+    homes: dict[str, list[str]] = {}
+    for module in sorted(FACADES - {"fender"}):
+        for name in importlib.import_module(module).__all__:
+            homes.setdefault(name, []).append(module)
+    twice = {name: where for name, where in homes.items() if len(where) > 1}
+    assert not twice, twice
+
+
+def test_the_root_shortcuts_are_the_facades_objects():
+    """``fender.X`` is the very object of its facade (README paths), never a copy."""
+    for name in fender.__all__:
+        value = getattr(fender, name)
+        homes = [
+            m
+            for m in sorted(FACADES - {"fender"})
+            if name in getattr(importlib.import_module(m), "__all__", ())
+        ]
+        for home in homes:
+            assert getattr(importlib.import_module(home), name) is value, (name, home)
+
+
+def test_import_fender_loads_only_what_it_is_asked_for():
+    code = (
+        "import sys, fender; before = sorted(m for m in sys.modules if m.startswith('fender'));"
+        "fender.CircuitBreaker; after = 'fender.resilience' in sys.modules;"
+        "print(before, after, 'starlette' in sys.modules, 'redis' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+    assert out == "['fender', 'fender._version'] True False False"
