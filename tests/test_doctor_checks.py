@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from fender._status import Status
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
+from fender.redis import redis_client
 from fender.settings import load_settings
-from fender.stores.client import redis_client
 from fender.web.runtime import build_runtime
 
 SECRET = "S3cr3tPa55"

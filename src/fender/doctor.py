@@ -30,7 +30,7 @@ from fender.errors import ConfigurationError
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.ratelimit.config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings, report_only
-from fender.stores.client import parse_redis_url
+from fender.stores._url import parse_redis_url
 from fender.web.appcheck import app_findings
 from fender.web.health import AdminGuard
 

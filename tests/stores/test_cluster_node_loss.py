@@ -30,15 +30,15 @@ from typing import Any
 import pytest
 
 from fender._status import Status
-from fender.resilience import BreakerState, CircuitBreaker
-from fender.settings import load_settings
-from fender.stores import (
+from fender.redis import (
     REDIS_BREAKER,
     RedisStoreConfig,
     Source,
     async_resilient_redis,
     resilient_redis,
 )
+from fender.resilience import BreakerState, CircuitBreaker
+from fender.settings import load_settings
 
 from servers import wait_for
 from topologies import (

@@ -70,8 +70,9 @@ from fender.resilience.breaker import (
     StateTransition,
 )
 from fender.resilience.registry import BreakerRegistry
-from fender.stores.closing import aclose_client
-from fender.stores.serving import Op, ServingCheck, adrive, drive, is_cluster
+from fender.stores._clients import aclose_client, is_cluster
+from fender.stores._commands import Op, adrive, drive
+from fender.stores._serving import ServingCheck
 
 __all__ = [
     "BREAKER_NAME",
@@ -476,14 +477,14 @@ def _client_options(config: RateLimitConfig) -> dict[str, Any]:
 
 
 def _sync_client(config: RateLimitConfig) -> ScriptClient:
-    from fender.stores.client import redis_client
+    from fender.stores._clients import redis_client
 
     client: ScriptClient = redis_client(config.redis_url, **_client_options(config))
     return client
 
 
 def _async_client(config: RateLimitConfig) -> AsyncScriptClient:
-    from fender.stores.client import async_redis_client
+    from fender.stores._clients import async_redis_client
 
     client: AsyncScriptClient = async_redis_client(config.redis_url, **_client_options(config))
     return client
