@@ -34,8 +34,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from fender.redis import RedisStoreConfig, ResilientRedis, redis_client
 from fender.resilience import BreakerConfig, CircuitBreaker
-from fender.stores import RedisStoreConfig, ResilientRedis, redis_client
 
 
 def free_port() -> int:

@@ -72,8 +72,8 @@ def _measure(argv: list[str], runs: int) -> tuple[float, float]:
 
 def _modules(code: str) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}; import sys; print(len([m for m in sys.modules "
-         "if m == 'fender' or m.startswith('fender.')]))"],
+        [sys.executable, "-c", (f"{code}; import sys; print(len([m for m in sys.modules "
+                                "if m == 'fender' or m.startswith('fender.')]))")],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return int(out.stdout.strip())
@@ -118,8 +118,11 @@ def main() -> int:
         [
             "## Cold start: `import fender` and `fender probe`",
             machine_header(("httpx",)),
-            f"`bench/bench_startup.py --runs {runs}`: each row a fresh process; medians. "
-            f"Target (issue 10): `fender probe` under {TARGET_MS:.0f} ms and {TARGET_MB:.0f} MB.",
+            (
+                f"`bench/bench_startup.py --runs {runs}`: each row a fresh process; medians. "
+                f"Target (issue 10): `fender probe` under {TARGET_MS:.0f} ms and "
+                f"{TARGET_MB:.0f} MB."
+            ),
             table,
         ]
     )

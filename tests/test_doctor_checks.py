@@ -12,8 +12,8 @@ from fender._status import Status
 from fender.app import ASGI, build_runtime
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
+from fender.redis import redis_client
 from fender.settings import load_settings
-from fender.stores.client import redis_client
 
 SECRET = "S3cr3tPa55"
 GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gDxx"

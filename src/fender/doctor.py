@@ -32,7 +32,7 @@ from fender.http.health import AdminGuard
 from fender.ratelimit.clientip import ClientIPResolver
 from fender.ratelimit.config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings, report_only
-from fender.stores.client import parse_redis_url
+from fender.stores._url import parse_redis_url
 
 __all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app"]
 

@@ -7,7 +7,7 @@ scenario side by side, the async one on an event loop in a thread of its own so 
 background task (heartbeat and recovery probe) runs between the test's calls.
 
 The limiter has one breaker for the whole cluster; its recovery probe asks every primary for
-``cluster_state:ok`` (fender.stores.serving), then runs the heartbeat, one EVAL on the shard of
+``cluster_state:ok`` (fender.stores._serving), then runs the heartbeat, one EVAL on the shard of
 ``fender:rl:instances``.
 """
 
@@ -267,7 +267,7 @@ def test_aclose_after_a_lost_node_closes_every_connection(cluster):
     # while that flag is set: AsyncTieredLimiter.aclose() (and AsyncResilientRedis.aclose())
     # left every connection to the surviving nodes open, until the garbage collector found
     # them (ResourceWarning: unclosed ClusterNode / transport). Both now close through
-    # fender.stores.closing.aclose_client.
+    # fender.stores._clients.aclose_client.
     victim = cluster[0]
     survivors = cluster[1:]
     baseline = [connections(node) for node in survivors]

@@ -13,7 +13,7 @@ in a thread of its own, so that its probe task lives between the test's calls.
 
 redis-py sends PING to one node, its "default node": the first primary of CLUSTER SLOTS, the
 owner of slot 0. So the store's health check and recovery probe ask every primary instead
-(CLUSTER INFO, cluster_state:ok on each: fender.stores.serving). The victim here is another
+(CLUSTER INFO, cluster_state:ok on each: fender.stores._serving). The victim here is another
 node than slot 0's, so that a PING to one node could not stand in for the dead shard by luck.
 """
 
@@ -30,15 +30,15 @@ from typing import Any
 import pytest
 
 from fender._status import Status
-from fender.resilience import BreakerState, CircuitBreaker
-from fender.settings import load_settings
-from fender.stores import (
+from fender.redis import (
     REDIS_BREAKER,
     RedisStoreConfig,
     Source,
     async_resilient_redis,
     resilient_redis,
 )
+from fender.resilience import BreakerState, CircuitBreaker
+from fender.settings import load_settings
 
 from servers import wait_for
 from topologies import (

@@ -14,12 +14,13 @@ import redis.asyncio.cluster
 from redis import exceptions as redis_errors
 
 from fender._clock import ManualClock
+from fender._flow import adrive, drive
 from fender._status import Status
+from fender.redis import RedisStoreConfig, async_redis_client, redis_client
 from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
-from fender.stores import RedisStoreConfig, async_redis_client, redis_client
-from fender.stores.closing import aclose_client
-from fender.stores.redis import StoreCore
-from fender.stores.serving import CLUSTER_INFO, PING, ServingCheck, adrive, drive, is_cluster
+from fender.stores._clients import aclose_client, is_cluster
+from fender.stores._core import StoreCore
+from fender.stores._serving import CLUSTER_INFO, PING, ServingCheck
 
 OK = {"cluster_state": "ok", "cluster_slots_ok": "16384"}
 FAIL = {"cluster_state": "fail", "cluster_slots_ok": "10923"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fender.errors import ConfigurationError
-from fender.stores import client as client_module
-from fender.stores.client import RedisURL, async_redis_client, parse_redis_url, redis_client
+from fender.redis import RedisURL, async_redis_client, parse_redis_url, redis_client
+from fender.stores import _clients as client_module
 
 SECRET = "S3cr3tPa55"
 

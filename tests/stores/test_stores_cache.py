@@ -7,19 +7,17 @@ import threading
 import pytest
 from prometheus_client import REGISTRY
 
+from fender.cache import AsyncCache, Cache, CacheConfig
 from fender.errors import ConfigurationError
-from fender.resilience import BreakerConfig, CircuitBreaker
-from fender.stores import (
-    AsyncCache,
+from fender.redis import (
     AsyncResilientRedis,
-    Cache,
-    CacheConfig,
     RedisStoreConfig,
     ResilientRedis,
     Source,
     async_redis_client,
     redis_client,
 )
+from fender.resilience import BreakerConfig, CircuitBreaker
 
 _names = itertools.count()
 # No fault is injected here: Redis must answer (Source.REDIS) however loaded the machine is.

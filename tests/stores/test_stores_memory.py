@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
-from fender.stores.memory import MemoryTier, TierConfig, TierEntry
+from fender.stores import MemoryTier, TierConfig, TierEntry
 
 
 def tier(clock=None, **config):

@@ -11,21 +11,20 @@ from prometheus_client import REGISTRY
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
-from fender.settings import load_settings
-from fender.stores import (
+from fender.redis import (
     AsyncResilientRedis,
-    MemoryTier,
     RedisStoreConfig,
     ResilientRedis,
     Source,
-    TierConfig,
     async_redis_client,
     parse_redis_url,
     redis_client,
     resilient_redis,
     store_health_check,
 )
+from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
+from fender.settings import load_settings
+from fender.stores import MemoryTier, TierConfig
 
 from servers import free_port, redis_io, wait_for
 

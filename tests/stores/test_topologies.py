@@ -12,18 +12,16 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from fender.cache import AsyncCache, Cache, CacheConfig
 from fender.ratelimit.policy import parse_policy
-from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
-from fender.settings import load_settings
-from fender.stores import (
-    AsyncCache,
-    Cache,
-    CacheConfig,
+from fender.redis import (
     RedisStoreConfig,
     Source,
     async_resilient_redis,
     resilient_redis,
 )
+from fender.resilience import BreakerConfig, BreakerState, CircuitBreaker
+from fender.settings import load_settings
 
 from servers import RedisServer, free_port, wait_for
 from topologies import (

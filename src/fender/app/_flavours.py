@@ -16,12 +16,9 @@ from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.limiter import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import BreakerRegistry
 from fender.settings import Settings
-from fender.stores.redis import (
-    AsyncResilientRedis,
-    ResilientRedis,
-    async_resilient_redis,
-    resilient_redis,
-)
+from fender.stores._async import AsyncResilientRedis
+from fender.stores._factory import async_resilient_redis, resilient_redis
+from fender.stores._sync import ResilientRedis
 
 __all__ = ["ASGI", "WSGI", "Flavour", "LimiterT", "StoreT"]
 

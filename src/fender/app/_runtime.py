@@ -45,7 +45,7 @@ from fender.resilience import default_registry as default_breakers
 from fender.runtime.drain import server_started_at
 from fender.runtime.lifecycle import Lifecycle, State
 from fender.settings import Settings
-from fender.stores.redis import store_health_check
+from fender.stores._health import store_health_check
 
 __all__ = ["Runtime"]
 

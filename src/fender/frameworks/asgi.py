@@ -18,7 +18,7 @@ from fender.middleware.asgi.lifespan import LifespanMiddleware
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
 from fender.ratelimit.limiter import AsyncTieredLimiter
 from fender.settings import Settings
-from fender.stores.redis import AsyncResilientRedis
+from fender.stores._async import AsyncResilientRedis
 
 __all__ = ["AsgiRuntime", "stack", "wrap"]
 

@@ -15,7 +15,7 @@ from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
 from fender.ratelimit.limiter import TieredLimiter
 from fender.settings import Settings
-from fender.stores.redis import ResilientRedis
+from fender.stores._sync import ResilientRedis
 
 __all__ = ["WsgiRuntime", "wrap"]
 

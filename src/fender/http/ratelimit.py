@@ -54,7 +54,7 @@ from fender.ratelimit.policy import (
     RateLimitPolicy,
     parse_policy,
 )
-from fender.stores.client import parse_redis_url
+from fender.stores._url import parse_redis_url
 
 __all__ = [
     "EVERY_PATH",

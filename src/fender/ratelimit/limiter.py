@@ -21,7 +21,7 @@ How a decision goes:
   ``recovery_timeout`` has passed; two successes in a row close it, and traffic is back on
   Redis (about one second after Redis answers again). The probe is the heartbeat; on a
   Redis Cluster it first asks every primary for ``cluster_state:ok``
-  (:class:`~fender.stores.serving.ServingCheck`), since the heartbeat reaches one shard only.
+  (:class:`~fender.stores._serving.ServingCheck`), since the heartbeat reaches one shard only.
 * The local counts are kept until Redis has served for three heartbeat intervals in a row:
   a Redis that comes back and fails again (a flapping one) must not hand every client a
   fresh local share at each switch.
@@ -51,6 +51,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from fender._clock import Clock, monotonic
+from fender._flow import adrive, drive
 from fender.observability import metrics
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.gcra import check_cost
@@ -70,8 +71,9 @@ from fender.resilience.breaker import (
     StateTransition,
 )
 from fender.resilience.registry import BreakerRegistry
-from fender.stores.closing import aclose_client
-from fender.stores.serving import Op, ServingCheck, adrive, drive, is_cluster
+from fender.stores._clients import aclose_client, is_cluster
+from fender.stores._commands import Op
+from fender.stores._serving import ServingCheck
 
 __all__ = [
     "BREAKER_NAME",
@@ -466,7 +468,7 @@ class TierCore:
 
 
 def _client_options(config: RateLimitConfig) -> dict[str, Any]:
-    """Options of the limiter's client, built by :mod:`fender.stores.client` like every other.
+    """Options of the limiter's client, built by :mod:`fender.stores._clients` like every other.
 
     Its timeouts are the decision's budget, and it runs no health-check PING: a connection that
     went bad fails one decision (the fallback answers it) instead of costing every reconnect a
@@ -476,14 +478,14 @@ def _client_options(config: RateLimitConfig) -> dict[str, Any]:
 
 
 def _sync_client(config: RateLimitConfig) -> ScriptClient:
-    from fender.stores.client import redis_client
+    from fender.stores._clients import redis_client
 
     client: ScriptClient = redis_client(config.redis_url, **_client_options(config))
     return client
 
 
 def _async_client(config: RateLimitConfig) -> AsyncScriptClient:
-    from fender.stores.client import async_redis_client
+    from fender.stores._clients import async_redis_client
 
     client: AsyncScriptClient = async_redis_client(config.redis_url, **_client_options(config))
     return client

@@ -8,10 +8,9 @@ answers and reports ``cluster_state:ok``. Both halves matter: past ``cluster-nod
 with ``cluster-require-full-coverage yes`` every node reports ``fail``; with ``no`` the
 survivors report ``ok``, and only the lost primary's silence tells.
 
-The question is a command like the shells' others (an :data:`Op`), and its answer is judged
-by a pure method (:meth:`ServingCheck.verify`): the sync and the asyncio shells share both, and
-run their flows (generators of commands, see :mod:`fender.stores.redis`) with :func:`drive`
-and :func:`adrive`, the only two places where a command meets a client.
+The question is a command like the shells' others (an :data:`~fender.stores._commands.Op`),
+and its answer is judged by a pure method (:meth:`ServingCheck.verify`): the sync and the
+asyncio shells share both, and run them in their flows (see :mod:`fender.stores._commands`).
 
 Example:
     >>> check = ServingCheck(cluster=True)
@@ -27,22 +26,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, Final, TypeAlias, TypeVar
+from collections.abc import Mapping
+from typing import Any, Final
 
 import redis.asyncio.cluster
 import redis.cluster
 from redis import exceptions as redis_errors
 
-from fender.stores.client import is_cluster
+from fender.stores._clients import is_cluster
+from fender.stores._commands import Op
 
-__all__ = ["CLUSTER_INFO", "PING", "Op", "ServingCheck", "adrive", "drive", "is_cluster"]
-
-C = TypeVar("C")
-T = TypeVar("T")
-
-Op: TypeAlias = tuple[str, tuple[Any, ...], dict[str, Any]]
-"""One Redis command: the client method name, its positional and its keyword arguments."""
+__all__ = ["CLUSTER_INFO", "PING", "ServingCheck"]
 
 PING: Final[Op] = ("ping", (), {})
 """The question for a server."""
@@ -80,7 +74,7 @@ class ServingCheck:
 
         Raises:
             redis.exceptions.ClusterDownError: a primary reports a state other than ``ok``
-                (an error of :data:`~fender.stores.redis.OUTAGE_ERRORS`, as an unreachable
+                (an error of :data:`~fender.redis.OUTAGE_ERRORS`, as an unreachable
                 primary's ``ConnectionError`` is).
             redis.exceptions.ClusterError: the reply is not a ``CLUSTER INFO`` reply.
             redis.exceptions.ConnectionError: PING answered something other than PONG.
@@ -102,39 +96,3 @@ class ServingCheck:
         )
         if failing:
             raise redis_errors.ClusterDownError(f"cluster_state is not ok on {', '.join(failing)}")
-
-
-def drive(flow: Generator[C, Any, T], execute: Callable[[C], Any]) -> T:
-    """Run ``flow``: each command it yields through ``execute``, the reply (or error) sent back.
-
-    Returns:
-        The flow's return value.
-    """
-    try:
-        command = next(flow)
-        while True:
-            try:
-                reply = execute(command)
-            except BaseException as exc:
-                command = flow.throw(exc)
-            else:
-                command = flow.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
-async def adrive(flow: Generator[C, Any, T], execute: Callable[[C], Awaitable[Any]]) -> T:
-    """:func:`drive` for asyncio: ``execute`` returns an awaitable."""
-    try:
-        command = next(flow)
-        while True:
-            try:
-                reply = await execute(command)
-            except BaseException as exc:
-                command = flow.throw(exc)
-            else:
-                command = flow.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result

@@ -11,7 +11,7 @@ not send a stampede to the database. The algorithm is one generator in :class:`C
 :class:`Cache` (threads) and :class:`AsyncCache` (asyncio) only run its steps.
 
 Example:
-    >>> from fender.stores.redis import ResilientRedis
+    >>> from fender.redis import ResilientRedis
     >>> cache = Cache(ResilientRedis(None))
     >>> cache.get_or_set("answer", lambda: {"value": 42}, ttl=60)
     {'value': 42}
@@ -32,7 +32,9 @@ import orjson
 
 from fender.errors import ConfigurationError
 from fender.observability import metrics
-from fender.stores.redis import AsyncResilientRedis, ResilientRedis, Result, Source
+from fender.stores._async import AsyncResilientRedis
+from fender.stores._result import Result, Source
+from fender.stores._sync import ResilientRedis
 
 __all__ = ["AsyncCache", "Cache", "CacheConfig", "CacheCore"]
 
@@ -234,7 +236,7 @@ class CacheCore:
 
 
 class Cache:
-    """A JSON cache on a :class:`~fender.stores.redis.ResilientRedis` (sync shell).
+    """A JSON cache on a :class:`~fender.redis.ResilientRedis` (sync shell).
 
     Args:
         store: The resilient store (Redis with a memory tier, or memory only).
@@ -299,7 +301,7 @@ class Cache:
 
 
 class AsyncCache:
-    """A JSON cache on an :class:`~fender.stores.redis.AsyncResilientRedis` (asyncio shell).
+    """A JSON cache on an :class:`~fender.redis.AsyncResilientRedis` (asyncio shell).
 
     Same behaviour as :class:`Cache`; ``loader`` may be sync or async. Single flight holds
     within one event loop.
