@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 
 import pytest
 
 import fender
 from fender.errors import ConfigurationError
-from fender.health import Check, CheckOptions, HealthRegistry, Kind, check, declared, disk_check
+from fender.health import (
+    Check,
+    CheckOptions,
+    CheckOptionsDict,
+    HealthRegistry,
+    Kind,
+    check,
+    declared,
+    disk_check,
+)
 from fender.health import _declared as declared_module
 
 OPTION_NAMES = [f.name for f in dataclasses.fields(Check) if f.name != "func"]
@@ -28,24 +38,25 @@ def registry():
     reg.close()
 
 
-def options_of(func) -> list[inspect.Parameter]:
-    parameters = list(inspect.signature(func).parameters.values())
-    return [p for p in parameters if p.name not in {"self", "target"}]
-
-
 @pytest.mark.parametrize(
-    "func",
-    [check, HealthRegistry.check, HealthRegistry.add],
+    ("func", "positional"),
+    [
+        (check, ["name"]),
+        (HealthRegistry.check, ["self", "name"]),
+        (HealthRegistry.add, ["self", "target"]),
+    ],
     ids=["check", "registry.check", "add"],
 )
-def test_every_form_takes_the_check_options_in_field_order_defaulting_to_none(func):
-    params = options_of(func)
-    assert [p.name for p in params] == OPTION_NAMES
-    assert all(p.default is None for p in params)
-    assert [p.kind for p in params[1:]] == [inspect.Parameter.KEYWORD_ONLY] * (len(params) - 1)
+def test_every_form_takes_the_same_keyword_options(func, positional):
+    *fixed, options = inspect.signature(func).parameters.values()
+    assert [p.name for p in fixed] == positional
+    assert all(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in fixed if p.name == "name")
+    assert options.kind is inspect.Parameter.VAR_KEYWORD
+    assert typing.get_type_hints(func)["options"] == typing.Unpack[CheckOptionsDict]
 
 
 def test_the_options_are_the_check_fields_and_the_defaults_are_the_checks():
+    assert list(typing.get_type_hints(CheckOptionsDict)) == OPTION_NAMES
     assert [f.name for f in dataclasses.fields(CheckOptions)] == OPTION_NAMES
     assert all(f.default is None for f in dataclasses.fields(CheckOptions))
     assert CheckOptions().apply(len) == Check(name="len", func=len)
@@ -140,3 +151,10 @@ def test_an_invalid_option_names_its_field(registry):
         registry.check(timeout=0)(probe)
     with pytest.raises(ConfigurationError, match="name"):
         registry.check("no spaces")(probe)
+
+
+def test_a_name_given_twice_is_refused(registry):
+    with pytest.raises(TypeError, match="twice"):
+        registry.check("a", name="b")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="twice"):
+        check("a", name="b")  # type: ignore[call-overload]

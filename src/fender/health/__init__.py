@@ -28,7 +28,7 @@ from fender.health._check import (
     aggregate,
 )
 from fender.health._declared import check, declared
-from fender.health._options import CheckOptions
+from fender.health._options import CheckOptions, CheckOptionsDict
 from fender.health._registry import HealthConfig, HealthRegistry, KindSelector
 from fender.health._render import (
     Format,
@@ -47,6 +47,7 @@ __all__ = [
     "Check",
     "CheckFunc",
     "CheckOptions",
+    "CheckOptionsDict",
     "CheckOutcome",
     "CheckResult",
     "Format",

@@ -9,11 +9,10 @@ declared in modules imported later).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack, overload
 
-from fender.health._check import Kind
-from fender.health._options import CheckOptions, decorate
+from fender.health._options import CheckOptions, CheckOptionsDict, decorate
 
 __all__ = ["check", "declared"]
 
@@ -28,36 +27,17 @@ def check(name: F, /) -> F: ...
 
 
 @overload
-def check(
-    name: str | None = None,
-    *,
-    kind: Kind | str | None = None,
-    critical: bool | None = None,
-    timeout: float | None = None,
-    tags: Iterable[str] | str | None = None,
-    cache_ttl: float | None = None,
-    component: str | None = None,
-    component_type: str | None = None,
-    measurement: str | None = None,
-) -> Callable[[F], F]: ...
+def check(name: str | None = None, /, **options: Unpack[CheckOptionsDict]) -> Callable[[F], F]: ...
 
 
 def check(
-    name: str | F | None = None,
-    *,
-    kind: Kind | str | None = None,
-    critical: bool | None = None,
-    timeout: float | None = None,
-    tags: Iterable[str] | str | None = None,
-    cache_ttl: float | None = None,
-    component: str | None = None,
-    component_type: str | None = None,
-    measurement: str | None = None,
+    name: str | F | None = None, /, **options: Unpack[CheckOptionsDict]
 ) -> F | Callable[[F], F]:
     """Declare a health check (sync or async; returns None, a bool, a Status or a CheckResult).
 
-    Bare, with the check's name, or with options (the :class:`CheckOptions`). Options left out
-    take their defaults: the function's name, readiness, critical, FENDER_HEALTH_TIMEOUT.
+    Bare, with the check's name, or with options (:class:`CheckOptions`: name, kind, critical,
+    timeout, tags, cache_ttl, component, component_type, measurement). Options left out take
+    their defaults: the function's name, readiness, critical, FENDER_HEALTH_TIMEOUT.
 
     Example:
         >>> @check
@@ -70,16 +50,6 @@ def check(
         ... async def payments() -> bool:
         ...     return True
     """
-    options = CheckOptions(
-        kind=kind,
-        critical=critical,
-        timeout=timeout,
-        tags=tags,
-        cache_ttl=cache_ttl,
-        component=component,
-        component_type=component_type,
-        measurement=measurement,
-    )
     return decorate(name, options, _declare)
 
 

@@ -1,23 +1,37 @@
 """The options of a health check, one list for every way to declare one.
 
 ``@fender.health.check``, :meth:`HealthRegistry.add` and :meth:`HealthRegistry.check` take the
-same options, in the order of the :class:`~fender.health.Check` fields, each defaulting to
-None: "not given". A given option overrides; one not given keeps the value of a prepared Check
-(a built-in factory's), else the Check field's default. So the defaults live in one place, the
-Check dataclass.
+same keyword options (:class:`CheckOptionsDict`), the :class:`~fender.health.Check` fields in
+their order, each None when not given. A given option overrides; one not given keeps the value
+of a prepared Check (a built-in factory's), else the Check field's default. So the names live
+here once, and the defaults once, in the Check dataclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from fender.health._check import Check, CheckFunc, Kind
 
-__all__ = ["CheckOptions", "decorate"]
+__all__ = ["CheckOptions", "CheckOptionsDict", "decorate"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CheckOptionsDict(TypedDict, total=False):
+    """The keyword options of ``check``, ``add`` and ``HealthRegistry.check``: see CheckOptions."""
+
+    name: str | None
+    kind: Kind | str | None
+    critical: bool | None
+    timeout: float | None
+    tags: Iterable[str] | str | None
+    cache_ttl: float | None
+    component: str | None
+    component_type: str | None
+    measurement: str | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,22 +84,30 @@ class CheckOptions:
 
 
 def decorate(
-    name: str | F | None, options: CheckOptions, register: Callable[[F, CheckOptions], object]
+    name: str | F | None,
+    options: CheckOptionsDict,
+    register: Callable[[F, CheckOptions], object],
 ) -> F | Callable[[F], F]:
     """The three forms of a check decorator: ``@check``, ``@check("name")``, ``@check(...)``.
 
-    ``name`` is the decorator's first argument: the function itself when used bare, else the
-    check's name (or None). ``register(func, options)`` records the check; the decorator
+    ``name`` is the decorator's positional argument: the function itself when used bare, else
+    the check's name (or None). ``register(func, options)`` records the check; the decorator
     returns the function unchanged.
+
+    Raises:
+        TypeError: the name given both positionally and as a keyword.
     """
+    if name is not None and "name" in options:
+        raise TypeError("check() got the name twice: positionally and as name=")
     if callable(name):
-        register(name, options)
+        register(name, CheckOptions(**options))
         return name
+    given = CheckOptions(**options)
     if name is not None:
-        options = dataclasses.replace(options, name=name)
+        given = dataclasses.replace(given, name=name)
 
     def decorator(func: F) -> F:
-        register(func, options)
+        register(func, given)
         return func
 
     return decorator

@@ -15,14 +15,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from fender._clock import Clock, monotonic
 from fender._status import Status
 from fender.errors import ConfigurationError
 from fender.health._background import LoopThread, Refresher
 from fender.health._check import Check, CheckFunc, CheckOutcome, CheckResult, HealthReport, Kind
-from fender.health._options import CheckOptions, decorate
+from fender.health._options import CheckOptions, CheckOptionsDict, decorate
 from fender.health._runner import CheckRunner, Listener
 
 __all__ = ["HealthConfig", "HealthRegistry", "KindSelector"]
@@ -123,24 +123,12 @@ class HealthRegistry:
 
     # --- registration ---------------------------------------------------------------------------
 
-    def add(
-        self,
-        target: Check | CheckFunc,
-        *,
-        name: str | None = None,
-        kind: Kind | str | None = None,
-        critical: bool | None = None,
-        timeout: float | None = None,
-        tags: Iterable[str] | str | None = None,
-        cache_ttl: float | None = None,
-        component: str | None = None,
-        component_type: str | None = None,
-        measurement: str | None = None,
-    ) -> Check:
+    def add(self, target: Check | CheckFunc, **options: Unpack[CheckOptionsDict]) -> Check:
         """Register a check: a callable, or a prepared :class:`Check` (e.g. from builtins).
 
-        Options left as None keep the Check's value (or its default); given ones override it
-        (see :class:`CheckOptions`). The name defaults to the callable's ``__name__``.
+        Options (:class:`CheckOptions`: name, kind, critical, timeout, tags, cache_ttl,
+        component, component_type, measurement) left out or None keep the Check's value (or
+        its default); given ones override it. The name defaults to the callable's ``__name__``.
 
         Returns:
             The registered Check.
@@ -148,49 +136,18 @@ class HealthRegistry:
         Raises:
             ConfigurationError: an invalid option, or a name already registered.
         """
-        options = CheckOptions(
-            name=name,
-            kind=kind,
-            critical=critical,
-            timeout=timeout,
-            tags=tags,
-            cache_ttl=cache_ttl,
-            component=component,
-            component_type=component_type,
-            measurement=measurement,
-        )
-        return self._register(target, options)
+        return self._register(target, CheckOptions(**options))
 
     @overload
     def check(self, name: F, /) -> F: ...
 
     @overload
     def check(
-        self,
-        name: str | None = None,
-        *,
-        kind: Kind | str | None = None,
-        critical: bool | None = None,
-        timeout: float | None = None,
-        tags: Iterable[str] | str | None = None,
-        cache_ttl: float | None = None,
-        component: str | None = None,
-        component_type: str | None = None,
-        measurement: str | None = None,
+        self, name: str | None = None, /, **options: Unpack[CheckOptionsDict]
     ) -> Callable[[F], F]: ...
 
     def check(
-        self,
-        name: str | F | None = None,
-        *,
-        kind: Kind | str | None = None,
-        critical: bool | None = None,
-        timeout: float | None = None,
-        tags: Iterable[str] | str | None = None,
-        cache_ttl: float | None = None,
-        component: str | None = None,
-        component_type: str | None = None,
-        measurement: str | None = None,
+        self, name: str | F | None = None, /, **options: Unpack[CheckOptionsDict]
     ) -> F | Callable[[F], F]:
         """Decorator form of :meth:`add`, bare or with options; returns the function unchanged.
 
@@ -208,16 +165,6 @@ class HealthRegistry:
             >>> [check.name for check in registry.select()]
             ['cache', 'search', 'db']
         """
-        options = CheckOptions(
-            kind=kind,
-            critical=critical,
-            timeout=timeout,
-            tags=tags,
-            cache_ttl=cache_ttl,
-            component=component,
-            component_type=component_type,
-            measurement=measurement,
-        )
         return decorate(name, options, self._register)
 
     def _register(self, target: Check | CheckFunc, options: CheckOptions) -> Check:
