@@ -30,8 +30,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.builtin import database_check
-from fender.health.checks import Check, CheckResult
+from fender.health import Check, CheckResult, database_check
 from fender.observability.logging import get_logger
 from fender.settings import POSTGRES_DRIVER, Settings, redact_url
 

@@ -11,7 +11,10 @@ import sqlalchemy
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.builtin import (
+from fender.health import (
+    Check,
+    CheckOutcome,
+    HealthRegistry,
     celery_check,
     database_check,
     disk_check,
@@ -19,8 +22,6 @@ from fender.health.builtin import (
     memory_check,
     redis_check,
 )
-from fender.health.checks import Check, CheckOutcome
-from fender.health.registry import HealthRegistry
 
 
 def run_one(check: Check) -> CheckOutcome:

@@ -10,18 +10,16 @@ from hypothesis import strategies as st
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import (
+from fender.health import (
     Check,
     CheckOutcome,
     CheckResult,
     HealthReport,
     Kind,
     aggregate,
-    contributed_status,
-    failure_result,
-    normalize,
     sanitize,
 )
+from fender.health._check import contributed_status, failure_result, normalize
 
 
 def noop() -> None:
@@ -214,10 +212,12 @@ def test_check_coerces_and_derives():
     "module",
     [
         "fender.health",
-        "fender.health.checks",
-        "fender.health.registry",
-        "fender.health.render",
-        "fender.health.builtin",
+        "fender.health._check",
+        "fender.health._sanitize",
+        "fender.health._options",
+        "fender.health._registry",
+        "fender.health._render",
+        "fender.health._builtin_system",
     ],
 )
 def test_docstring_examples(module):

@@ -12,19 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fender._status import Status
-from fender.health import HealthRegistry
-from fender.health.checks import (
+from fender.health import (
     Check,
     CheckOutcome,
     CheckResult,
+    HealthRegistry,
     HealthReport,
-    failure_result,
-    normalize,
+    render_response,
     sanitize,
-    sanitize_details,
-    sanitize_value,
 )
-from fender.health.render import render_response
+from fender.health._check import failure_result, normalize
+from fender.health._sanitize import sanitize_details, sanitize_value
 
 WALL = 1_700_000_000.25
 HUGE = 10**5000  # past sys.get_int_max_str_digits(): str() refuses it

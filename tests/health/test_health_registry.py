@@ -13,9 +13,15 @@ import pytest
 from fender._clock import ManualClock
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import Check, CheckResult, Kind
-from fender.health.registry import HealthConfig, HealthRegistry
-from fender.health.render import render_health_json, render_json
+from fender.health import (
+    Check,
+    CheckResult,
+    HealthConfig,
+    HealthRegistry,
+    Kind,
+    render_health_json,
+    render_json,
+)
 
 
 def health_threads():
@@ -233,7 +239,7 @@ def test_hung_sync_check_holds_one_thread_only(registry, release):
     assert len(calls) == 1
 
     release.set()
-    assert wait_for(lambda: not registry._busy)
+    assert wait_for(lambda: not registry._runner._busy)
     registry.remove("hang")
     registry.add(lambda: None, name="hang")
     assert registry.run_sync().status is Status.PASS
@@ -292,14 +298,14 @@ def test_single_flight_50_async_callers(registry):
 def joins(registry):
     """A semaphore released each time a caller joins (or starts) a check's call."""
     joined = threading.Semaphore(0)
-    waiter = registry._waiter
+    waiter = registry._runner._waiter
 
     def counting(check, loop):
         future = waiter(check, loop)
         joined.release()
         return future
 
-    registry._waiter = counting
+    registry._runner._waiter = counting
     return joined
 
 
@@ -469,8 +475,8 @@ def test_refresher_on_the_private_loop_starts_and_stops_cleanly():
         assert registry.snapshot().status is Status.PASS
         registry.stop()
         registry.stop()
-        assert registry._refresher is None
-        assert not registry._tasks
+        assert registry._refresher._running is None
+        assert not registry._runner._tasks
     finally:
         registry.close()
     assert wait_for(lambda: not set(health_threads()) - before, 15), health_threads()
@@ -497,7 +503,7 @@ def test_refresher_on_a_running_loop_leaves_no_task():
         return asyncio.all_tasks() - {asyncio.current_task()}
 
     assert asyncio.run(main()) == set()
-    assert registry._loop is None  # the refresher ran on the app's loop: no private thread
+    assert registry._private.current is None  # the refresher ran on the app's loop: no thread
     assert not set(health_threads()) - before
 
 
@@ -572,7 +578,7 @@ def test_a_refresh_while_the_interpreter_exits_records_no_failure(caplog):
     registry.add(lambda: True, name="memory")
     executor = concurrent.futures.ThreadPoolExecutor()
     executor.shutdown()
-    registry._executor = executor
+    registry._runner._executor = executor
     with caplog.at_level(logging.DEBUG):
         asyncio.run(registry.run())
     assert registry.snapshot().checks["memory"].result.output == "not checked yet"

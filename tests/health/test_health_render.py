@@ -5,17 +5,19 @@ import pytest
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import Check, CheckOutcome, CheckResult, HealthReport, Kind
-from fender.health.render import (
+from fender.health import (
+    Check,
+    CheckOutcome,
+    CheckResult,
     Format,
+    HealthReport,
+    Kind,
     RenderConfig,
     choose_format,
-    health_json_document,
-    http_status,
-    json_document,
     render_response,
     render_summary,
 )
+from fender.health._render import health_json_document, http_status, json_document
 
 WALL = 1_700_000_000.25  # 2023-11-14T22:13:20.250Z
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fender.health.checks import sanitize
+from fender.health import sanitize
 
 # Printable, no whitespace (a URL in a message is one word); at least one unusual character.
 password_st = st.text(

@@ -284,7 +284,7 @@ def test_back_on_redis_within_two_seconds_of_it_answering(redis_server, fault, c
         assert limiter.decide([(fresh_key(), policy)]).allowed
         assert limiter.serving is Tier.REDIS
     finally:
-        limiter.stop()
+        limiter.close()
     messages = [r.getMessage() for r in caplog.records if r.name == "fender.ratelimit"]
     assert messages.count("rate_limit_backend_degraded") == 1
     assert messages.count("rate_limit_backend_recovered") == 1

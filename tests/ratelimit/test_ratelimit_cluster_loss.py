@@ -145,7 +145,7 @@ def open_shells(nodes: Sequence[ClusterNode]) -> Iterator[list[Shell]]:
                 Shell("async", async_limiter, loop.run),
             ]
         finally:
-            sync_limiter.stop()  # a started limiter closes the client it made
+            sync_limiter.close()  # closes the client it made
             loop.run(async_limiter.aclose())
 
 
@@ -258,7 +258,7 @@ def test_limits_hold_while_a_shard_other_than_the_probes_is_down(cluster):
             f"{len(closed)} times while the shard was down"
         )
     finally:
-        limiter.stop()
+        limiter.close()
 
 
 def test_aclose_after_a_lost_node_closes_every_connection(cluster):

@@ -104,8 +104,7 @@ def fresh_tag() -> str:
 
 
 def close_sync(limiter: TieredLimiter) -> None:
-    limiter.stop()
-    limiter._client.close()  # type: ignore[union-attr]  (stop() closes only a started limiter)
+    limiter.close()
 
 
 # -- Cluster ---------------------------------------------------------------------------------------

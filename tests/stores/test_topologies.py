@@ -352,4 +352,4 @@ def test_a_cluster_down_at_boot_degrades_instead_of_crashing():
     try:
         assert limiter.decide([("client", parse_policy("2/minute"))]).allowed
     finally:
-        limiter.stop()
+        limiter.close()

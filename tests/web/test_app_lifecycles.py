@@ -90,8 +90,8 @@ def test_a_wsgi_app_first_called_from_a_running_event_loop_starts():
     assert app.test_client().get("/health/ready").status_code == 200
     # The health refresher runs on the registry's own loop, not on the test's, now closed.
     health = app.extensions["fender"].health
-    refresher_loop, task = health._refresher
-    assert refresher_loop is health._loop
+    refresher_loop, task = health._refresher._running
+    assert refresher_loop is health._private.current
     assert not task.done()
 
 

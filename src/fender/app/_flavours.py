@@ -34,42 +34,16 @@ class Flavour(Generic[StoreT, LimiterT]):
     limiter: Callable[[RateLimitConfig, BreakerRegistry, Hooks], LimiterT]
 
 
-def _async_store(settings: Settings, hooks: Hooks) -> AsyncResilientRedis:
-    store = async_resilient_redis(settings)
-    hooks.on_shutdown(store.aclose)
-    return store
-
-
-def _async_limiter(
-    config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
-) -> AsyncTieredLimiter:
-    limiter = AsyncTieredLimiter(config, registry=registry)
-    if config.enabled:  # never started when off: no heartbeat to Redis
-        hooks.on_startup(limiter.start)
-    hooks.on_shutdown(limiter.aclose)
-    return limiter
-
-
-def _sync_store(settings: Settings, hooks: Hooks) -> ResilientRedis:
-    store = resilient_redis(settings)
-    hooks.on_shutdown(store.close)
-    return store
-
-
-def _sync_limiter(
-    config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
-) -> TieredLimiter:
-    limiter = TieredLimiter(config, registry=registry)
-    if config.enabled:
-        hooks.on_startup(limiter.start)
-    hooks.on_shutdown(limiter.stop)
-    return limiter
+def _builder(factory: Callable[..., StoreT]) -> Callable[[Settings, Hooks], StoreT]:
+    return lambda settings, hooks: factory(settings, hooks=hooks)
 
 
 ASGI: Flavour[AsyncResilientRedis, AsyncTieredLimiter] = Flavour(
-    store=_async_store, limiter=_async_limiter
+    store=_builder(async_resilient_redis), limiter=AsyncTieredLimiter.from_settings
 )
 """The asyncio parts, for ASGI apps (Starlette, FastAPI, any ASGI app)."""
 
-WSGI: Flavour[ResilientRedis, TieredLimiter] = Flavour(store=_sync_store, limiter=_sync_limiter)
+WSGI: Flavour[ResilientRedis, TieredLimiter] = Flavour(
+    store=_builder(resilient_redis), limiter=TieredLimiter.from_settings
+)
 """The threaded parts, for WSGI apps (Flask, Django, any WSGI app)."""

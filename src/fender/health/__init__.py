@@ -15,26 +15,22 @@ Example:
 from __future__ import annotations
 
 from fender._status import Status
-from fender.health.builtin import (
-    celery_check,
-    database_check,
-    disk_check,
-    http_check,
-    memory_check,
-    redis_check,
-)
-from fender.health.checks import (
+from fender.health._builtin_http import HttpBackend, http_check
+from fender.health._builtin_stores import SupportsPing, celery_check, database_check, redis_check
+from fender.health._builtin_system import disk_check, memory_check
+from fender.health._check import (
     Check,
+    CheckFunc,
     CheckOutcome,
     CheckResult,
     HealthReport,
     Kind,
     aggregate,
-    sanitize,
 )
-from fender.health.declared import check, declared
-from fender.health.registry import HealthConfig, HealthRegistry
-from fender.health.render import (
+from fender.health._declared import check, declared
+from fender.health._options import CheckOptions, CheckOptionsDict
+from fender.health._registry import HealthConfig, HealthRegistry, KindSelector
+from fender.health._render import (
     Format,
     RenderConfig,
     Rendered,
@@ -44,19 +40,28 @@ from fender.health.render import (
     render_response,
     render_summary,
 )
+from fender.health._runner import Listener
+from fender.health._sanitize import sanitize
 
 __all__ = [
     "Check",
+    "CheckFunc",
+    "CheckOptions",
+    "CheckOptionsDict",
     "CheckOutcome",
     "CheckResult",
     "Format",
     "HealthConfig",
     "HealthRegistry",
     "HealthReport",
+    "HttpBackend",
     "Kind",
+    "KindSelector",
+    "Listener",
     "RenderConfig",
     "Rendered",
     "Status",
+    "SupportsPing",
     "aggregate",
     "celery_check",
     "check",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fender._hooks import Hooks
 from fender.resilience import CircuitBreaker
 from fender.settings import Settings, load_settings
 from fender.stores._async import AsyncResilientRedis
@@ -48,6 +49,7 @@ def resilient_redis(
     config: RedisStoreConfig | None = None,
     tier: MemoryTier | TierConfig | None = None,
     breaker: CircuitBreaker | None = None,
+    hooks: Hooks | None = None,
     **client_options: Any,
 ) -> ResilientRedis:
     """The store for ``settings``: Redis at ``REDIS_URL`` with the tier, or the tier alone.
@@ -57,11 +59,15 @@ def resilient_redis(
         config: Outage behaviour (default: from FENDER_REDIS_* settings).
         tier: A tier or its bounds (default: from FENDER_MEMORY_TIER_* settings).
         breaker: The breaker (default: from the process-wide registry).
+        hooks: An app's hooks (its runtime): the store registers its close there.
         client_options: Passed to :func:`~fender.redis.redis_client`.
     """
     settings, config, memory, options = _from_settings(settings, config, tier, client_options)
     client = redis_client(settings.redis_url, **options) if settings.redis_url else None
-    return ResilientRedis(client, config=config, tier=memory, breaker=breaker)
+    store = ResilientRedis(client, config=config, tier=memory, breaker=breaker)
+    if hooks is not None:
+        hooks.on_shutdown(store.close)
+    return store
 
 
 def async_resilient_redis(
@@ -70,9 +76,13 @@ def async_resilient_redis(
     config: RedisStoreConfig | None = None,
     tier: MemoryTier | TierConfig | None = None,
     breaker: CircuitBreaker | None = None,
+    hooks: Hooks | None = None,
     **client_options: Any,
 ) -> AsyncResilientRedis:
     """The asyncio store for ``settings``; same arguments as :func:`resilient_redis`."""
     settings, config, memory, options = _from_settings(settings, config, tier, client_options)
     client = async_redis_client(settings.redis_url, **options) if settings.redis_url else None
-    return AsyncResilientRedis(client, config=config, tier=memory, breaker=breaker)
+    store = AsyncResilientRedis(client, config=config, tier=memory, breaker=breaker)
+    if hooks is not None:
+        hooks.on_shutdown(store.aclose)
+    return store

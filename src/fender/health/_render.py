@@ -1,4 +1,4 @@
-"""Render a :class:`~fender.health.checks.HealthReport` as response bytes; pure, no I/O.
+"""Render a :class:`~fender.health.HealthReport` as response bytes; pure, no I/O.
 
 Three bodies:
 
@@ -8,9 +8,9 @@ Three bodies:
 * a summary, the aggregate status alone, safe to expose publicly.
 
 :func:`render` picks the format from an ``Accept`` header and maps the status to an HTTP code.
-All text that may carry an error message goes through :func:`~fender.health.checks.sanitize`
+All text that may carry an error message goes through :func:`~fender.health.sanitize`
 here, whatever the registry already did, so no URL password or token reaches a response; every
-value a check returned goes through :func:`~fender.health.checks.sanitize_value`, so whatever
+value a check returned goes through :func:`~fender.health._sanitize.sanitize_value`, so whatever
 it holds (an integer past 64 bits, NaN, a set, bytes, non-string keys) the body encodes.
 """
 
@@ -28,14 +28,8 @@ import orjson
 from fender._negotiate import preferred
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import (
-    UNIT_LIMIT,
-    CheckOutcome,
-    HealthReport,
-    sanitize,
-    sanitize_details,
-    sanitize_value,
-)
+from fender.health._check import CheckOutcome, HealthReport
+from fender.health._sanitize import UNIT_LIMIT, sanitize, sanitize_details, sanitize_value
 
 __all__ = [
     "DEFAULT_HTTP_STATUS",
@@ -222,13 +216,13 @@ def render_response(
     """Render ``report`` for a request: status code, content type and body.
 
     Args:
-        report: from :meth:`~fender.health.registry.HealthRegistry.run` or ``snapshot``.
+        report: from :meth:`~fender.health.HealthRegistry.run` or ``snapshot``.
         accept: the request's ``Accept`` header, if any.
         summary: render the aggregate status only (for public endpoints).
         config: HTTP codes and health+json service fields.
 
     Example:
-        >>> from fender.health.checks import HealthReport
+        >>> from fender.health import HealthReport
         >>> report = HealthReport.from_outcomes([], time=0.0)
         >>> render_response(report, accept="application/health+json", summary=True)
         Rendered(status_code=200, content_type='application/health+json', body=b'{"status":"pass"}')
