@@ -19,7 +19,7 @@ from fender._clock import ManualClock
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.limiter import STABLE_HEARTBEATS, Tier, TierCore
 from fender.ratelimit.policy import parse_policy
-from fender.resilience.breaker import BreakerState
+from fender.resilience import BreakerState
 from fender.stores.serving import drive
 
 POLICY = parse_policy("10/hour", name="ip")  # no refill within a test

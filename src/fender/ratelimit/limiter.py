@@ -62,14 +62,14 @@ from fender.ratelimit.redis import (
     RedisLimiter,
     ScriptClient,
 )
-from fender.resilience.breaker import (
+from fender.resilience import (
     BreakerConfig,
+    BreakerRegistry,
     BreakerState,
     CircuitBreaker,
     Permit,
     StateTransition,
 )
-from fender.resilience.registry import BreakerRegistry
 from fender.stores.closing import aclose_client
 from fender.stores.serving import Op, ServingCheck, adrive, drive, is_cluster
 
