@@ -163,9 +163,11 @@ def test_metrics_only_successes_never_trip_and_are_recorded():
     assert (snapshot.calls, snapshot.failed_calls, snapshot.consecutive_failures) == (4, 3, 0)
 
 
-def test_metrics_only_counts_slow_successes():
+@pytest.mark.parametrize("window", [COUNT, TIME])
+def test_metrics_only_counts_slow_successes(window):
     breaker, _ = make(
         TIMED,
+        sliding_window_type=window,
         failure_threshold=None,
         slow_call_duration_threshold=1.0,
         slow_call_rate_threshold=50.0,
