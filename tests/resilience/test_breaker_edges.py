@@ -25,16 +25,13 @@ from fender.resilience._states import MANUAL_STATES, STATES
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 COUNT, TIME = SlidingWindowType.COUNT_BASED, SlidingWindowType.TIME_BASED
 
-# Consecutive failures only: no window, no timing.
+# Consecutive failures only: no window, no timing. The defaults otherwise: OPEN for 60 s, two
+# trials in flight, two successes to close, a lost trial's slot freed after 10 s.
 LEAN = BreakerConfig(
     failure_threshold=3,
     failure_rate_threshold=None,
     slow_call_duration_threshold=None,
-    recovery_timeout=60.0,
     recovery_jitter=0.0,
-    permitted_calls_in_half_open=2,
-    success_threshold=2,
-    half_open_slot_timeout=10.0,
 )
 # A failure-rate rule over a time window, with the consecutive rule too.
 TIMED = dataclasses.replace(
