@@ -20,7 +20,7 @@ from fender._flow import drive
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.limiter import STABLE_HEARTBEATS, Tier, TierCore
 from fender.ratelimit.policy import parse_policy
-from fender.resilience.breaker import BreakerState
+from fender.resilience import BreakerState
 
 POLICY = parse_policy("10/hour", name="ip")  # no refill within a test
 SLACK = 1.5

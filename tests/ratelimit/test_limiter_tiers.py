@@ -25,7 +25,7 @@ from fender.ratelimit.limiter import (
     local_policy,
 )
 from fender.ratelimit.policy import RateLimitPolicy, parse_policy
-from fender.resilience.breaker import BreakerState
+from fender.resilience import BreakerState
 from fender.settings import load_settings
 
 from servers import free_port, redis_io, wait_for

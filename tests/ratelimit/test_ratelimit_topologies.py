@@ -22,7 +22,7 @@ import fender
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.limiter import AsyncTieredLimiter, Tier, TieredLimiter
 from fender.ratelimit.policy import KeyBuilder, parse_policy
-from fender.resilience.breaker import BreakerState
+from fender.resilience import BreakerState
 from fender.settings import load_settings
 
 from servers import RedisServer, wait_for

@@ -17,7 +17,8 @@ from fender.resilience import (
     BreakerState,
     CircuitBreaker,
     SlidingWindowType,
-    breaker,
+    _breaker,
+    _config,
     registry,
     retry,
 )
@@ -182,7 +183,7 @@ def test_default_registry_and_public_names():
         assert hasattr(fender.resilience, name)
 
 
-@pytest.mark.parametrize("module", [breaker, registry, retry], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_breaker, _config, registry, retry], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert results.attempted > 0

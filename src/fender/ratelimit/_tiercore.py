@@ -33,14 +33,14 @@ from fender.ratelimit._tiers import (
 from fender.ratelimit.config import RateLimitConfig
 from fender.ratelimit.memory import MemoryLimiter
 from fender.ratelimit.policy import Decision, RateLimitPolicy
-from fender.resilience.breaker import (
+from fender.resilience import (
     BreakerConfig,
+    BreakerRegistry,
     BreakerState,
     CircuitBreaker,
     Permit,
     StateTransition,
 )
-from fender.resilience.registry import BreakerRegistry
 from fender.stores._commands import Op
 from fender.stores._serving import ServingCheck
 

@@ -28,7 +28,7 @@ from fender.ratelimit.redis import (
     RedisLimiter,
     ScriptClient,
 )
-from fender.resilience.registry import BreakerRegistry
+from fender.resilience import BreakerRegistry
 from fender.stores._clients import aclose_client, is_cluster
 from fender.stores._commands import Op
 

@@ -9,17 +9,10 @@ Stack them with the retry inside the breaker, so that one user call counts once 
 
 from __future__ import annotations
 
-from fender.resilience.breaker import (
-    BreakerConfig,
-    BreakerSnapshot,
-    BreakerState,
-    CallEvent,
-    CircuitBreaker,
-    Outcome,
-    Permit,
-    SlidingWindowType,
-    StateTransition,
-)
+from fender.resilience._breaker import CircuitBreaker
+from fender.resilience._config import BreakerConfig, SlidingWindowType
+from fender.resilience._events import BreakerSnapshot, CallEvent, Outcome, StateTransition
+from fender.resilience._states import BreakerState, Permit
 from fender.resilience.registry import BreakerRegistry, default_registry
 from fender.resilience.retry import (
     RETRY_BACKGROUND,

@@ -13,14 +13,9 @@ from collections.abc import Callable, Iterator
 
 from fender._clock import Clock, monotonic
 from fender.errors import ConfigurationError
-from fender.resilience.breaker import (
-    BreakerConfig,
-    BreakerSnapshot,
-    CallEvent,
-    CircuitBreaker,
-    Fallback,
-    StateTransition,
-)
+from fender.resilience._breaker import CircuitBreaker, Fallback
+from fender.resilience._config import BreakerConfig
+from fender.resilience._events import BreakerSnapshot, CallEvent, StateTransition
 
 __all__ = ["BreakerRegistry", "default_registry"]
 
