@@ -642,9 +642,9 @@ def production_error(settings: Settings, finding: Finding) -> ProductionRuleErro
     )
 
 
-def _raw_value(settings: Settings, env_name: str) -> object:
+def _raw_value(settings: Settings, name: str) -> object:
     for var in _ENV_VARS:
-        if var.name == env_name:
+        if var.name == name:
             value = getattr(settings, var.field)
             return value.get_secret_value() if isinstance(value, SecretStr) else value
     return None
