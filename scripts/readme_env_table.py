@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from fender.settings import render_env_table
+from fender._envdocs import render_env_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- env-table:start -->", "<!-- env-table:end -->"

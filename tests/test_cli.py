@@ -47,10 +47,10 @@ def test_doctor_passes_the_settings_checks_with_a_good_key(clean_env, monkeypatc
 
 
 def test_doctor_reports_an_unparsable_setting(clean_env, monkeypatch, capsys):
-    monkeypatch.setenv("WEB_WORKERS", "many")
+    monkeypatch.setenv("MEMORY_LIMIT_MB", "many")
     assert main(["doctor"]) == 2
     out = capsys.readouterr().out
-    assert "WEB_WORKERS='many'" in out
+    assert "MEMORY_LIMIT_MB='many'" in out
     assert "fix:" in out
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fender._envdocs import render_env_example
 from fender._status import Status
 from fender.errors import ConfigurationError
 from fender.settings import (
@@ -18,7 +19,6 @@ from fender.settings import (
     load_settings,
     production_findings,
     redact_url,
-    render_env_example,
 )
 
 GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gD"
@@ -33,7 +33,7 @@ def test_embedded_defaults_need_nothing_installed():
     assert settings.env == "production"
     assert settings.database_url.startswith("sqlite:///")
     assert settings.redis_url == ""
-    assert settings.workers is None
+    assert settings.instances is None
     assert settings.memory_limit_mb is None
     assert settings.log_level == "INFO"
     assert settings.metrics_enabled is True
@@ -50,9 +50,6 @@ def test_embedded_defaults_need_nothing_installed():
         ),
         ({"REDIS_URL": "redis://cache:6379/1"}, "redis_url", "redis://cache:6379/1"),
         ({"MEMORY_LIMIT_MB": "512"}, "memory_limit_mb", 512),
-        ({"WEB_WORKERS": "3"}, "workers", 3),
-        ({"GUNICORN_WORKERS": "4"}, "workers", 4),
-        ({"GUNICORN_THREADS": "8"}, "threads", 8),
         ({"LOG_LEVEL": "debug"}, "log_level", "DEBUG"),
         ({"LOG_LEVEL": "warn"}, "log_level", "WARNING"),
         ({"FLASK_ENV": "development"}, "env", "development"),
@@ -65,9 +62,8 @@ def test_embedded_defaults_need_nothing_installed():
         ({"METRICS_ENABLED": "false"}, "metrics_enabled", False),
         ({"METRICS_ENABLED": "0"}, "metrics_enabled", False),
         ({"NETWORK_TIMEOUT_SEC": "0.05"}, "network_timeout_sec", 0.05),
-        ({"MAX_STALENESS_MS": "250"}, "max_staleness_ms", 250),
-        ({"FENDER_PORT": "9000"}, "port", 9000),
-        ({"PORT": "9001"}, "port", 9001),
+        ({"GIT_COMMIT": "0123abc"}, "commit", "0123abc"),
+        ({"BUILD_TIME": "2024-05-01T12:00:00Z"}, "build_time", "2024-05-01T12:00:00Z"),
         ({"FLASK_DEBUG": "1"}, "debug", True),
         ({"fender_service_name": "orders"}, "service_name", "orders"),
     ],
@@ -81,23 +77,24 @@ def test_names_users_already_have(env, field, expected):
 
 def test_fender_name_wins_over_alias():
     assert load(FENDER_ENV="development", FLASK_ENV="production").env == "development"
-    assert load(WEB_WORKERS="2", GUNICORN_WORKERS="9").workers == 2
+    assert load(FENDER_COMMIT="abc", GIT_COMMIT="def", SOURCE_COMMIT="ghi").commit == "abc"
+    assert load(GIT_COMMIT="def", SOURCE_COMMIT="ghi").commit == "def"
 
 
 def test_empty_values_mean_unset():
-    settings = load(MEMORY_LIMIT_MB="", SECRET_KEY="", WEB_WORKERS="")
+    settings = load(MEMORY_LIMIT_MB="", SECRET_KEY="", FENDER_INSTANCES="")
     assert settings.memory_limit_mb is None
     assert settings.secret_key is None
-    assert settings.workers is None
+    assert settings.instances is None
 
 
 @pytest.mark.parametrize(
     ("env", "name", "fragment"),
     [
-        ({"FENDER_PORT": "abc"}, "FENDER_PORT", "integer"),
-        ({"FENDER_PORT": "70000"}, "FENDER_PORT", "65535"),
-        ({"WEB_WORKERS": "0"}, "WEB_WORKERS", "greater than or equal to 1"),
-        ({"GUNICORN_WORKERS": "-2"}, "GUNICORN_WORKERS", "greater than or equal to 1"),
+        ({"FENDER_INSTANCES": "abc"}, "FENDER_INSTANCES", "integer"),
+        ({"FENDER_INSTANCES": "100001"}, "FENDER_INSTANCES", "100000"),
+        ({"FENDER_INSTANCES": "0"}, "FENDER_INSTANCES", "greater than or equal to 1"),
+        ({"FLASK_DEBUG": "maybe"}, "FLASK_DEBUG", "boolean"),
         ({"MEMORY_LIMIT_MB": "8"}, "MEMORY_LIMIT_MB", "16"),
         ({"MEMORY_LIMIT_MB": "512MB"}, "MEMORY_LIMIT_MB", "integer"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG | INFO | WARNING | ERROR | CRITICAL"),
@@ -382,13 +379,13 @@ def test_redact_url_never_leaks_the_password(password):
     assert redacted.endswith("@db:5432/app")
 
 
-@given(port=st.integers(min_value=-(10**6), max_value=10**6))
-def test_port_parsing_is_total(port):
-    if 1 <= port <= 65535:
-        assert load(FENDER_PORT=str(port)).port == port
+@given(count=st.integers(min_value=-(10**6), max_value=10**6))
+def test_bounded_int_parsing_is_total(count):
+    if 1 <= count <= 100000:
+        assert load(FENDER_INSTANCES=str(count)).instances == count
     else:
         with pytest.raises(ConfigurationError):
-            load(FENDER_PORT=str(port))
+            load(FENDER_INSTANCES=str(count))
 
 
 @given(text=st.text(max_size=30))
@@ -396,14 +393,19 @@ def test_any_text_for_an_int_either_parses_or_names_the_variable(text):
     stripped = text.strip()
     # str.strip() also strips \x1c-\x1f, which are not whitespace to pydantic: "1\x1f" is bad.
     separators = any("\x1c" <= char <= "\x1f" for char in text)
-    if stripped.isascii() and stripped.isdigit() and 1 <= int(stripped) <= 512 and not separators:
-        assert load(WEB_WORKERS=text).workers == int(stripped)
+    if (
+        stripped.isascii()
+        and stripped.isdigit()
+        and 1 <= int(stripped) <= 100000
+        and not separators
+    ):
+        assert load(FENDER_INSTANCES=text).instances == int(stripped)
     elif text == "":
-        assert load(WEB_WORKERS=text).workers is None
+        assert load(FENDER_INSTANCES=text).instances is None
     else:
         with pytest.raises(ConfigurationError) as raised:
-            load(WEB_WORKERS=text)
-        assert raised.value.field == "WEB_WORKERS"
+            load(FENDER_INSTANCES=text)
+        assert raised.value.field == "FENDER_INSTANCES"
 
 
 def test_env_example_loads_back_as_defaults(tmp_path):
@@ -418,14 +420,14 @@ def test_env_example_loads_back_as_defaults(tmp_path):
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     dotenv = tmp_path / ".env"
-    dotenv.write_text("WEB_WORKERS=3\nLOG_LEVEL=ERROR\n", encoding="utf-8")
+    dotenv.write_text("FENDER_INSTANCES=3\nLOG_LEVEL=ERROR\n", encoding="utf-8")
     settings = load_settings({"LOG_LEVEL": "DEBUG"}, env_file=dotenv)
-    assert settings.workers == 3
+    assert settings.instances == 3
     assert settings.log_level == "DEBUG"
 
 
 def test_keyword_overrides_win():
-    assert load_settings({"WEB_WORKERS": "3"}, env_file=None, workers=5).workers == 5
+    assert load_settings({"FENDER_INSTANCES": "3"}, env_file=None, instances=5).instances == 5
 
 
 # A valid value other than the default, for every field.
@@ -436,8 +438,6 @@ _SAMPLES = {
     "secret_key": GOOD_KEY,
     "service_name": "orders",
     "release": "v1.2.3",
-    "host": "0.0.0.0",
-    "port": "8080",
     "log_level": "ERROR",
     "database_url": "postgresql+psycopg://db/app",
     "db_pool_size": "7",
@@ -447,10 +447,7 @@ _SAMPLES = {
     "redis_url": "redis://cache:6379/2",
     "network_timeout_sec": "0.25",
     "memory_limit_mb": "512",
-    "workers": "3",
-    "threads": "4",
     "metrics_enabled": "false",
-    "max_staleness_ms": "100",
     "commit": "0123abc",
     "log_format": "console",
     "access_log": "false",

@@ -75,7 +75,7 @@ def _probe_url(text: str) -> str:
 
 
 def _cmd_env(args: Args) -> int:
-    from fender.settings import render_env_example, render_env_table
+    from fender._envdocs import render_env_example, render_env_table
 
     print(render_env_table() if args.format == "markdown" else render_env_example())
     return 0

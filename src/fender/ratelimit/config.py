@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from fender.errors import ConfigurationError
 from fender.ratelimit.clientip import ClientIPResolver
@@ -35,9 +35,7 @@ from fender.ratelimit.policy import (
     RateLimitPolicy,
     parse_policy,
 )
-
-if TYPE_CHECKING:
-    from fender.settings import Settings
+from fender.settings import Settings, env_name, field_default
 
 __all__ = [
     "FallbackMode",
@@ -53,27 +51,38 @@ UserKey = Callable[[Any], "str | None"]
 """Returns the user id of a request (None: anonymous, limited by client ip instead)."""
 
 _HEADERS: Final = ("ietf", "legacy", "both", "none")
-# Setting field -> its environment name, for errors raised while building from settings.
-ENV_NAMES: Final = MappingProxyType(
+# Config field -> the settings field it is built from. Defaults and environment names are the
+# settings fields' own (field_default, env_name): declared once, in fender.settings.
+_SETTING_FIELDS: Final = MappingProxyType(
     {
-        "enabled": "FENDER_RATE_LIMIT_ENABLED",
-        "default": "FENDER_RATE_LIMIT",
-        "algorithm": "FENDER_RATE_LIMIT_ALGORITHM",
-        "headers": "FENDER_RATE_LIMIT_HEADERS",
-        "fallback": "FENDER_RATE_LIMIT_FALLBACK",
-        "slack": "FENDER_RATE_LIMIT_SLACK",
-        "timeout": "FENDER_RATE_LIMIT_TIMEOUT_MS",
-        "allow": "FENDER_RATE_LIMIT_ALLOW",
-        "exempt": "FENDER_RATE_LIMIT_EXEMPT",
-        "paths": "FENDER_RATE_LIMIT_PATHS",
-        "instances": "FENDER_INSTANCES",
-        "trusted_proxies": "FENDER_TRUSTED_PROXIES",
-        "trusted_hops": "FENDER_TRUSTED_HOPS",
-        "redis_url": "REDIS_URL",
+        "enabled": "rate_limit_enabled",
+        "default": "rate_limit",
+        "algorithm": "rate_limit_algorithm",
+        "headers": "rate_limit_headers",
+        "fallback": "rate_limit_fallback",
+        "slack": "rate_limit_slack",
+        "timeout": "rate_limit_timeout_ms",
+        "allow": "rate_limit_allow",
+        "exempt": "rate_limit_exempt",
+        "paths": "rate_limit_paths",
+        "instances": "instances",
+        "trusted_proxies": "trusted_proxies",
+        "trusted_hops": "trusted_hops",
+        "redis_url": "redis_url",
     }
 )
+# Config field -> its environment name, for errors raised while building from settings.
+ENV_NAMES: Final = MappingProxyType({key: env_name(f) for key, f in _SETTING_FIELDS.items()})
 _NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.:/-]")
-_DEFAULT_POLICY: Final = parse_policy("100/minute burst 200")
+_MS: Final = 1000
+# The defaults of the fields built from settings: the settings fields' own.
+_DEFAULT_POLICY: Final = parse_policy(field_default("rate_limit"))
+_DEFAULT_ENABLED: Final[bool] = field_default("rate_limit_enabled")
+_DEFAULT_ALGORITHM: Final = Algorithm(field_default("rate_limit_algorithm"))
+_DEFAULT_HEADERS: Final[HeadersMode] = field_default("rate_limit_headers")
+_DEFAULT_FALLBACK: Final[FallbackMode] = field_default("rate_limit_fallback")
+_DEFAULT_SLACK: Final[float] = field_default("rate_limit_slack")
+_DEFAULT_TIMEOUT: Final[float] = field_default("rate_limit_timeout_ms") / _MS
 
 
 def policy_name(route: str) -> str:
@@ -137,18 +146,18 @@ class RateLimitConfig:
         heartbeat_interval: seconds between instance heartbeats while Redis answers.
     """
 
-    enabled: bool = True
+    enabled: bool = _DEFAULT_ENABLED
     default: RateLimitPolicy = _DEFAULT_POLICY
-    algorithm: Algorithm = Algorithm.GCRA
+    algorithm: Algorithm = _DEFAULT_ALGORITHM
     paths: Mapping[str, RateLimitPolicy] = field(default_factory=dict)
     allow: tuple[str, ...] = ()
     exempt: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     trusted_hops: int = 0
-    headers: HeadersMode = "ietf"
-    fallback: FallbackMode = "local"
-    slack: float = 1.5
-    timeout: float = 0.05
+    headers: HeadersMode = _DEFAULT_HEADERS
+    fallback: FallbackMode = _DEFAULT_FALLBACK
+    slack: float = _DEFAULT_SLACK
+    timeout: float = _DEFAULT_TIMEOUT
     instances: int | None = None
     redis_url: str = ""
     key_prefix: str = "fender:rl"
@@ -251,7 +260,7 @@ class RateLimitConfig:
             "headers": settings.rate_limit_headers,
             "fallback": settings.rate_limit_fallback,
             "slack": settings.rate_limit_slack,
-            "timeout": settings.rate_limit_timeout_ms / 1000,
+            "timeout": settings.rate_limit_timeout_ms / _MS,
             "instances": settings.instances,
             "redis_url": settings.redis_url,
         }
@@ -265,20 +274,6 @@ class RateLimitConfig:
             value = getattr(settings, _SETTING_FIELDS.get(exc.field, ""), exc.value)
             secret = exc.field == "redis_url"
             raise ConfigurationError(env, value, exc.expected, secret=secret) from exc
-
-
-_SETTING_FIELDS: Final = MappingProxyType(
-    {
-        "allow": "rate_limit_allow",
-        "exempt": "rate_limit_exempt",
-        "trusted_proxies": "trusted_proxies",
-        "trusted_hops": "trusted_hops",
-        "slack": "rate_limit_slack",
-        "timeout": "rate_limit_timeout_ms",
-        "instances": "instances",
-        "redis_url": "redis_url",
-    }
-)
 
 
 def _split(text: str) -> tuple[str, ...]:
