@@ -62,7 +62,7 @@ async def main() -> None:
     from fastapi import FastAPI
 
     import fender
-    from fender.observability.logging import configure_logging
+    from fender.observability._logging import configure_logging
     from fender.settings import load_settings
 
     app = FastAPI()

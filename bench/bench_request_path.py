@@ -415,8 +415,8 @@ def steps() -> list[tuple[str, Callable[[], object]]]:
     from fender.app import ASGI, build_runtime
     from fender.http.access import Observer
     from fender.http.requestid import accept_request_id, request_context
-    from fender.observability import logging as flog
-    from fender.observability import metrics
+    from fender.observability import _logging as flog
+    from fender.observability import _metrics as metrics
 
     observer: Observer = build_runtime(flavour=ASGI, **FENDER).observer
     quiet: Observer = build_runtime(flavour=ASGI, **FENDER, access_log=False).observer

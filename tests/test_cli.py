@@ -149,7 +149,7 @@ def test_probe_passes_on_a_healthy_answer_and_fails_otherwise(clean_env, capsys)
 
 
 def test_drain_raises_the_flag(clean_env, tmp_path, capsys):
-    from fender.runtime.drain import drain_flag
+    from fender.runtime._drain import drain_flag
 
     assert main(["drain", "--wait", "0", "--runtime-dir", str(tmp_path)]) == 0
     assert drain_flag(tmp_path).exists()

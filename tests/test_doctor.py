@@ -11,7 +11,7 @@ from fender.db import database_health_check, engine_from_settings
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
 from fender.http.health import AdminGuard
-from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit._config import RateLimitConfig
 from fender.settings import load_settings
 
 GOOD_KEY = "kq3-VZ0x8Tb2mN7pR4sW1yH6jL9cF5gDxx"

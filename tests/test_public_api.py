@@ -70,6 +70,7 @@ FACADES = {
     "fender.cache",
     "fender.cli",
     "fender.db",
+    "fender.doctor",
     "fender.errors",
     "fender.flask",
     "fender.health",
@@ -103,12 +104,17 @@ def test_every_module_is_a_facade_or_clearly_internal(module):
 
 
 def test_each_public_name_has_one_facade():
-    """One public path per name: no two facades export it (the root's shortcuts aside)."""
-    homes: dict[str, list[str]] = {}
+    """One public path per object: no two facades export it (the root's shortcuts aside).
+
+    Two facades may each have their own object of one name (``fender.asgi.wrap`` and
+    ``fender.wsgi.wrap``); the same object under two paths is what is refused.
+    """
+    homes: dict[tuple[str, int], list[str]] = {}
     for module in sorted(FACADES - {"fender"}):
-        for name in importlib.import_module(module).__all__:
-            homes.setdefault(name, []).append(module)
-    twice = {name: where for name, where in homes.items() if len(where) > 1}
+        mod = importlib.import_module(module)
+        for name in mod.__all__:
+            homes.setdefault((name, id(getattr(mod, name))), []).append(module)
+    twice = {name: where for (name, _), where in homes.items() if len(where) > 1}
     assert not twice, twice
 
 

@@ -1,6 +1,6 @@
 """Each default and each environment name is declared once: in the settings model.
 
-``fender.ratelimit.config`` reads its defaults and variable names from the settings fields
+``fender.ratelimit._config`` reads its defaults and variable names from the settings fields
 (``field_default``, ``env_name``); these tests fail if a copy creeps back in and drifts.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fender.ratelimit.config import ENV_NAMES, RateLimitConfig
+from fender.ratelimit._config import ENV_NAMES, RateLimitConfig
 from fender.settings import Settings, env_name, env_vars, field_default, load_settings
 
 # The config fields built from a setting (the others, key_prefix, max_keys..., are the

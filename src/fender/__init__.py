@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fender.errors import CallNotPermitted, ConfigurationError, FenderError
     from fender.frameworks.starlette import install
     from fender.http.ratelimit import rate_limit
-    from fender.observability.logging import configure_logging, current_request, log_performance
+    from fender.observability._logging import configure_logging, current_request, log_performance
     from fender.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
     from fender.settings import Settings, load_settings
 
@@ -70,11 +70,11 @@ _HOMES: dict[str, str] = {
     "RetryPolicy": "fender.resilience",
     "Settings": "fender.settings",
     "Status": "fender._status",
-    "configure_logging": "fender.observability.logging",
-    "current_request": "fender.observability.logging",
+    "configure_logging": "fender.observability",
+    "current_request": "fender.observability",
     "install": "fender.frameworks.starlette",
     "load_settings": "fender.settings",
-    "log_performance": "fender.observability.logging",
+    "log_performance": "fender.observability",
     "rate_limit": "fender.http.ratelimit",
 }
 _SUBMODULES = frozenset({"asgi", "cache", "health", "redis", "wsgi"})

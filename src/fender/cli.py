@@ -136,7 +136,7 @@ def _cmd_probe(args: Args) -> int:
 def _cmd_drain(args: Args) -> int:
     import time
 
-    from fender.runtime.drain import request_drain
+    from fender.runtime._drain import request_drain
     from fender.settings import load_settings
 
     settings = load_settings()

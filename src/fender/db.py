@@ -31,7 +31,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from fender._status import Status
 from fender.errors import ConfigurationError
 from fender.health import Check, CheckResult, database_check
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 from fender.settings import POSTGRES_DRIVER, Settings, redact_url
 
 __all__ = ["database_health_check", "engine_from_settings"]

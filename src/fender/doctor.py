@@ -29,8 +29,8 @@ from fender.apps import app_findings
 from fender.db import engine_from_settings
 from fender.errors import ConfigurationError
 from fender.http.health import AdminGuard
-from fender.ratelimit.clientip import ClientIPResolver
-from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit._clientip import ClientIPResolver
+from fender.ratelimit._config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores._url import parse_redis_url
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from fender._clock import ManualClock
-from fender.observability.logging import configure_logging, get_logger
+from fender.observability._logging import configure_logging, get_logger
 from fender.settings import Settings, load_settings
 
 __all__ = ["LogCapture", "ManualClock", "capture_logs", "get_logger"]

@@ -5,7 +5,7 @@ from prometheus_client import REGISTRY
 
 from fender._clock import ManualClock
 from fender.errors import CallNotPermitted
-from fender.observability.breakers import instrument
+from fender.observability._breakers import instrument
 from fender.resilience import BreakerConfig, BreakerRegistry
 
 
@@ -62,7 +62,7 @@ def test_breakers_created_later_are_instrumented():
 
 
 def test_state_gauge_is_livemax_under_multiprocess():
-    from fender.observability import metrics
+    from fender.observability import _metrics as metrics
 
     gauge = metrics.gauge(
         "circuit_breaker_state",

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from fender import log_performance
-from fender.observability.logging import configure_logging, get_logger
+from fender.observability._logging import configure_logging, get_logger
 from fender.settings import load_settings
 from fender.testing import capture_logs
 

@@ -20,7 +20,7 @@ import pytest
 import structlog
 from uvicorn.config import LOGGING_CONFIG
 
-from fender.observability.logging import (
+from fender.observability._logging import (
     RequestContext,
     access_log,
     adopt_loggers,

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from fender.errors import ConfigurationError
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 
 
 def test_declaring_twice_returns_the_same_metric():
@@ -119,7 +119,7 @@ def test_only_counters_gauges_and_histograms_are_buffered():
 WORKER = """
 import os, sys, time
 from prometheus_client.multiprocess import MultiProcessCollector
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 hist = metrics.Buffered(metrics.histogram("test_mp_hist", "Buffered across processes.", ("w",)))
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fender.errors import ConfigurationError
-from fender.ratelimit.clientip import ClientIPResolver, parse_node, rate_limit_key
+from fender.ratelimit._clientip import ClientIPResolver, parse_node, rate_limit_key
 
 PROXY = "10.0.0.2"
 behind_proxy = ClientIPResolver(trusted_proxies=("10.0.0.0/8", "fd00::/8"))

@@ -16,15 +16,15 @@ from prometheus_client import REGISTRY
 
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
-from fender.ratelimit.config import RateLimitConfig, parse_paths
-from fender.ratelimit.limiter import (
+from fender.ratelimit._config import RateLimitConfig, parse_paths
+from fender.ratelimit._limiter import (
     UNAVAILABLE,
     AsyncTieredLimiter,
     Tier,
     TieredLimiter,
     local_policy,
 )
-from fender.ratelimit.policy import RateLimitPolicy, parse_policy
+from fender.ratelimit._policy import RateLimitPolicy, parse_policy
 from fender.resilience import BreakerState
 from fender.settings import load_settings
 

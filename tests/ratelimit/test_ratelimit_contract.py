@@ -12,7 +12,7 @@ import redis
 
 from fender._clock import ManualClock
 from fender.ratelimit import MemoryLimiter, RedisLimiter, parse_policy
-from fender.ratelimit.policy import Algorithm
+from fender.ratelimit._policy import Algorithm
 
 _ids = itertools.count()
 

@@ -14,8 +14,8 @@ import pickle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fender.ratelimit.gcra import decide_one, evaluate, gcra_step
-from fender.ratelimit.policy import (
+from fender.ratelimit._gcra import decide_one, evaluate, gcra_step
+from fender.ratelimit._policy import (
     Algorithm,
     Decision,
     Limit,
@@ -23,7 +23,7 @@ from fender.ratelimit.policy import (
     one_limit_decision,
     parse_policy,
 )
-from fender.ratelimit.sliding import sliding_step
+from fender.ratelimit._sliding import sliding_step
 
 US = 1_000_000
 START = 10**15  # microseconds: as large as a monotonic clock reads after a long uptime

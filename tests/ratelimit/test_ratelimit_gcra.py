@@ -7,15 +7,15 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fender.ratelimit.gcra import (
+from fender.ratelimit._gcra import (
     _evaluate_many,
     evaluate,
     evaluate_one,
     gcra_update,
     gcra_view,
 )
-from fender.ratelimit.policy import Algorithm, Limit
-from fender.ratelimit.sliding import EMPTY, sliding_step, sliding_update, sliding_view
+from fender.ratelimit._policy import Algorithm, Limit
+from fender.ratelimit._sliding import EMPTY, sliding_step, sliding_update, sliding_view
 
 START = 1_000_000_000  # microseconds
 

@@ -19,9 +19,9 @@ from fender.frameworks.starlette import apply_to_starlette
 from fender.http.ratelimit import rate_limit
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
-from fender.ratelimit.config import RateLimitConfig, parse_paths
-from fender.ratelimit.limiter import AsyncTieredLimiter, Tier, TieredLimiter
-from fender.ratelimit.policy import parse_policy
+from fender.ratelimit._config import RateLimitConfig, parse_paths
+from fender.ratelimit._limiter import AsyncTieredLimiter, Tier, TieredLimiter
+from fender.ratelimit._policy import parse_policy
 
 from servers import free_port
 

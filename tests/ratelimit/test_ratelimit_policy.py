@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fender.errors import ConfigurationError
-from fender.ratelimit.policy import (
+from fender.ratelimit._policy import (
     Decision,
     KeyBuilder,
     Limit,

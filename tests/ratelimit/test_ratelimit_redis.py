@@ -23,7 +23,7 @@ from fender.ratelimit import (
     RedisScript,
     parse_policy,
 )
-from fender.ratelimit.policy import Algorithm
+from fender.ratelimit._policy import Algorithm
 
 _ids = itertools.count()
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from fender.errors import ConfigurationError
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, rate_limit
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.policy import parse_policy
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._policy import parse_policy
 
 
 def api_key(request: RateLimitRequest) -> str | None:

@@ -19,9 +19,9 @@ import redis
 from fastapi import FastAPI
 
 import fender
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import AsyncTieredLimiter, Tier, TieredLimiter
-from fender.ratelimit.policy import KeyBuilder, parse_policy
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import AsyncTieredLimiter, Tier, TieredLimiter
+from fender.ratelimit._policy import KeyBuilder, parse_policy
 from fender.resilience import BreakerState
 from fender.settings import load_settings
 

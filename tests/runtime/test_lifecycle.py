@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from fender._clock import ManualClock
-from fender.runtime.drain import clear_drain, drain_flag, is_draining, request_drain
-from fender.runtime.lifecycle import Lifecycle, State
+from fender.runtime._drain import clear_drain, drain_flag, is_draining, request_drain
+from fender.runtime._lifecycle import Lifecycle, State
 from fender.runtime.uvicorn_worker import graceful_budget
 
 

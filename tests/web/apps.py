@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import fender
-from fender.observability.logging import current_request, get_logger
+from fender.observability._logging import current_request, get_logger
 
 log = get_logger("app")
 

@@ -28,7 +28,7 @@ from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_bef
 from fender.errors import ConfigurationError
 from fender.http.access import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
 from fender.middleware.asgi import access
-from fender.observability.logging import AccessLog, is_logged, mark_logged
+from fender.observability._logging import AccessLog, is_logged, mark_logged
 from fender.settings import load_settings
 
 from conftest import Client, sample

@@ -15,7 +15,7 @@ import fender
 from fender._status import Status
 from fender.health import CheckResult, Kind
 from fender.http.health import PUBLIC_RUN_INTERVAL
-from fender.runtime.drain import drain_flag
+from fender.runtime._drain import drain_flag
 
 from conftest import serve
 
@@ -282,7 +282,7 @@ def test_drain_turns_readiness_off_while_requests_succeed(tmp_path):
 
 
 def test_a_drain_flag_raised_elsewhere_reaches_this_worker(tmp_path):
-    from fender.runtime.drain import request_drain
+    from fender.runtime._drain import request_drain
 
     app, runtime = fastapi_app(tmp_path)
 

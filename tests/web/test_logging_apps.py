@@ -21,7 +21,7 @@ from flask import Flask
 
 import fender
 from fender.flask import Fender
-from fender.observability import logging as fender_logging
+from fender.observability import _logging as fender_logging
 from fender.settings import load_settings
 from fender.testing import capture_logs
 
@@ -166,7 +166,7 @@ def test_a_root_logging_config_made_after_fender_does_not_take_its_output():
         """
         import logging, logging.config
         import fender
-        from fender.observability.logging import configure_logging
+        from fender.observability._logging import configure_logging
 
         configure_logging(fmt="json")
         logging.config.dictConfig({

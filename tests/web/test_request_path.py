@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 
 from apps import ITEM_ROUTE
 from conftest import sample

@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 
 import fender
 from fender.flask import Fender
-from fender.observability import metrics
-from fender.observability.logging import current_request, get_logger
+from fender.observability import _metrics as metrics
+from fender.observability._logging import current_request, get_logger
 from fender.settings import load_settings
 from fender.testing import LogCapture, capture_logs
 

@@ -7,7 +7,7 @@ import os
 
 from fender._hooks import Hooks
 from fender.health import HealthRegistry, Kind, disk_check, memory_check
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 from fender.settings import Settings
 
 __all__ = ["add_builtin_checks"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from fender._hooks import Hooks
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import BreakerRegistry
 from fender.settings import Settings
 from fender.stores._async import AsyncResilientRedis

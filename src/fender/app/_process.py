@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 
 __all__ = [
     "DRAIN_POLL_SECONDS",

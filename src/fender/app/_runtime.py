@@ -32,18 +32,18 @@ from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
 from fender.http.endpoints import Endpoints, metrics_endpoint
 from fender.http.health import HealthEndpoints
-from fender.observability import metrics
-from fender.observability.breakers import instrument as instrument_breakers
-from fender.observability.logging import (
+from fender.observability import _metrics as metrics
+from fender.observability._breakers import instrument as instrument_breakers
+from fender.observability._logging import (
     adopt_loggers,
     configure_logging,
     get_logger,
     logging_configured,
 )
-from fender.ratelimit.config import RateLimitConfig
+from fender.ratelimit._config import RateLimitConfig
 from fender.resilience import default_registry as default_breakers
-from fender.runtime.drain import server_started_at
-from fender.runtime.lifecycle import Lifecycle, State
+from fender.runtime._drain import server_started_at
+from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import Settings
 from fender.stores._health import store_health_check
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from fender._status import Finding, Status
 from fender.errors import mask
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 from fender.settings import (
     ProductionRuleError,
     Settings,

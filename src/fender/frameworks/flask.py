@@ -17,8 +17,8 @@ from fender.http.endpoints import error_response
 from fender.http.ratelimit import HttpRateLimit, RoutePlan
 from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import TieredLimiter
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import TieredLimiter
 from fender.settings import Settings
 
 __all__ = ["Fender", "apply_to_flask"]

@@ -23,8 +23,8 @@ from fender.http.ratelimit import HttpRateLimit
 from fender.middleware.asgi.access import FenderMiddleware
 from fender.middleware.asgi.ratelimit import LimitedRoute
 from fender.middleware.asgi.routes import RouteMarker, coverage_of
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import AsyncTieredLimiter
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import AsyncTieredLimiter
 from fender.settings import Settings
 
 __all__ = ["apply_to_starlette", "install"]
@@ -119,7 +119,7 @@ async def _internal_error(_request: Any, _exc: Exception) -> Any:
     from starlette.responses import Response
 
     from fender.http.endpoints import error_response
-    from fender.observability.logging import current_request
+    from fender.observability._logging import current_request
 
     context = current_request()
     response = error_response(500, "internal_error", context.request_id if context else None)

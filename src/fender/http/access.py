@@ -17,9 +17,9 @@ from typing import Any, Final
 
 from fender._bounded import BOUNDED_MAX, bounded
 from fender.errors import ConfigurationError
-from fender.observability import metrics
-from fender.observability.logging import access_log, get_logger
-from fender.ratelimit.clientip import ClientIPResolver
+from fender.observability import _metrics as metrics
+from fender.observability._logging import access_log, get_logger
+from fender.ratelimit._clientip import ClientIPResolver
 from fender.settings import Settings
 
 __all__ = [

@@ -14,7 +14,7 @@ import orjson
 
 from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 
 __all__ = [
     "Effect",

@@ -55,11 +55,11 @@ from fender.http.endpoints import (
     Response,
     json_response,
 )
-from fender.observability.logging import get_logger
-from fender.ratelimit.clientip import ClientIPResolver
+from fender.observability._logging import get_logger
+from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
-from fender.runtime.drain import is_draining, request_drain
-from fender.runtime.lifecycle import Lifecycle, State
+from fender.runtime._drain import is_draining, request_drain
+from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 
 __all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]

@@ -42,11 +42,11 @@ from typing import Any, Final, Literal, TypeVar
 
 from fender.errors import ConfigurationError
 from fender.http.endpoints import Response, json_response
-from fender.observability.logging import current_request
-from fender.ratelimit.clientip import parse_node, rate_limit_key
-from fender.ratelimit.config import RateLimitConfig, check_no_burst, policy_name
-from fender.ratelimit.limiter import UNAVAILABLE
-from fender.ratelimit.policy import (
+from fender.observability._logging import current_request
+from fender.ratelimit._clientip import parse_node, rate_limit_key
+from fender.ratelimit._config import RateLimitConfig, check_no_burst, policy_name
+from fender.ratelimit._limiter import UNAVAILABLE
+from fender.ratelimit._policy import (
     FALLBACKS,
     Decision,
     FallbackMode,

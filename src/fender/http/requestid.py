@@ -14,7 +14,7 @@ import os
 import re
 from typing import Final
 
-from fender.observability.logging import RequestContext
+from fender.observability._logging import RequestContext
 
 __all__ = [
     "HEADER",

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from fender.http.access import Observer
 from fender.http.endpoints import Endpoints
-from fender.runtime.lifecycle import Lifecycle
+from fender.runtime._lifecycle import Lifecycle
 from fender.settings import Settings
 
 __all__ = ["Site"]

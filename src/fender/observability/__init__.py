@@ -1,5 +1,5 @@
 """Observability: Prometheus metrics and structured logs with request context."""
 
-from fender.observability.logging import configure_logging, current_request, log_performance
+from fender.observability._logging import configure_logging, current_request, log_performance
 
 __all__ = ["configure_logging", "current_request", "log_performance"]

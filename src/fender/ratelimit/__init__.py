@@ -14,9 +14,9 @@ arguments and return the same decisions, in one round trip per request.
 
 from __future__ import annotations
 
-from fender.ratelimit.clientip import ClientIPResolver, rate_limit_key
-from fender.ratelimit.memory import MemoryLimiter
-from fender.ratelimit.policy import (
+from fender.ratelimit._clientip import ClientIPResolver, rate_limit_key
+from fender.ratelimit._memory import MemoryLimiter
+from fender.ratelimit._policy import (
     Algorithm,
     Decision,
     KeyBuilder,
@@ -26,7 +26,7 @@ from fender.ratelimit.policy import (
     parse_limit,
     parse_policy,
 )
-from fender.ratelimit.redis import AsyncRedisLimiter, RedisLimiter, RedisScript
+from fender.ratelimit._redis import AsyncRedisLimiter, RedisLimiter, RedisScript
 
 __all__ = [
     "Algorithm",

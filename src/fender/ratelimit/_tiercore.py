@@ -1,7 +1,7 @@
 """The sans-I/O core of the tiered limiter: which tier decides, the fallback, the background.
 
 :class:`TierCore` never touches the network: the shells (:mod:`._tiered`) make the Redis calls
-it asks for and report each outcome to it. See :mod:`fender.ratelimit.limiter` for how a
+it asks for and report each outcome to it. See :mod:`fender.ratelimit._limiter` for how a
 decision goes.
 """
 
@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fender._clock import Clock, monotonic
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._memory import MemoryLimiter
+from fender.ratelimit._policy import Decision, RateLimitPolicy
 from fender.ratelimit._tiers import (
     BREAKER_NAME,
     HEARTBEAT_KEY,
@@ -30,9 +33,6 @@ from fender.ratelimit._tiers import (
     Tier,
     local_policy,
 )
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.memory import MemoryLimiter
-from fender.ratelimit.policy import Decision, RateLimitPolicy
 from fender.resilience import (
     BreakerConfig,
     BreakerRegistry,

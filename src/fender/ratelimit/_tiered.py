@@ -17,17 +17,17 @@ from typing import Any
 from fender._clock import Clock, monotonic
 from fender._flow import adrive, drive
 from fender._hooks import Hooks
-from fender.ratelimit._tiercore import TierCore
-from fender.ratelimit._tiers import LEAVE_LUA, Items, Tier
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.gcra import check_cost
-from fender.ratelimit.policy import Decision
-from fender.ratelimit.redis import (
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._gcra import check_cost
+from fender.ratelimit._policy import Decision
+from fender.ratelimit._redis import (
     AsyncRedisLimiter,
     AsyncScriptClient,
     RedisLimiter,
     ScriptClient,
 )
+from fender.ratelimit._tiercore import TierCore
+from fender.ratelimit._tiers import LEAVE_LUA, Items, Tier
 from fender.resilience import BreakerRegistry
 from fender.stores._clients import aclose_client, is_cluster
 from fender.stores._commands import Op

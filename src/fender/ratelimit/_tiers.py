@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
 
-from fender.ratelimit.policy import Limit, RateLimitPolicy
+from fender.ratelimit._policy import Limit, RateLimitPolicy
 
 __all__ = [
     "BREAKER_NAME",
@@ -65,7 +65,7 @@ def local_policy(policy: RateLimitPolicy, instances: int, slack: float) -> RateL
     metrics read the same on the fallback.
 
     Example:
-        >>> from fender.ratelimit.policy import parse_policy
+        >>> from fender.ratelimit._policy import parse_policy
         >>> str(local_policy(parse_policy("100/minute"), 4, 1.5))
         '38/minute'
     """

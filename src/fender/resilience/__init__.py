@@ -12,9 +12,8 @@ from __future__ import annotations
 from fender.resilience._breaker import CircuitBreaker
 from fender.resilience._config import BreakerConfig, SlidingWindowType
 from fender.resilience._events import BreakerSnapshot, CallEvent, Outcome, StateTransition
-from fender.resilience._states import BreakerState, Permit
-from fender.resilience.registry import BreakerRegistry, default_registry
-from fender.resilience.retry import (
+from fender.resilience._registry import BreakerRegistry, default_registry
+from fender.resilience._retry import (
     RETRY_BACKGROUND,
     RETRY_REQUEST,
     RETRY_STARTUP,
@@ -22,6 +21,7 @@ from fender.resilience.retry import (
     RetryConfig,
     RetryPolicy,
 )
+from fender.resilience._states import BreakerState, Permit
 
 __all__ = [
     "RETRY_BACKGROUND",

@@ -23,7 +23,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from fender.observability.logging import configure_logging
+from fender.observability._logging import configure_logging
 
 __all__ = [
     "GunicornLogger",

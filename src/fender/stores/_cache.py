@@ -31,7 +31,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from fender.errors import ConfigurationError
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 from fender.stores._async import AsyncResilientRedis
 from fender.stores._result import Result, Source
 from fender.stores._sync import ResilientRedis

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 from fender.stores._memory import MemoryTier
 from fender.stores._result import Source
 

@@ -14,7 +14,7 @@ Failures, and what each leaves behind:
   (``unhandled_exception``); the access event has ``"status": 500, "error": "<exception class>"``.
 * the app raises after its response started (a stream failing midway): only the server can end
   the response now, so the exception goes on to it; fender has logged it (the server's own
-  record of it is dropped, see :func:`~fender.observability.logging.mark_logged`). Metrics and
+  record of it is dropped, see :func:`~fender.observability._logging.mark_logged`). Metrics and
   the access event keep the status the client received, and the event says
   ``"error": "<exception class>"``.
 * the app returns without starting a response: the JSON 500, a ``no_response`` error event, and
@@ -35,7 +35,7 @@ from fender.http.access import UNMATCHED, path_label
 from fender.http.endpoints import Request, Response, drive_async, drive_sync, error_response
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
-from fender.observability.logging import REQUEST_CONTEXT, get_logger, mark_logged
+from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
 
 if TYPE_CHECKING:
     from collections.abc import Callable

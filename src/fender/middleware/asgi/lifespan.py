@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fender._types import ASGIApp, Message, Receive, Scope, Send
 from fender.http.site import Site
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 
 __all__ = ["LifespanMiddleware"]
 

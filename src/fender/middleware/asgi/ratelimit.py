@@ -13,8 +13,8 @@ from fender._types import ASGIApp, Message, Receive, Scope, Send
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, normal_path
 from fender.middleware.asgi.access import RESPONSE_HEADERS
 from fender.middleware.asgi.routes import RouteMarker
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import AsyncTieredLimiter
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import AsyncTieredLimiter
 
 __all__ = ["LimitedRoute", "RateLimitMiddleware", "limit_asgi"]
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from fender._http import ROUTE_KEY
 from fender._types import ASGIApp, Receive, Scope, Send
-from fender.observability.logging import get_logger
+from fender.observability._logging import get_logger
 
 __all__ = [
     "Coverage",

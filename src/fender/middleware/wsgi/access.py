@@ -31,7 +31,7 @@ from fender.http.access import UNMATCHED
 from fender.http.endpoints import Request, Response, drive_sync, error_response, json_response
 from fender.http.requestid import accept_request_id, request_context
 from fender.http.site import Site
-from fender.observability.logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
+from fender.observability._logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
 
 __all__ = ["FenderWSGI", "route_of_environ"]
 

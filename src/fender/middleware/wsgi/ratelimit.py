@@ -10,9 +10,9 @@ from fender._http import environ_forwarding, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp
 from fender._types import WSGIEnviron as Environ
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, normal_path
-from fender.ratelimit.config import RateLimitConfig
-from fender.ratelimit.limiter import TieredLimiter
-from fender.ratelimit.policy import Decision
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._limiter import TieredLimiter
+from fender.ratelimit._policy import Decision
 
 __all__ = ["RateLimitWSGI", "limit_sync"]
 

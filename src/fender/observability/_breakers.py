@@ -19,7 +19,7 @@ import threading
 import weakref
 from typing import Any
 
-from fender.observability import metrics
+from fender.observability import _metrics as metrics
 from fender.resilience import BreakerRegistry, CallEvent, StateTransition, default_registry
 
 __all__ = ["instrument"]

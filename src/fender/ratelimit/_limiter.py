@@ -28,7 +28,7 @@ How a decision goes:
   fresh local share at each switch.
 
 Example:
-    >>> from fender.ratelimit.config import RateLimitConfig
+    >>> from fender.ratelimit._config import RateLimitConfig
     >>> limiter = TieredLimiter(RateLimitConfig())  # no REDIS_URL: memory only
     >>> policy = RateLimitConfig().default
     >>> limiter.decide([("fender:rl:{203.0.113.9}:default:/", policy)]).allowed

@@ -12,7 +12,7 @@ the script cache is empty: the NOSCRIPT reply is answered with one EVAL, which r
 request and caches the script again (two round trips, that once).
 
 For Redis Cluster, build the keys of one request with the same hash tag
-(:class:`~fender.ratelimit.policy.KeyBuilder`) so that the script runs in one slot.
+(:class:`~fender.ratelimit._policy.KeyBuilder`) so that the script runs in one slot.
 
 Errors of the client (connection refused, timeouts) propagate: the caller's breaker and
 fallback tier decide what to do. Give the client short socket timeouts.
@@ -31,8 +31,8 @@ from redis.exceptions import NoScriptError
 
 from fender._clock import Clock
 from fender.errors import ConfigurationError
-from fender.ratelimit.gcra import Cell, State, cells_for, check_cost, evaluate, impossible
-from fender.ratelimit.policy import Algorithm, Decision, RateLimitPolicy
+from fender.ratelimit._gcra import Cell, State, cells_for, check_cost, evaluate, impossible
+from fender.ratelimit._policy import Algorithm, Decision, RateLimitPolicy
 
 __all__ = [
     "AsyncRedisLimiter",
@@ -178,7 +178,7 @@ class RedisLimiter(RedisScript):
 
     Example:
         >>> import redis  # doctest: +SKIP
-        >>> from fender.ratelimit.policy import parse_policy
+        >>> from fender.ratelimit._policy import parse_policy
         >>> limiter = RedisLimiter(redis.Redis(socket_timeout=0.5))  # doctest: +SKIP
         >>> limiter.hit("fender:rl:{203.0.113.9}:ip", parse_policy("100/minute"))  # doctest: +SKIP
     """

@@ -27,8 +27,8 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from fender.errors import ConfigurationError
-from fender.ratelimit.clientip import ClientIPResolver
-from fender.ratelimit.policy import (
+from fender.ratelimit._clientip import ClientIPResolver
+from fender.ratelimit._policy import (
     FALLBACKS,
     Algorithm,
     FallbackMode,

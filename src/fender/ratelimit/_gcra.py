@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from fender.ratelimit.policy import (
+from fender.ratelimit._policy import (
     Algorithm,
     Decision,
     Limit,
@@ -27,7 +27,7 @@ from fender.ratelimit.policy import (
     RateLimitPolicy,
     one_limit_decision,
 )
-from fender.ratelimit.sliding import EMPTY, SlidingState, sliding_step
+from fender.ratelimit._sliding import EMPTY, SlidingState, sliding_step
 
 __all__ = [
     "Cell",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from fender._clock import Clock, monotonic
 from fender.errors import ConfigurationError
-from fender.ratelimit.gcra import (
+from fender.ratelimit._gcra import (
     State,
     cells_for,
     check_cost,
@@ -21,7 +21,7 @@ from fender.ratelimit.gcra import (
     evaluate,
     initial_state,
 )
-from fender.ratelimit.policy import Algorithm, Decision, RateLimitPolicy
+from fender.ratelimit._policy import Algorithm, Decision, RateLimitPolicy
 
 __all__ = ["MemoryLimiter"]
 
@@ -38,7 +38,7 @@ class MemoryLimiter:
         clock: seconds, monotonic (injected for tests).
 
     Example:
-        >>> from fender.ratelimit.policy import parse_policy
+        >>> from fender.ratelimit._policy import parse_policy
         >>> limiter = MemoryLimiter()
         >>> policy = parse_policy("2/second")
         >>> [limiter.hit("ip:203.0.113.9", policy).allowed for _ in range(3)]
