@@ -19,8 +19,8 @@ from fender.resilience import (
     SlidingWindowType,
     _breaker,
     _config,
-    registry,
-    retry,
+    _registry,
+    _retry,
 )
 from fender.resilience._window import CountWindow, TimeWindow
 
@@ -183,7 +183,7 @@ def test_default_registry_and_public_names():
         assert hasattr(fender.resilience, name)
 
 
-@pytest.mark.parametrize("module", [_breaker, _config, registry, retry], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_breaker, _config, _registry, _retry], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert results.attempted > 0
