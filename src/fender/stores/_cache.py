@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
 from fender.observability import _metrics as metrics
 from fender.stores._async import AsyncResilientRedis
@@ -276,28 +277,19 @@ class Cache:
         Concurrent callers of a missing key wait for the first one's ``loader()``; if it
         raises, they all raise that exception and nothing is cached.
         """
-        flow = self.core.get_or_set_flow(key, ttl, _ThreadFlight)
         store = self.store
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            reply = error = None
-            try:
-                kind = step[0]
-                if kind is _GET:
-                    reply = store.get_result(step[1])
-                elif kind is _LOAD:
-                    reply = loader()
-                elif kind is _SET:
-                    reply = store.set(step[1], step[2], step[3])
-                else:
-                    reply = step[1].wait()
-            except BaseException as exc:
-                error = exc
+
+        def execute(step: Any) -> Any:
+            kind = step[0]
+            if kind is _GET:
+                return store.get_result(step[1])
+            if kind is _LOAD:
+                return loader()
+            if kind is _SET:
+                return store.set(step[1], step[2], step[3])
+            return step[1].wait()
+
+        return drive(self.core.get_or_set_flow(key, ttl, _ThreadFlight), execute)
 
 
 class AsyncCache:
@@ -338,27 +330,17 @@ class AsyncCache:
         self, key: str, loader: Callable[[], Any | Awaitable[Any]], ttl: float | None = None
     ) -> Any:
         """The cached value of ``key``, or ``loader()`` (awaited if async) cached, once per key."""
-        flow = self.core.get_or_set_flow(key, ttl, _TaskFlight)
         store = self.store
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            reply = error = None
-            try:
-                kind = step[0]
-                if kind is _GET:
-                    reply = await store.get_result(step[1])
-                elif kind is _LOAD:
-                    reply = loader()
-                    if inspect.isawaitable(reply):
-                        reply = await reply
-                elif kind is _SET:
-                    reply = await store.set(step[1], step[2], step[3])
-                else:
-                    reply = await step[1].wait()
-            except BaseException as exc:
-                error = exc
+
+        async def execute(step: Any) -> Any:
+            kind = step[0]
+            if kind is _GET:
+                return await store.get_result(step[1])
+            if kind is _LOAD:
+                loaded = loader()
+                return await loaded if inspect.isawaitable(loaded) else loaded
+            if kind is _SET:
+                return await store.set(step[1], step[2], step[3])
+            return await step[1].wait()
+
+        return await adrive(self.core.get_or_set_flow(key, ttl, _TaskFlight), execute)
