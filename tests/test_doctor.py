@@ -10,7 +10,7 @@ from fender._status import Status
 from fender.db import database_health_check, engine_from_settings
 from fender.doctor import diagnose
 from fender.errors import ConfigurationError
-from fender.http.health import AdminGuard
+from fender.http.admin import AdminGuard
 from fender.ratelimit._config import RateLimitConfig
 from fender.settings import load_settings
 

@@ -28,7 +28,7 @@ from fender._status import Finding, Status
 from fender.apps import app_findings
 from fender.db import engine_from_settings
 from fender.errors import ConfigurationError
-from fender.http.health import AdminGuard
+from fender.http.admin import AdminGuard
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.ratelimit._config import RateLimitConfig
 from fender.settings import Settings, load_settings, production_findings, report_only

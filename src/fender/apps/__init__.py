@@ -31,14 +31,18 @@ Testing mode (:meth:`~fender.settings.Settings.testing_mode`: ``FENDER_TESTING``
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
-import re
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 from fender._status import Finding, Status
+from fender.apps._django import (
+    MAX_DEPTH,
+    django_route,
+    django_routes_among,
+    django_setting,
+    is_django,
+)
 from fender.errors import mask
 from fender.observability._logging import get_logger
 from fender.settings import (
@@ -59,10 +63,6 @@ __all__ = [
 ]
 
 _logger = get_logger("fender")
-# How deep to look through middleware (``.app``) for the framework's application, and through
-# mounts for sub-applications: far past any real stack, short of a cycle.
-_MAX_DEPTH = 32
-_DJANGO_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _NEW_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # The fields of debug flags: their values are no secret, unlike those of keys.
 _FLAG_FIELDS = frozenset({"app.debug", "settings.DEBUG"})
@@ -233,7 +233,7 @@ def _reachable(app: object) -> list[tuple[str, object]]:
     order: list[tuple[str, object]] = []
     seen: set[int] = set()
     level: list[tuple[str, object]] = [("", app)]
-    for _ in range(_MAX_DEPTH):
+    for _ in range(MAX_DEPTH):
         following: list[tuple[str, object]] = []
         for where, each in level:
             if id(each) in seen:
@@ -386,9 +386,11 @@ def _django_view() -> _AppView | None:
         "(django.core.management.utils.get_random_secret_key() makes one)"
     )
     keys = [
-        _Judged("Django's settings.SECRET_KEY", "settings.SECRET_KEY", _setting("SECRET_KEY"), fix)
+        _Judged(
+            "Django's settings.SECRET_KEY", "settings.SECRET_KEY", django_setting("SECRET_KEY"), fix
+        )
     ]
-    for index, value in enumerate(_setting("SECRET_KEY_FALLBACKS") or ()):
+    for index, value in enumerate(django_setting("SECRET_KEY_FALLBACKS") or ()):
         keys.append(
             _Judged(
                 f"Django's settings.SECRET_KEY_FALLBACKS[{index}]",
@@ -404,80 +406,13 @@ def _django_view() -> _AppView | None:
         unsigned="",
         flags=(
             _Judged(
-                "Django's settings.DEBUG", "settings.DEBUG", bool(_setting("DEBUG")), debug_fix
+                "Django's settings.DEBUG",
+                "settings.DEBUG",
+                bool(django_setting("DEBUG")),
+                debug_fix,
             ),
         ),
     )
-
-
-def is_django(app: object) -> bool:
-    """True when ``app`` is Django's WSGI or ASGI handler (through ``app``/``application``)."""
-    inner: object = app
-    for _ in range(_MAX_DEPTH):
-        if type(inner).__module__.startswith("django."):
-            return True
-        following = getattr(inner, "app", None) or getattr(inner, "application", None)
-        if following is None or following is inner:
-            return False
-        inner = following
-    return False
-
-
-@functools.lru_cache(maxsize=2048)
-def django_route(path: str) -> str | None:
-    """The route template Django's URLconf matches ``path`` with, None when none does.
-
-    ``/polls/<int:pk>/results/`` becomes ``/polls/{pk}/results/``: the label of every poll's
-    page, where the raw path would make a metrics series per poll. A ``re_path`` pattern is
-    its regular expression. Cached per path (a few microseconds of resolving otherwise).
-    """
-    from django.urls import Resolver404, resolve
-
-    try:
-        match = resolve(path)
-    except Resolver404:
-        return None
-    except Exception:  # a broken URLconf is the app's to report, on its own requests
-        return None
-    route = match.route or ""
-    return "/" + _DJANGO_PARAMETER.sub(r"{\1}", route.lstrip("^"))
-
-
-def django_routes_among(paths: Iterable[str]) -> list[str]:
-    """Which of ``paths`` the configured Django project routes itself (its URLconf resolves).
-
-    For apps fender wraps without knowing their router: a Django project with its own
-    ``/health/`` keeps it. Empty when Django is not in use. As for a router fender walks,
-    only a pattern naming the path itself counts, not one with parameters or a catch-all
-    (a single-page app's fallback must not take fender's probes away).
-    """
-    conf = sys.modules.get("django.conf")
-    if conf is None or not conf.settings.configured:
-        return []
-    from django.urls import Resolver404, resolve
-
-    claimed: list[str] = []
-    for path in paths:
-        for candidate in (path, path.rstrip("/") + "/"):  # APPEND_SLASH: /health -> /health/
-            try:
-                match = resolve(candidate)
-            except Resolver404:
-                continue
-            except Exception:  # a broken URLconf is the app's to report, on its own requests
-                return claimed
-            if (match.route or "").strip("^$").strip("/") == candidate.strip("/"):
-                claimed.append(path)
-                break
-    return claimed
-
-
-def _setting(name: str) -> Any:
-    """A Django setting, ``None`` when missing or refused (an empty SECRET_KEY raises)."""
-    settings = sys.modules["django.conf"].settings
-    try:
-        return getattr(settings, name, None)
-    except Exception:  # ImproperlyConfigured, without importing Django's exceptions for it
-        return None
 
 
 def _describe(app: object) -> str:

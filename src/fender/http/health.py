@@ -32,9 +32,6 @@ client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get 404 (or 40
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import html
-import ipaddress
 import os
 import platform
 import time
@@ -44,8 +41,8 @@ from typing import Any, Final
 from fender._negotiate import preferred
 from fender._status import Status
 from fender._version import __version__
-from fender.errors import ConfigurationError
 from fender.health import HealthRegistry, HealthReport, Kind, RenderConfig, render_response
+from fender.http.admin import AdminGuard
 from fender.http.endpoints import (
     NO_STORE,
     Endpoint,
@@ -55,6 +52,7 @@ from fender.http.endpoints import (
     Response,
     json_response,
 )
+from fender.http.status_page import STYLESHEET, status_page
 from fender.observability._logging import get_logger
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
@@ -62,7 +60,7 @@ from fender.runtime._drain import is_draining, request_drain
 from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 
-__all__ = ["AdminGuard", "HealthEndpoints", "LoopMonitor", "RunChecks"]
+__all__ = ["HealthEndpoints", "LoopMonitor", "RunChecks"]
 
 HTML_TYPE: Final = "text/html; charset=utf-8"
 _logger = get_logger("fender.health")
@@ -86,62 +84,6 @@ class RunChecks:
     def run_sync(self) -> HealthReport:
         """Blocking (WSGI)."""
         return self.registry.run_sync(kind=self.kind)
-
-
-class AdminGuard:
-    """Decides who may read the protected endpoints; built once from the settings."""
-
-    def __init__(self, settings: Settings, client_ips: ClientIPResolver) -> None:
-        """Parse the CIDRs and keep the token; ``client_ips`` knows the trusted proxies."""
-        token = settings.admin_token
-        self._token = token.get_secret_value().encode() if token else None
-        self._policy = settings.admin_policy
-        self.deny_status = settings.admin_deny_status
-        networks = []
-        for part in filter(None, (p.strip() for p in settings.admin_cidrs.split(","))):
-            try:
-                networks.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ConfigurationError(
-                    "FENDER_ADMIN_CIDRS", settings.admin_cidrs, "comma-separated CIDRs"
-                ) from None
-        self._networks = tuple(networks)
-        self._resolver = client_ips
-
-    def authorized(self, request: Request, *, strict: bool = False) -> bool:
-        """True when ``request`` may see protected data (``strict``: a token or CIDR needed)."""
-        if self._policy == "never":
-            return False
-        if self._policy == "always" and not strict:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if (
-            self._token is not None
-            and scheme.lower() == "bearer"
-            and hmac.compare_digest(credentials.strip().encode(), self._token)
-        ):
-            return True
-        if self._networks and request.client:
-            ip = self._resolver.resolve(
-                request.client,
-                x_forwarded_for=request.headers.get("x-forwarded-for"),
-                forwarded=request.headers.get("forwarded"),
-            )
-            try:
-                address = ipaddress.ip_address(ip)
-            except ValueError:
-                return False
-            return any(address in network for network in self._networks)
-        return False
-
-    def deny(self) -> Response:
-        """The answer to an unauthorized request: 404 (nothing here) or 401."""
-        if self.deny_status == 401:  # noqa: PLR2004
-            return json_response(
-                401, {"error": "unauthorized"}, headers=(("www-authenticate", "Bearer"),)
-            )
-        return json_response(404, {"error": "not_found"})
 
 
 class LoopMonitor:
@@ -397,14 +339,14 @@ class HealthEndpoints:
         self.refresh_drain()
         summary = self._summary()
         if preferred(request.headers.get("accept"), _STATUS_TYPES) == "text/html":
-            body = _status_page(summary).encode()
+            body = status_page(summary).encode()
             return Response(200, (("content-type", HTML_TYPE), NO_STORE), body)
         return json_response(200, summary)
 
     def stylesheet(self, _request: Request) -> Response:
         """The status page's stylesheet (a file, so the page needs no inline style)."""
         return Response(
-            200, (("content-type", CSS_TYPE), ("cache-control", "max-age=300")), _STYLESHEET
+            200, (("content-type", CSS_TYPE), ("cache-control", "max-age=300")), STYLESHEET
         )
 
     # --- helpers --------------------------------------------------------------------------------
@@ -463,75 +405,3 @@ class HealthEndpoints:
 
 def _iso(wall: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
-
-
-def _status_page(summary: dict[str, Any]) -> str:
-    esc = html.escape
-    rows = (
-        "".join(
-            f'<tr class="{esc(c["status"])}"><td>{esc(name)}</td><td>{esc(c["status"])}</td>'
-            f"<td>{esc(str(c['output'] or ''))}</td></tr>"
-            for name, c in summary["checks"].items()
-        )
-        or '<tr><td colspan="3">no checks registered</td></tr>'
-    )
-    breakers = (
-        "".join(
-            f'<tr class="{esc(b["state"])}"><td>{esc(str(b["name"]))}</td>'
-            f"<td>{esc(b['state'])}</td>"
-            f"<td>{float(b['retry_after']):.1f}s</td></tr>"
-            for b in summary["breakers"]
-        )
-        or '<tr><td colspan="3">no circuit breakers</td></tr>'
-    )
-    memory = summary["memory"]
-    ratio = memory["used_ratio"]
-    percent = round(ratio * 100) if ratio is not None else None
-    gauge = (
-        f'<meter min="0" max="100" low="75" high="85" optimum="0" value="{percent}">'
-        f"{percent}%</meter> {percent}% of {memory['limit_bytes'] // (1024 * 1024)} MiB"
-        if percent is not None
-        else f"{memory['rss_bytes'] // (1024 * 1024)} MiB resident (no limit set)"
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(summary["service"])} status</title>
-<link rel="stylesheet" href="/status/style.css">
-</head>
-<body>
-<header class="{esc(summary["status"])}">
-<h1>{esc(summary["service"])}: <span id="overall">{esc(summary["status"])}</span></h1>
-<p>state <strong id="state">{esc(summary["state"])}</strong> · up {summary["uptime_seconds"]}s
-since {esc(summary["started_at"])} · worker pid {summary["pid"]} · version
-{esc(str(summary["version"]))}</p>
-</header>
-<main>
-<section><h2>Checks</h2>
-<table id="checks"><thead><tr><th>check</th><th>status</th><th>output</th></tr></thead>
-<tbody>{rows}</tbody></table></section>
-<section><h2>Circuit breakers</h2>
-<table id="breakers"><thead><tr><th>breaker</th><th>state</th><th>next trial in</th></tr></thead>
-<tbody>{breakers}</tbody></table></section>
-<section><h2>Memory</h2><p id="memory">{gauge}</p></section>
-</main>
-</body>
-</html>
-"""
-
-
-_STYLESHEET: Final = b"""body{font-family:system-ui,sans-serif;margin:0;color:#1d232a;
-background:#f6f7f9}
-header{padding:1rem 2rem;color:#fff;background:#2f7d32}
-header.warn{background:#b26a00}header.fail{background:#b3261e}
-h1{margin:0 0 .3rem;font-size:1.4rem}main{padding:1rem 2rem}
-table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:1rem}
-th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #dde1e6}
-tr.pass td:nth-child(2),tr.closed td:nth-child(2){color:#2f7d32;font-weight:600}
-tr.warn td:nth-child(2),tr.half_open td:nth-child(2){color:#b26a00;font-weight:600}
-tr.fail td:nth-child(2),tr.open td:nth-child(2),
-tr.forced_open td:nth-child(2){color:#b3261e;font-weight:600}
-meter{width:12rem;height:1rem}
-"""
