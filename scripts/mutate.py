@@ -43,7 +43,9 @@ class Core:
 
     Attributes:
         module: the source file, relative to the repository root.
-        tests: the fast unit tests that may kill its mutants (never the e2e suite).
+        tests: the fast unit tests that may kill its mutants (never the e2e suite). mutmut
+            runs one test selection: each mutant meets every listed test, of any core, that
+            executes the function it changed.
         equivalent: mutants that behave exactly as the original, by mutmut's name without the
             module (``x_gcra_step__mutmut_3``, ``xǁLimitǁ__post_init____mutmut_7``), each with
             the reason no test can tell them apart. They leave the count.
@@ -74,6 +76,7 @@ CORES: tuple[Core, ...] = (
         equivalent={
             "x_gcra_step__mutmut_4": "tat == now: max() of the two is now either way",
             "x_gcra_step__mutmut_20": "reset == tolerance: (tolerance - reset) // emission is 0",
+            "x_decide_one__mutmut_30": "capacity(None) is the count, as for the sliding window",
             "x_check_cost__mutmut_3": "fast path cost > 0: a cost of 0 passes the full check",
             "x_check_cost__mutmut_4": "fast path cost >= 1: a cost of 0 passes the full check",
             "x__evaluate_many__mutmut_21": _STRICT_ZIP,
@@ -172,12 +175,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _mutmut(args: list[str]) -> int:
     """Run a mutmut command with the files and tests of :data:`CORES`."""
-    from hypothesis import Phase, settings
     from mutmut import configuration
 
-    # mutmut runs pytest in this process (and in forks of it), so the profile is seen there.
-    # Shrinking a failure costs seconds and a kill needs none; no database and fixed examples
-    # keep a run's score independent of the runs before it.
+    base = configuration.config()
+    tests = sorted({test for core in CORES for test in core.tests})
+    configuration._config = dataclasses.replace(  # noqa: SLF001  (mutmut has no other way in)
+        base,
+        only_mutate=[core.module for core in CORES],
+        # This file is on sys.path (it runs as a script): pytest loads it as a plugin.
+        pytest_add_cli_args=[*base.pytest_add_cli_args, "-p", Path(__file__).stem],
+        pytest_add_cli_args_test_selection=tests,
+    )
+    from mutmut.__main__ import cli
+
+    cli.main(args, prog_name="mutmut")
+    return 0
+
+
+def pytest_configure(config: object) -> None:  # noqa: ARG001  (pytest's hook signature)
+    """Load the Hypothesis profile of mutation runs (a pytest hook: see :func:`_mutmut`).
+
+    mutmut runs pytest in its own process and in forks of it. Shrinking a failing example
+    costs seconds and a kill needs none; no database and fixed examples keep a run's score
+    independent of the runs before it. This runs after the conftest has loaded its profile.
+    """
+    from hypothesis import Phase, settings
+
     settings.register_profile(
         "mutate",
         deadline=None,
@@ -185,18 +208,7 @@ def _mutmut(args: list[str]) -> int:
         derandomize=True,
         phases=(Phase.explicit, Phase.generate),
     )
-    base = configuration.config()
-    tests = sorted({test for core in CORES for test in core.tests})
-    configuration._config = dataclasses.replace(  # noqa: SLF001  (mutmut has no other way in)
-        base,
-        only_mutate=[core.module for core in CORES],
-        pytest_add_cli_args=[*base.pytest_add_cli_args, "--hypothesis-profile=mutate"],
-        pytest_add_cli_args_test_selection=tests,
-    )
-    from mutmut.__main__ import cli
-
-    cli.main(args, prog_name="mutmut")
-    return 0
+    settings.load_profile("mutate")
 
 
 def report(cores: Sequence[Core]) -> int:

@@ -64,3 +64,18 @@ def test_coarse_unit_admission_reports_microseconds():
     )
     assert (allowed, state, retry, remaining) == (True, (7, 11, 0), 0, 999_989)
     assert reset == 2 * WINDOW * UNIT - 12_345
+
+
+def test_a_coarse_unit_empty_key_is_full_now_whatever_the_microsecond():
+    now = START + 12_345
+    step = sliding_step((0, 0, 0), now, LARGE.count, WINDOW, 0, UNIT)
+    assert step == (True, (7, 0, 0), 0, LARGE.count, 0)
+
+
+def test_a_state_above_a_lowered_limit_has_none_remaining_not_fewer():
+    # Counted under 5 per window, read under 2 (a redeploy lowered the limit): even a read
+    # waits until the estimate is back within the limit.
+    assert sliding_step((0, 5, 0), 0, 2, 10, 0) == (False, (0, 5, 0), 16, 0, 20)
+    assert sliding_step((0, 5, 0), 10, 2, 10, 0) == (False, (0, 5, 0), 6, 0, 10)
+    assert _estimate((0, 5, 0), 16, 10) == 2
+    assert _estimate((0, 5, 0), 15, 10) > 2
