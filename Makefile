@@ -8,7 +8,7 @@ DEMO_PORT ?= 8000
 DEMO_APP ?= examples.fastapi_app:app
 LINTED := $(wildcard src tests bench examples scripts)
 
-.PHONY: demo demo-serve test lint typecheck imports pytest realapps-oldest services readme bench clean
+.PHONY: demo demo-serve test lint typecheck imports pytest realapps-oldest services readme bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ realapps-oldest: $(OLDEST_VENV)/.installed
 ## readme: regenerate the environment table of README.md from the settings model
 readme: $(VENV)/.installed-dev
 	$(BIN)/python scripts/readme_env_table.py --write
+
+## mutate: mutation testing of the sans-I/O cores (mutmut; not part of `make test`): the share of
+## mutants each core's unit tests kill, failing under 95% (MUTATE_ARGS=--keep reuses mutants/)
+mutate: $(VENV)/.installed-dev
+	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py $(BENCH)
