@@ -11,7 +11,7 @@ Usage::
     python scripts/mutate.py            # a fresh run over every core, then the report
     python scripts/mutate.py --keep     # reuse mutants/ (mutant generation, test mapping)
     python scripts/mutate.py report     # the report of the last run only
-    python scripts/mutate.py mutmut show fender.ratelimit.gcra.x_gcra_step__mutmut_3
+    python scripts/mutate.py mutmut show fender.ratelimit._gcra.x_gcra_step__mutmut_3
     python scripts/mutate.py mutmut browse   # mutmut's own commands, with the cores' config
 
 mutmut reads its settings from ``[tool.mutmut]`` in pyproject.toml; the files to mutate and
@@ -67,7 +67,7 @@ _ZIP_OF_NAMES = "zip(strict=True) of the limits and the names made from them, on
 
 CORES: tuple[Core, ...] = (
     Core(
-        module="src/fender/ratelimit/gcra.py",
+        module="src/fender/ratelimit/_gcra.py",
         tests=(
             f"{_RL}test_ratelimit_gcra.py",
             f"{_RL}test_ratelimit_fastpath.py",
@@ -92,7 +92,7 @@ CORES: tuple[Core, ...] = (
         },
     ),
     Core(
-        module="src/fender/ratelimit/sliding.py",
+        module="src/fender/ratelimit/_sliding.py",
         tests=(
             f"{_RL}test_ratelimit_gcra.py",
             f"{_RL}test_ratelimit_fastpath.py",
@@ -107,7 +107,7 @@ CORES: tuple[Core, ...] = (
         },
     ),
     Core(
-        module="src/fender/ratelimit/policy.py",
+        module="src/fender/ratelimit/_policy.py",
         tests=(f"{_RL}test_ratelimit_policy.py", f"{_RL}test_policy_mutants.py"),
         equivalent={
             "xǁLimitǁ__post_init____mutmut_82": "next()'s default None for 0: both falsy",
@@ -124,7 +124,7 @@ CORES: tuple[Core, ...] = (
         },
     ),
     Core(
-        module="src/fender/health/checks.py",
+        module="src/fender/health/_check.py",
         tests=(
             "tests/health/test_health_check.py",
             "tests/health/test_health_json_safe.py",
@@ -132,12 +132,20 @@ CORES: tuple[Core, ...] = (
             "tests/health/test_aggregate_mutants.py",
         ),
         equivalent={
-            "x__text__mutmut_7": "codec names are case-insensitive: UTF-8 is utf-8",
             "xǁCheckǁ__post_init____mutmut_55": "allow_zero=None is falsy like False",
         },
     ),
     Core(
-        module="src/fender/runtime/lifecycle.py",
+        module="src/fender/health/_sanitize.py",
+        tests=(
+            "tests/health/test_health_json_safe.py",
+            "tests/health/test_sanitize_urls.py",
+            "tests/health/test_aggregate_mutants.py",
+        ),
+        equivalent={"x__text__mutmut_7": "codec names are case-insensitive: UTF-8 is utf-8"},
+    ),
+    Core(
+        module="src/fender/runtime/_lifecycle.py",
         tests=("tests/runtime/test_lifecycle.py", "tests/runtime/test_lifecycle_mutants.py"),
     ),
 )

@@ -6,17 +6,16 @@ import pytest
 
 from fender._status import Status
 from fender.errors import ConfigurationError
-from fender.health.checks import (
+from fender.health._check import (
     Check,
     CheckOutcome,
     CheckResult,
     HealthReport,
     deadline_result,
     normalize,
-    sanitize_details,
-    sanitize_value,
     timeout_result,
 )
+from fender.health._sanitize import sanitize_details, sanitize_value
 
 
 def noop() -> None:

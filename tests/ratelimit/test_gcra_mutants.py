@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from fender.ratelimit.gcra import (
+from fender.ratelimit._gcra import (
     cells_for,
     check_cost,
     decide_one,
@@ -18,8 +18,8 @@ from fender.ratelimit.gcra import (
     impossible,
     initial_state,
 )
-from fender.ratelimit.policy import Algorithm, Limit, parse_policy
-from fender.ratelimit.sliding import EMPTY, sliding_step
+from fender.ratelimit._policy import Algorithm, Limit, parse_policy
+from fender.ratelimit._sliding import EMPTY, sliding_step
 
 GCRA = Algorithm.GCRA
 SLIDING = Algorithm.SLIDING_WINDOW

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fender.errors import ConfigurationError
-from fender.ratelimit.policy import (
+from fender.ratelimit._policy import (
     KeyBuilder,
     Limit,
     RateLimitPolicy,

@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from fender.ratelimit.policy import Limit
-from fender.ratelimit.sliding import sliding_step
+from fender.ratelimit._policy import Limit
+from fender.ratelimit._sliding import sliding_step
 
 
 def _estimate(state, t, window):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fender._clock import ManualClock
-from fender.runtime.lifecycle import Lifecycle, State
+from fender.runtime._lifecycle import Lifecycle, State
 
 
 def _recorded(life):
