@@ -183,3 +183,23 @@ def test_buffered_series_reach_other_processes_in_multiprocess_mode(tmp_path):
     body = worker(5, "scrape")  # the scraping process folds its own first
     assert 'test_mp_hist_count{w="x"} 24.0' in body
     assert 'test_mp_hist_bucket{le="0.01",w="x"} 24.0' in body
+
+
+def test_a_file_that_vanishes_during_a_scrape_is_listed_again(monkeypatch):
+    """A worker's file removed between the listing and the read (it died): no 500."""
+    import prometheus_client
+
+    real = prometheus_client.generate_latest
+    calls = []
+
+    def flaky(registry):
+        calls.append(registry)
+        if len(calls) == 1:
+            raise FileNotFoundError("/tmp/prom/gauge_livesum_123.db")
+        return real(registry)
+
+    monkeypatch.setattr(prometheus_client, "generate_latest", flaky)
+    body, content_type = metrics.exposition(None)
+    assert len(calls) == 2
+    assert content_type.startswith("text/plain")
+    assert isinstance(body, bytes)

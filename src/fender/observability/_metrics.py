@@ -504,6 +504,9 @@ def _reap_dead_workers(directory: str) -> None:
             multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
+_RENDER_ATTEMPTS = 3
+
+
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
     """Render every metric; OpenMetrics when ``accept`` asks for it. Returns (body, type)."""
     directory = multiprocess_dir()
@@ -522,5 +525,24 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
         generate: Callable[[prometheus_client.CollectorRegistry], bytes] = (
             openmetrics.generate_latest
         )
-        return generate(registry), openmetrics.CONTENT_TYPE_LATEST
-    return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST
+        return _render(generate, registry), openmetrics.CONTENT_TYPE_LATEST
+    body = _render(prometheus_client.generate_latest, registry)
+    return body, prometheus_client.CONTENT_TYPE_LATEST
+
+
+def _render(
+    generate: Callable[[prometheus_client.CollectorRegistry], bytes],
+    registry: prometheus_client.CollectorRegistry,
+) -> bytes:
+    """``generate(registry)``, listed again when a worker's file vanished while it was read.
+
+    In multiprocess mode the collector lists the workers' files, then reads them; a worker that
+    died meanwhile has its files removed (by the master, or by another worker reaping it), and
+    the read fails. The next listing no longer has them: a scrape must never be a 500 for it.
+    """
+    for _ in range(_RENDER_ATTEMPTS - 1):
+        try:
+            return generate(registry)
+        except FileNotFoundError:
+            continue
+    return generate(registry)
