@@ -128,18 +128,20 @@ def test_a_stopped_prober_never_starts_again(flavour):
 
 
 def test_the_task_prober_of_a_closed_loop_is_replaced_on_the_next_loop():
-    healed: list[asyncio.Event] = []  # set by a probe on the second loop
+    probed: list[asyncio.Event] = []  # set by the next probe, on whichever loop runs it
 
     async def probe() -> bool:
-        for event in healed:
+        for event in probed:
             event.set()
         return False  # Redis still down: probe again
 
     prober = TaskProber(store="twins", interval=0.001, probe=probe, needed=lambda: True)
 
     async def strand() -> asyncio.Task[None] | None:
+        probed.append(asyncio.Event())
         prober.wake()
-        await asyncio.sleep(0)  # the task starts: it waits for its first probe
+        await asyncio.wait_for(probed[0].wait(), 10.0)  # the task runs: it has probed once
+        probed.clear()
         return prober._task
 
     first = asyncio.new_event_loop()
@@ -148,9 +150,9 @@ def test_the_task_prober_of_a_closed_loop_is_replaced_on_the_next_loop():
     assert stranded is not None
 
     async def heal() -> None:
-        healed.append(asyncio.Event())
+        probed.append(asyncio.Event())
         prober.wake()
-        await asyncio.wait_for(healed[0].wait(), 10.0)
+        await asyncio.wait_for(probed[0].wait(), 10.0)
         await prober.stop()
         assert not prober.running
 
