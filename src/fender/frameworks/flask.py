@@ -127,22 +127,14 @@ class _FlaskLimit:
             return None
         route, plan = self.plan_of(request.endpoint, rule.rule)
         environ = request.environ
-        outcome = limit_sync(
-            http=self.http,
-            limiter=self.limiter,
-            plan=plan,
-            route=route,
-            environ=environ,
-            raw=request,
-        )
+        outcome = limit_sync(self.http, self.limiter, plan, route, environ, request)
         if outcome is None:
             return None
-        decision, extra = outcome
-        if decision.allowed:
+        rejection, extra = outcome
+        if rejection is None:
             environ[_FLASK_STATE] = extra
             return None
-        response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
-        return response.body, response.status, list(response.headers)
+        return rejection.body, rejection.status, list(rejection.headers)
 
     def after(self, response: Any) -> Any:
         from flask import request

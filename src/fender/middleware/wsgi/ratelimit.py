@@ -9,26 +9,29 @@ from typing import Any
 from fender._http import environ_forwarding, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp
 from fender._types import WSGIEnviron as Environ
+from fender.http.endpoints import Response
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, normal_path
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._limiter import TieredLimiter
-from fender.ratelimit._policy import Decision
 
 __all__ = ["RateLimitWSGI", "limit_sync"]
 
 logger = logging.getLogger("fender.ratelimit")
 
 
-def limit_sync(
-    *,
+def limit_sync(  # noqa: PLR0917  (positional: once per request)
     http: HttpRateLimit,
     limiter: TieredLimiter,
     plan: RoutePlan,
     route: str,
     environ: Environ,
     raw: Any,
-) -> tuple[Decision, list[tuple[str, str]]] | None:
-    """Decide one WSGI request; None when it is not limited (allow-listed, or a limiter bug)."""
+) -> tuple[Response | None, list[tuple[str, str]]] | None:
+    """Decide one WSGI request: the 429 to answer (None: admitted) and the headers to add.
+
+    None when it is not limited (allow-listed, or a limiter bug, logged: the request passes).
+    ``raw`` is what a key function sees as the request (the environ, or Flask's request).
+    """
     try:
         client = http.client(environ.get("REMOTE_ADDR"), *environ_forwarding(environ))
         if client is None:
@@ -46,7 +49,9 @@ def limit_sync(
 
         items = http.items(plan, client, route, make if plan.needs_request else None)
         decision = limiter.decide(items, plan.cost)
-        return decision, http.headers(plan, decision)
+        if decision.allowed:
+            return None, http.headers(plan, decision)
+        return http.rejection(plan, decision, environ.get("fender.request_id")), []
     except Exception:
         logger.exception("rate_limit_failed", extra={"route": route})
         return None
@@ -73,21 +78,13 @@ class RateLimitWSGI:
         if not self.enabled or self.http.exempt(path):
             return self.app(environ, start_response)
         route, plan = self.http.plan_for_path(path)
-        outcome = limit_sync(
-            http=self.http,
-            limiter=self.limiter,
-            plan=plan,
-            route=route,
-            environ=environ,
-            raw=environ,
-        )
+        outcome = limit_sync(self.http, self.limiter, plan, route, environ, environ)
         if outcome is None:
             return self.app(environ, start_response)
-        decision, extra = outcome
-        if not decision.allowed:
-            response = self.http.rejection(plan, decision, environ.get("fender.request_id"))
-            start_response(status_line(response.status), list(response.headers))
-            return [response.body]
+        rejection, extra = outcome
+        if rejection is not None:
+            start_response(status_line(rejection.status), list(rejection.headers))
+            return [rejection.body]
 
         def start_limited(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers = [*headers, *extra]  # a copy: the app may reuse its list
