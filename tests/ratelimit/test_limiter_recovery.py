@@ -18,8 +18,9 @@ from redis import exceptions as redis_errors
 from fender._clock import ManualClock
 from fender._flow import drive
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import STABLE_HEARTBEATS, Tier, TierCore
 from fender.ratelimit._policy import parse_policy
+from fender.ratelimit._tiercore import TierCore
+from fender.ratelimit._tiers import STABLE_HEARTBEATS, Tier
 from fender.resilience import BreakerState
 
 POLICY = parse_policy("10/hour", name="ip")  # no refill within a test

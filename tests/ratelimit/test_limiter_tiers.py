@@ -17,14 +17,9 @@ from prometheus_client import REGISTRY
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
 from fender.ratelimit._config import RateLimitConfig, parse_paths
-from fender.ratelimit._limiter import (
-    UNAVAILABLE,
-    AsyncTieredLimiter,
-    Tier,
-    TieredLimiter,
-    local_policy,
-)
 from fender.ratelimit._policy import RateLimitPolicy, parse_policy
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._tiers import UNAVAILABLE, Tier, local_policy
 from fender.resilience import BreakerState
 from fender.settings import load_settings
 

@@ -8,8 +8,8 @@ import inspect
 import pytest
 
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter, TieredLimiter
 from fender.ratelimit._policy import parse_policy
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 
 # Freeing resources is ``close`` in the sync flavour and ``aclose`` in the async one (as for
 # httpx's clients and redis-py's); every other name is the same.

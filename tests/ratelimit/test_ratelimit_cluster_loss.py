@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter, Tier, TieredLimiter
 from fender.ratelimit._policy import Decision, KeyBuilder, parse_policy
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._tiers import Tier
 from fender.resilience import BreakerState, StateTransition
 from fender.settings import load_settings
 

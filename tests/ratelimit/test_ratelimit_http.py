@@ -20,8 +20,9 @@ from fender.http.ratelimit import rate_limit
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
 from fender.ratelimit._config import RateLimitConfig, parse_paths
-from fender.ratelimit._limiter import AsyncTieredLimiter, Tier, TieredLimiter
 from fender.ratelimit._policy import parse_policy
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._tiers import Tier
 
 from servers import free_port
 

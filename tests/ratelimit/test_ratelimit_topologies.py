@@ -20,8 +20,9 @@ from fastapi import FastAPI
 
 import fender
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter, Tier, TieredLimiter
 from fender.ratelimit._policy import KeyBuilder, parse_policy
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._tiers import Tier
 from fender.resilience import BreakerState
 from fender.settings import load_settings
 

@@ -338,7 +338,7 @@ def test_a_new_connection_sends_no_client_setinfo_nor_maintenance_handshake(sent
 @pytest.mark.redis
 def test_a_cluster_down_at_boot_degrades_instead_of_crashing():
     from fender.ratelimit._config import RateLimitConfig
-    from fender.ratelimit._limiter import TieredLimiter
+    from fender.ratelimit._tiered import TieredLimiter
 
     dead = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
     settings = load_settings({"REDIS_URL": dead, "NETWORK_TIMEOUT_SEC": "0.2"}, env_file=None)

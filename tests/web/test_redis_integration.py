@@ -91,7 +91,7 @@ def test_the_rate_limiter_talks_to_redis_only_when_rate_limiting_is_on(
     import redis
     from fastapi import FastAPI
 
-    from fender.ratelimit._limiter import HEARTBEAT_KEY
+    from fender.ratelimit._tiers import HEARTBEAT_KEY
 
     app = FastAPI()
     runtime = fender.install(

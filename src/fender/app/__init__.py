@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fender._hooks import Hook
 from fender.app._flavours import ASGI, WSGI, Flavour, LimiterT, StoreT
 from fender.app._runtime import Runtime
 from fender.settings import Settings, load_settings
 
-__all__ = ["ASGI", "WSGI", "Flavour", "Hook", "Runtime", "build_runtime"]
+__all__ = ["ASGI", "WSGI", "Flavour", "Runtime", "build_runtime"]
 
 
 def build_runtime(

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 from fender._hooks import Hooks
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter, TieredLimiter
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import BreakerRegistry
 from fender.settings import Settings
 from fender.stores._async import AsyncResilientRedis

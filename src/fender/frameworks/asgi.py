@@ -16,7 +16,7 @@ from fender.apps import django_route, is_django
 from fender.middleware.asgi.access import FenderMiddleware
 from fender.middleware.asgi.lifespan import LifespanMiddleware
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
-from fender.ratelimit._limiter import AsyncTieredLimiter
+from fender.ratelimit._tiered import AsyncTieredLimiter
 from fender.settings import Settings
 from fender.stores._async import AsyncResilientRedis
 

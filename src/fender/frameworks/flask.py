@@ -18,7 +18,7 @@ from fender.http.ratelimit import HttpRateLimit, RoutePlan
 from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import TieredLimiter
+from fender.ratelimit._tiered import TieredLimiter
 from fender.settings import Settings
 
 __all__ = ["Fender", "apply_to_flask"]

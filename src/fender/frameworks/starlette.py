@@ -24,7 +24,7 @@ from fender.middleware.asgi.access import FenderMiddleware
 from fender.middleware.asgi.ratelimit import LimitedRoute
 from fender.middleware.asgi.routes import RouteMarker, coverage_of
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter
+from fender.ratelimit._tiered import AsyncTieredLimiter
 from fender.settings import Settings
 
 __all__ = ["apply_to_starlette", "install"]

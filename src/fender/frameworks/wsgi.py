@@ -13,7 +13,7 @@ from fender.app import WSGI, Runtime, build_runtime
 from fender.apps import django_route, is_django
 from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
-from fender.ratelimit._limiter import TieredLimiter
+from fender.ratelimit._tiered import TieredLimiter
 from fender.settings import Settings
 from fender.stores._sync import ResilientRedis
 

@@ -45,7 +45,6 @@ from fender.http.endpoints import Response, json_response
 from fender.observability._logging import current_request
 from fender.ratelimit._clientip import parse_node, rate_limit_key
 from fender.ratelimit._config import RateLimitConfig, check_no_burst, policy_name
-from fender.ratelimit._limiter import UNAVAILABLE
 from fender.ratelimit._policy import (
     FALLBACKS,
     Decision,
@@ -54,6 +53,7 @@ from fender.ratelimit._policy import (
     RateLimitPolicy,
     parse_policy,
 )
+from fender.ratelimit._tiers import UNAVAILABLE
 from fender.stores._url import parse_redis_url
 
 __all__ = [

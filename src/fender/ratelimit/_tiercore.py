@@ -1,7 +1,7 @@
 """The sans-I/O core of the tiered limiter: which tier decides, the fallback, the background.
 
 :class:`TierCore` never touches the network: the shells (:mod:`._tiered`) make the Redis calls
-it asks for and report each outcome to it. See :mod:`fender.ratelimit._limiter` for how a
+it asks for and report each outcome to it. See :mod:`fender.ratelimit._tiered` for how a
 decision goes.
 """
 

@@ -14,7 +14,7 @@ from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, no
 from fender.middleware.asgi.access import RESPONSE_HEADERS
 from fender.middleware.asgi.routes import RouteMarker
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import AsyncTieredLimiter
+from fender.ratelimit._tiered import AsyncTieredLimiter
 
 __all__ = ["LimitedRoute", "RateLimitMiddleware", "limit_asgi"]
 

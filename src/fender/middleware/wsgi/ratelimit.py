@@ -12,7 +12,7 @@ from fender._types import WSGIEnviron as Environ
 from fender.http.endpoints import Response
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, normal_path
 from fender.ratelimit._config import RateLimitConfig
-from fender.ratelimit._limiter import TieredLimiter
+from fender.ratelimit._tiered import TieredLimiter
 
 __all__ = ["RateLimitWSGI", "limit_sync"]
 
