@@ -77,6 +77,7 @@ FACADES = {
     "fender.observability",
     "fender.ratelimit",
     "fender.redis",
+    "fender.security",
     "fender.resilience",
     "fender.runtime",
     "fender.runtime.gunicorn_conf",

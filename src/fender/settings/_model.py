@@ -30,6 +30,7 @@ from fender.settings._production import (
     secret_key_finding,
 )
 from fender.settings._secrets import MIN_SECRET_KEY_LENGTH
+from fender.settings._security import SecurityFields
 
 __all__ = [
     "Settings",
@@ -52,7 +53,7 @@ MAX_HTTP_STATUS = 599
 MAX_MEMORY_TIER_MB = 1024 * 1024
 
 
-class Settings(BaseSettings):
+class Settings(SecurityFields, BaseSettings):
     """Every setting fender reads, with its environment names and embedded default.
 
     Build it with :func:`load_settings` (which turns validation errors into
@@ -584,7 +585,20 @@ def env_vars() -> list[EnvVar]:
     return list(_ENV_VARS)
 
 
-_ENV_VARS = tuple(describe(Settings.model_fields))
+# The security mixin's fields come first in the model (pydantic puts a base's fields first);
+# documented after the main ones, where a reader of the table looks for them.
+_ENV_VARS = tuple(
+    describe(
+        {
+            **{
+                k: v
+                for k, v in Settings.model_fields.items()
+                if k not in SecurityFields.model_fields
+            },
+            **SecurityFields.model_fields,
+        }
+    )
+)
 _VAR_OF_FIELD = {var.field: var for var in _ENV_VARS}
 
 

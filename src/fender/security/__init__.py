@@ -1,0 +1,10 @@
+"""Security: response headers and the CSP builder, HTTPS, hosts, CORS, cookies, events.
+
+Framework-free and without I/O: the policies are built and validated once at start-up
+(a malformed policy is a :class:`~fender.errors.ConfigurationError` naming the directive),
+and the middleware only appends precomputed headers per request.
+"""
+
+from fender.security._events import EVENT_TYPES, security_event
+
+__all__ = ["EVENT_TYPES", "security_event"]
