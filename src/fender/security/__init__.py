@@ -6,5 +6,6 @@ and the middleware only appends precomputed headers per request.
 """
 
 from fender.security._events import EVENT_TYPES, security_event
+from fender.security._hosts import HostPolicy
 
-__all__ = ["EVENT_TYPES", "security_event"]
+__all__ = ["EVENT_TYPES", "HostPolicy", "security_event"]
