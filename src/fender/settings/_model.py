@@ -31,6 +31,7 @@ from fender.settings._production import (
 )
 from fender.settings._secrets import MIN_SECRET_KEY_LENGTH
 from fender.settings._security import SecurityFields
+from fender.settings._serving import ServingFields
 
 __all__ = [
     "Settings",
@@ -53,7 +54,7 @@ MAX_HTTP_STATUS = 599
 MAX_MEMORY_TIER_MB = 1024 * 1024
 
 
-class Settings(SecurityFields, BaseSettings):
+class Settings(SecurityFields, ServingFields, BaseSettings):
     """Every setting fender reads, with its environment names and embedded default.
 
     Build it with :func:`load_settings` (which turns validation errors into
@@ -585,8 +586,9 @@ def env_vars() -> list[EnvVar]:
     return list(_ENV_VARS)
 
 
-# The security mixin's fields come first in the model (pydantic puts a base's fields first);
+# The mixins' fields come first in the model (pydantic puts a base's fields first);
 # documented after the main ones, where a reader of the table looks for them.
+_MIXIN_FIELDS = {**ServingFields.model_fields, **SecurityFields.model_fields}
 _ENV_VARS = tuple(
     describe(
         {
