@@ -92,7 +92,15 @@ def test_env_markdown_is_the_readme_table(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["env", "--help"], ["doctor", "--help"], ["probe", "--help"], ["drain", "--help"]],
+    [
+        ["--help"],
+        ["env", "--help"],
+        ["doctor", "--help"],
+        ["probe", "--help"],
+        ["drain", "--help"],
+        ["workers", "--help"],
+        ["run", "--help"],
+    ],
 )
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as raised:

@@ -2,7 +2,9 @@
 
 Commands: ``fender env`` (an annotated ``.env.example``), ``fender doctor [--app module:attr]``
 (are this environment, and the app, ready for production?), ``fender probe URL`` (a health probe
-without curl), ``fender drain`` (readiness off before SIGTERM). Every command has ``--help``.
+without curl), ``fender drain`` (readiness off before SIGTERM), ``fender workers`` (the worker
+count and why), ``fender run APP`` (gunicorn, configured for this container). Every command
+has ``--help``.
 """
 
 from __future__ import annotations
@@ -151,6 +153,91 @@ def _cmd_drain(args: Args) -> int:
     return 0
 
 
+def _plan(args: Args) -> Any:
+    """The server plan for ``args.app`` (kind detected, or measured with ``--measure``)."""
+    from fender.runtime._launch import current_plan, detect_kind, measure_app
+    from fender.settings import load_settings
+
+    settings = load_settings()
+    if getattr(args, "measure", False):
+        if not args.app:
+            raise _BadInputError("--measure needs the app (module:attr) to import")
+        measured = measure_app(args.app)
+        return current_plan(settings, measured.kind, per_worker_mb=measured.rss_mb)
+    if args.app:
+        from fender.runtime._guard import resident_bytes
+
+        # Sized before the import: this process stands for the master, which does not import
+        # the app (unless GUNICORN_PRELOAD).
+        master_mb = resident_bytes() / 2**20
+        return current_plan(settings, detect_kind(args.app), master_rss_mb=master_mb)
+    wsgi = settings.worker_class in ("sync", "gthread")
+    return current_plan(settings, "wsgi" if wsgi else "asgi")
+
+
+def _cmd_workers(args: Args) -> int:
+    import json
+
+    plan = _plan(args)
+    if args.json:
+        print(json.dumps(plan.as_event(), indent=2))
+        return 0
+    inputs = plan.workers.inputs
+    limits = plan.limits
+    memory = "none" if limits.memory_mb is None else f"{limits.memory_mb:.0f} MiB"
+    rows = [
+        ("app kind", plan.kind, "detected" if args.app else "FENDER_WORKER_CLASS"),
+        ("worker class", plan.worker_class, "FENDER_WORKER_CLASS"),
+        ("cpus", str(inputs.cpus), limits.cpu_source),
+        ("memory limit", memory, limits.memory_source),
+        ("per worker", f"{inputs.per_worker_mb:.0f} MiB", inputs.sources["per_worker_mb"]),
+        ("master", f"{inputs.master_rss_mb:.0f} MiB", "this process's RSS"),
+        ("cpu workers", str(plan.workers.cpu_workers), "2*cpus+1 (sync) or cpus+1 (async)"),
+        (
+            "memory workers",
+            str(plan.workers.memory_workers or "unbounded"),
+            f"(limit*{inputs.budget:g} - master) / per worker",
+        ),
+        ("workers", str(plan.workers.workers), plan.workers.reason),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    for name, value, source in rows:
+        print(f"{name:<{width}}  {value:<{value_width}}  {source}")
+    for problem in limits.problems:
+        print(f"warning: {problem}")
+    for warning in plan.workers.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _cmd_run(args: Args) -> int:  # noqa: RET503  (ends in os.execv, which never returns)
+    import json
+    import os
+
+    from fender.runtime._launch import KIND_VARIABLE, PLAN_VARIABLE
+
+    plan = _plan(args)
+    for warning in plan.workers.warnings:
+        print(f"fender run: warning: {warning}", file=sys.stderr)
+    if args.dry_run:
+        print(json.dumps(plan.as_event(), indent=2))
+        return 0
+    os.environ[PLAN_VARIABLE] = json.dumps(plan.as_event())
+    os.environ[KIND_VARIABLE] = plan.kind
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:fender.runtime.gunicorn_conf",
+        *args.gunicorn_args,
+        args.app,
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # noqa: S606  (our interpreter; replaces this process)
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -228,6 +315,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     drain.add_argument("--runtime-dir", default=None, help="default: FENDER_RUNTIME_DIR")
     drain.set_defaults(handler=_cmd_drain)
+
+    workers = commands.add_parser(
+        "workers",
+        help="print the worker count and the inputs it comes from",
+        description="workers = min(CPU formula, memory budget): 2*cpus+1 (sync) or cpus+1 "
+        "(async) against floor((limit*0.75 - master) / per worker), from the container's "
+        "cgroup limits (MEMORY_LIMIT_MB overrides) and FENDER_WORKER_MEMORY_MB.",
+    )
+    workers.add_argument("app", nargs="?", help="module:attr, to detect ASGI or WSGI")
+    workers.add_argument(
+        "--measure",
+        action="store_true",
+        help="import the app in a child process and use its RSS as the per-worker size",
+    )
+    workers.add_argument("--json", action="store_true", help="machine-readable output")
+    workers.set_defaults(handler=_cmd_workers)
+
+    run = commands.add_parser(
+        "run",
+        help="serve the app with gunicorn, configured for this container",
+        description="Detect ASGI or WSGI, compute the configuration (see `fender workers`) "
+        "and exec gunicorn with fender.runtime.gunicorn_conf. Arguments after -- go to "
+        "gunicorn.",
+    )
+    run.add_argument("app", help="module:attr or module:factory(), as gunicorn names it")
+    run.add_argument(
+        "--measure", action="store_true", help="size workers by importing the app first"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the configuration instead of serving"
+    )
+    run.add_argument("gunicorn_args", nargs="*", help="extra gunicorn arguments (after --)")
+    run.set_defaults(handler=_cmd_run)
     return parser
 
 

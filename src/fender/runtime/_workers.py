@@ -14,7 +14,9 @@ cache and spikes: a worker grows past its measured size under load. An explicit 
 where it would not fit in memory: the container would be OOM-killed, every request with it.
 
 Example:
-    >>> inputs = WorkerInputs(cpus=64, memory_bytes=512 * 2**20, per_worker_mb=128, master_rss_mb=50)
+    >>> inputs = WorkerInputs(
+    ...     cpus=64, memory_bytes=512 * 2**20, per_worker_mb=128, master_rss_mb=50
+    ... )
     >>> plan = plan_workers(inputs)
     >>> plan.workers, plan.cpu_workers, plan.memory_workers, plan.reason
     (2, 129, 2, 'memory')
