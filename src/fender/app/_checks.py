@@ -6,6 +6,7 @@ import importlib.util
 import os
 
 from fender._hooks import Hooks
+from fender.app._memory import memory_plan, start_memory_guard
 from fender.health import HealthRegistry, Kind, disk_check, memory_check
 from fender.observability._logging import get_logger
 from fender.settings import Settings
@@ -16,14 +17,24 @@ _logger = get_logger("fender")
 
 
 def add_builtin_checks(health: HealthRegistry, settings: Settings, hooks: Hooks) -> None:
-    """Disk and memory (information); the database and Celery when the settings name them."""
+    """Disk and memory (information); the database and Celery when the settings name them.
+
+    Memory is judged against this worker's share of the container (see
+    :mod:`fender.app._memory`): warn from the collect threshold (75%), fail from 95%; the
+    memory guard starts with the app.
+    """
     health.add(disk_check("/"), critical=False, kind=Kind.INFO)
-    limit = settings.memory_limit_mb
+    plan = memory_plan(settings)
     health.add(
-        memory_check(limit_bytes=limit * 1024 * 1024 if limit else None),
+        memory_check(
+            limit_bytes=plan.share_bytes,
+            warn_ratio=settings.memory_collect_percent / 100,
+            fail_ratio=max(0.95, settings.memory_collect_percent / 100),
+        ),
         critical=False,
         kind=Kind.INFO,
     )
+    start_memory_guard(settings, plan, hooks)
     if "database_url" in settings.model_fields_set or os.environ.get("DATABASE_URL"):
         from fender.db import database_health_check
 

@@ -31,16 +31,19 @@ from typing import Any, Final, TypeVar
 import prometheus_client
 from prometheus_client import values as _values
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from fender._negotiate import preferred
 from fender._version import __version__
 from fender.errors import ConfigurationError
+from fender.observability._process import WorkerProcessCollector
 
 __all__ = [
     "FOLD_INTERVAL_SECONDS",
     "OTEL_DURATION_BUCKETS",
     "Buffered",
     "LabelGuard",
+    "add_scrape_collector",
     "counter",
     "exposition",
     "fold",
@@ -505,6 +508,22 @@ def _reap_dead_workers(directory: str) -> None:
 
 
 _RENDER_ATTEMPTS = 3
+_scrape_collectors: list[Collector] = []
+
+
+def add_scrape_collector(collector: Collector) -> None:
+    """Have ``collector`` (values read at scrape time) in every exposition, in either mode.
+
+    Single-process: registered on the default registry. Multiprocess: added to the registry
+    each exposition builds over the workers' files, so it speaks for the process serving the
+    scrape (give it values that are the same in every worker, such as the container's).
+    """
+    with _lock:
+        _configure()
+        if _multiprocess is None:
+            prometheus_client.REGISTRY.register(collector)
+        else:
+            _scrape_collectors.append(collector)
 
 
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
@@ -519,6 +538,9 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
         _reap_dead_workers(directory)
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        registry.register(WorkerProcessCollector(directory))
+        for collector in _scrape_collectors:
+            registry.register(collector)
     if preferred(accept, _EXPOSITION_TYPES) == OPENMETRICS_TYPE:
         from prometheus_client.openmetrics import exposition as openmetrics
 

@@ -16,13 +16,17 @@ import gc
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from fender.observability import _metrics as metrics
 from fender.observability._logging import get_logger
+from fender.runtime._container import ContainerLimits, read_usage
 from fender.runtime._memory import Action, MemoryGuard, Pressure
 
-__all__ = ["MemoryWatch", "recycle_under_gunicorn", "resident_bytes"]
+__all__ = ["ContainerCollector", "MemoryWatch", "recycle_under_gunicorn", "resident_bytes"]
 
 _logger = get_logger("fender.memory")
 _recycles = metrics.counter(
@@ -122,3 +126,28 @@ class MemoryWatch:
                 self.check()
             except Exception:  # a failed sample must not end the watch
                 _logger.exception("memory_check_failed")
+
+
+class ContainerCollector(Collector):
+    """``container_memory_limit_bytes`` and ``container_memory_usage_bytes``, read at scrape."""
+
+    def __init__(self, limits: ContainerLimits, root: str = "/") -> None:
+        """Report ``limits`` (read once) and the cgroup's usage (read at each scrape)."""
+        self.limits = limits
+        self.root = root
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The limit (when one is known) and the usage (when the cgroup reports one)."""
+        if self.limits.memory_bytes is not None:
+            yield GaugeMetricFamily(
+                "container_memory_limit_bytes",
+                "Memory limit of the container (cgroup, MEMORY_LIMIT_MB or host RAM), in bytes.",
+                value=self.limits.memory_bytes,
+            )
+        usage = read_usage(self.limits, self.root)
+        if usage is not None:
+            yield GaugeMetricFamily(
+                "container_memory_usage_bytes",
+                "Memory the container's cgroup uses now, in bytes.",
+                value=usage,
+            )

@@ -207,7 +207,8 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
         "MEMORY_LIMIT_MB",
         default=None,
         ge=16,
-        description="Memory limit of the container in MiB; empty: the host's total memory.",
+        description="Memory limit of the container in MiB; empty: the cgroup's limit, else the "
+        "host's total memory.",
     )
     metrics_enabled: bool = env_field(
         "METRICS_ENABLED", default=True, description="Serve Prometheus metrics on /metrics."
