@@ -83,22 +83,31 @@ def _cmd_env(args: Args) -> int:
     return 0
 
 
-def _cmd_doctor(args: Args) -> int:
-    from pathlib import Path
+class _working_directory_importable:  # noqa: N801  (used as a context manager)
+    """As gunicorn does: the app's module is found from the directory the command runs in."""
 
+    def __enter__(self) -> None:
+        from pathlib import Path
+
+        self.cwd = str(Path.cwd())
+        self.added = self.cwd not in sys.path
+        if self.added:
+            sys.path.insert(0, self.cwd)
+
+    def __exit__(self, *_: object) -> None:
+        if self.added:
+            sys.path.remove(self.cwd)
+
+
+def _cmd_doctor(args: Args) -> int:
     from fender._status import Status
     from fender.doctor import diagnose
 
-    # As gunicorn does: the app's module is found from the directory the command runs in.
-    cwd = str(Path.cwd())
-    added = args.app is not None and cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        report = diagnose(env_file=args.env_file, app=args.app)
-    finally:
-        if added:
-            sys.path.remove(cwd)
+    if args.app is None:
+        report = diagnose(env_file=args.env_file, app=None)
+    else:
+        with _working_directory_importable():
+            report = diagnose(env_file=args.env_file, app=args.app)
     for finding in report.findings:
         mark = "pass" if finding.status is Status.PASS else str(finding.status).upper()
         line = f"[{mark}] {finding.check}: {finding.reason}"
@@ -155,10 +164,12 @@ def _cmd_drain(args: Args) -> int:
 
 def _plan(args: Args) -> Any:
     """The server plan for ``args.app`` (kind detected, or measured with ``--measure``)."""
-    from fender.runtime._launch import current_plan, detect_kind, measure_app
+    from fender.runtime._launch import current_plan, detect_kind, measure_app, parse_app
     from fender.settings import load_settings
 
     settings = load_settings()
+    if args.app:
+        parse_app(args.app)  # a malformed spec is one line, before anything is imported
     if getattr(args, "measure", False):
         if not args.app:
             raise _BadInputError("--measure needs the app (module:attr) to import")
@@ -170,7 +181,14 @@ def _plan(args: Args) -> Any:
         # Sized before the import: this process stands for the master, which does not import
         # the app (unless GUNICORN_PRELOAD).
         master_mb = resident_bytes() / 2**20
-        return current_plan(settings, detect_kind(args.app), master_rss_mb=master_mb)
+        with _working_directory_importable():
+            try:
+                kind = detect_kind(args.app)
+            except Exception as error:  # the app's own error: one line, not a traceback
+                raise _BadInputError(
+                    f"importing {args.app} raised {type(error).__name__}: {error}"
+                ) from None
+        return current_plan(settings, kind, master_rss_mb=master_mb)
     wsgi = settings.worker_class in ("sync", "gthread")
     return current_plan(settings, "wsgi" if wsgi else "asgi")
 

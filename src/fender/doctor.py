@@ -16,13 +16,11 @@ secret key and debug flag it really uses (:mod:`fender.apps`), and whether it ne
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from fender._status import Finding, Status
 from fender.apps import app_findings
@@ -31,12 +29,15 @@ from fender.errors import ConfigurationError
 from fender.http.admin import AdminGuard
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.ratelimit._config import RateLimitConfig
+from fender.runtime._launch import import_app, parse_app
 from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores._url import parse_redis_url
 
 __all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app"]
 
 DoctorCheck = Callable[[Settings], Iterable[Finding]]
+CRITICAL_SHARE = 0.85
+"""Workers x their size above this share of the memory limit fail ``fender doctor``."""
 
 _CHECKS: list[DoctorCheck] = []
 
@@ -145,6 +146,48 @@ def _not_writable(directory: Path) -> str:
     return ""
 
 
+@doctor_check
+def _workers_check(settings: Settings) -> list[Finding]:
+    """Workers x FENDER_WORKER_MEMORY_MB against 85% of the container's memory limit."""
+    from fender.runtime._container import read_limits
+    from fender.runtime._launch import current_plan
+
+    plan = current_plan(
+        settings, "wsgi" if settings.worker_class in ("sync", "gthread") else "asgi"
+    )
+    limits = read_limits(memory_limit_mb=settings.memory_limit_mb)
+    findings = [
+        Finding("container", Status.WARN, problem, "check the cgroup files; set MEMORY_LIMIT_MB")
+        for problem in limits.problems
+    ]
+    asked = settings.web_workers or plan.workers.workers
+    need_mb = asked * settings.worker_memory_mb
+    limit_mb = limits.memory_mb
+    if limit_mb is not None and need_mb > CRITICAL_SHARE * limit_mb:
+        findings.append(
+            Finding(
+                "workers",
+                Status.FAIL,
+                f"{asked} workers x {settings.worker_memory_mb:g} MiB = {need_mb:.0f} MiB is over "
+                f"{CRITICAL_SHARE:.0%} of the {limit_mb:.0f} MiB limit ({limits.memory_source}): "
+                f"the container would be OOM-killed (fender run serves {plan.workers.workers})",
+                f"unset WEB_WORKERS/GUNICORN_WORKERS (fender run sizes it), or set at most "
+                f"{plan.workers.memory_workers}",
+                "WEB_WORKERS",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "workers",
+                Status.PASS,
+                f"{asked} workers ({plan.workers.reason}) fit in "
+                + ("unbounded memory" if limit_mb is None else f"{limit_mb:.0f} MiB"),
+            )
+        )
+    return findings
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Report:
     """All findings of one doctor run, and the exit code they call for."""
@@ -177,26 +220,7 @@ def load_app(spec: str) -> object:
         ConfigurationError: ``spec`` is not of that form (field ``--app``).
         Exception: whatever importing the module or calling the factory raises.
     """
-    return _import_app(*_parse_app(spec))
-
-
-def _parse_app(spec: str) -> tuple[str, list[str], bool]:
-    """(module, attribute path, call it) of ``spec``; ConfigurationError when malformed."""
-    module_name, colon, attr = spec.partition(":")
-    factory = attr.endswith("()")
-    path = attr.removesuffix("()").split(".")
-    if not (colon and module_name) or not all(name.isidentifier() for name in path):
-        raise ConfigurationError(
-            "--app", spec, "module:attr or module:factory(), such as myproject.wsgi:application"
-        )
-    return module_name, path, factory
-
-
-def _import_app(module_name: str, path: list[str], factory: bool) -> object:  # noqa: FBT001  (private, positional from a tuple)
-    target: Any = importlib.import_module(module_name)
-    for name in path:
-        target = getattr(target, name)
-    return target() if factory else target
+    return import_app(*parse_app(spec, field="--app"))
 
 
 def _is_factory(target: object) -> bool:
@@ -237,10 +261,10 @@ def diagnose(
         return Report((Finding("settings", Status.FAIL, str(exc), fix, exc.field),))
     findings: list[Finding] = []
     if isinstance(app, str):
-        spec, parsed = app, _parse_app(app)
+        spec, parsed = app, parse_app(app, field="--app")
         try:
             with report_only():
-                app = _import_app(*parsed)
+                app = import_app(*parsed)
         except Exception as exc:  # the app's own error, a ConfigurationError of its settings too
             reason = f"importing {spec} raised {type(exc).__name__}: {exc}"
             fix = "run fender doctor from the app's directory, with the app's environment"

@@ -85,9 +85,10 @@ def test_measure_imports_the_app_in_a_child(app_dir, capsys):
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["workers", "missing_module:app"], "an importable module"),
-        (["workers", "asgi_app:nothing"], "asgi_app to define nothing"),
-        (["workers", "wsgi_app:create_app(1)"], "no arguments"),
+        (["workers", "missing_module:app"], "No module named 'missing_module'"),
+        (["workers", "asgi_app:nothing"], "AttributeError"),
+        (["workers", "wsgi_app:create_app(1)"], "module:factory()"),
+        (["run", "--dry-run", "no_colon"], "module:attr"),
         (["workers", "--measure", "broken_app:app"], "no database here"),
         (["workers", "--measure"], "--measure needs the app"),
     ],

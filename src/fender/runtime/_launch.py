@@ -1,7 +1,7 @@
 """What ``fender run`` and ``fender workers`` do before gunicorn starts: find the app, measure.
 
 * :func:`load_app` imports an app as gunicorn names it (``pkg.module:app``,
-  ``pkg.module:create_app()``), from the working directory;
+  ``pkg.module:create_app()``) from ``sys.path`` (``fender doctor`` judges apps so too);
 * :func:`measure_app` imports it in a fresh child process and reports that process's resident
   size and the app's kind: what one worker costs before its first request;
 * :func:`current_plan` is the plan for this process's environment and limits, and
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import json
 import os
@@ -34,8 +33,10 @@ __all__ = [
     "current_plan",
     "detect_kind",
     "exported_plan",
+    "import_app",
     "load_app",
     "measure_app",
+    "parse_app",
 ]
 
 PLAN_VARIABLE = "FENDER_SERVE_PLAN"
@@ -44,40 +45,36 @@ KIND_VARIABLE = "FENDER_APP_KIND"
 """``asgi`` or ``wsgi``, as ``fender run`` detected it."""
 
 
-def load_app(spec: str) -> object:
-    """Import ``module:attr`` (or ``module:factory()``) from the working directory.
+def parse_app(spec: str, *, field: str = "app") -> tuple[str, list[str], bool]:
+    """(module, attribute path, call it) of ``spec``; ConfigurationError naming ``field``.
 
-    Raises :class:`ConfigurationError` naming the spec when it cannot be found.
+    As gunicorn names apps: ``module:attr``, ``module:api.app`` (dotted), ``module:factory()``
+    (called without arguments).
     """
-    module_name, _, attr = spec.partition(":")
-    attr = attr or "app"
-    if not module_name:
-        raise ConfigurationError("app", spec, "module:attribute, such as myapp.main:app")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigurationError("app", spec, f"an importable module ({error})") from None
-    name, call = attr, False
-    if attr.endswith(")"):
-        name, call = attr[: attr.index("(")], True
-        _no_arguments(spec, attr)
-    try:
-        app = getattr(module, name)
-    except AttributeError:
-        raise ConfigurationError("app", spec, f"{module_name} to define {name}") from None
-    return app() if call else app
+    module_name, colon, attr = spec.partition(":")
+    factory = attr.endswith("()")
+    path = attr.removesuffix("()").split(".")
+    if not (colon and module_name) or not all(name.isidentifier() for name in path):
+        raise ConfigurationError(
+            field, spec, "module:attr or module:factory(), such as myproject.wsgi:application"
+        )
+    return module_name, path, factory
 
 
-def _no_arguments(spec: str, attr: str) -> None:
-    try:
-        node = ast.parse(attr, mode="eval").body
-    except SyntaxError:
-        raise ConfigurationError("app", spec, "module:factory() with no arguments") from None
-    if not isinstance(node, ast.Call) or node.args or node.keywords:
-        raise ConfigurationError("app", spec, "module:factory() with no arguments")
+def import_app(module_name: str, path: list[str], factory: bool) -> object:  # noqa: FBT001  (positional from parse_app's tuple)
+    """Import the module from ``sys.path``, follow ``path``, call it when ``factory``.
+
+    Raises whatever importing the module or calling the factory raises.
+    """
+    target: Any = importlib.import_module(module_name)
+    for name in path:
+        target = getattr(target, name)
+    return target() if factory else target
+
+
+def load_app(spec: str) -> object:
+    """The app ``spec`` names (see :func:`parse_app`), imported from ``sys.path``."""
+    return import_app(*parse_app(spec))
 
 
 @dataclass(frozen=True, slots=True)
