@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from fender.cli import main
+from fender.runtime._serve import THREAD_WORKER
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_json_is_the_plan_fender_run_would_serve(app_dir, monkeypatch, capsys):
     assert main(["run", "--dry-run", "wsgi_app:create_app()"]) == 0
     run = json.loads(capsys.readouterr().out)
     assert workers["app_kind"] == run["app_kind"] == "wsgi"
-    assert workers["worker_class"] == run["worker_class"] == "gthread"
+    assert workers["worker_class"] == run["worker_class"] == THREAD_WORKER
     assert workers["workers"] == run["workers"]
     assert workers["container"]["memory_limit_mb"] == 512
 

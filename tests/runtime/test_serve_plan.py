@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from flask import Flask
 
 from fender.runtime._container import ContainerLimits
-from fender.runtime._serve import UVICORN_WORKER, app_kind, plan_serving
+from fender.runtime._serve import THREAD_WORKER, UVICORN_WORKER, app_kind, plan_serving
 from fender.settings import load_settings
 
 MIB = 2**20
@@ -73,7 +73,7 @@ def test_asgi_on_a_big_host_in_512_mib():
 def test_wsgi_gets_gthread_with_threads():
     plan = plan_serving(settings(GUNICORN_THREADS="8"), limits(4096, cpus=1.0), "wsgi")
     values = plan.gunicorn_settings()
-    assert (values["worker_class"], values["threads"], values["workers"]) == ("gthread", 8, 3)
+    assert (values["worker_class"], values["threads"], values["workers"]) == (THREAD_WORKER, 8, 3)
 
 
 def test_overrides_from_the_environment():

@@ -30,7 +30,7 @@ from fender.app._process import (
 )
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
-from fender.http.endpoints import Endpoints, metrics_endpoint
+from fender.http.endpoints import Endpoints, Request, metrics_endpoint
 from fender.http.health import HealthEndpoints
 from fender.observability import _metrics as metrics
 from fender.observability._breakers import instrument as instrument_breakers
@@ -43,6 +43,7 @@ from fender.observability._logging import (
 from fender.ratelimit._config import RateLimitConfig
 from fender.resilience import default_registry as default_breakers
 from fender.runtime._drain import server_started_at
+from fender.runtime._fastpath import offer as offer_fast_path
 from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import Settings
 from fender.stores._health import store_health_check
@@ -54,6 +55,14 @@ _ASKED_FOR_LIMITS: frozenset[str] = frozenset(
     {"rate_limit_enabled", "rate_limit", "rate_limit_paths"}
 )
 _logger = get_logger("fender")
+_LIVE_REQUEST = Request(method="GET", path="/health/live", headers={})
+
+
+def _live_paths(settings: Settings) -> list[str]:
+    paths = [settings.health_prefix + "/live"]
+    if settings.health_aliases:
+        paths.append("/livez")
+    return paths
 
 
 class Runtime(Generic[StoreT, LimiterT]):
@@ -133,9 +142,16 @@ class Runtime(Generic[StoreT, LimiterT]):
             client_ips=self.rate_limit.resolver,
         )
         self.health_endpoints.add_to(self.endpoints)
+        # A threaded server may answer liveness without an app thread (runtime/_fastpath).
+        offer_fast_path(_live_paths(settings), self._live_answer)
         self._started_pid: int | None = None
         self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
+
+    def _live_answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The liveness answer, for a server's main thread (see runtime/_fastpath)."""
+        response = self.health_endpoints.live(_LIVE_REQUEST)
+        return response.status, list(response.headers), response.body
 
     def _judge(
         self, settings: Settings, *, logging: bool, app: object, app_testing: bool

@@ -7,8 +7,10 @@ disagree. Every value has an environment override (see :mod:`fender.settings._se
 Defaults, and why:
 
 * workers: :func:`~fender.runtime._workers.plan_workers` (CPU formula, capped by memory);
-* ASGI apps: fender's uvicorn worker (graceful-timeout fix); WSGI apps: ``gthread`` with
-  ``GUNICORN_THREADS`` threads, so that a slow client holds one thread and not the worker;
+* ASGI apps: fender's uvicorn worker (graceful-timeout fix); WSGI apps: fender's ``gthread``
+  worker with ``GUNICORN_THREADS`` threads, which reads request heads off the threads (a slow
+  client holds no thread) and answers liveness when every thread is busy
+  (:mod:`fender.runtime.gthread_worker`);
 * timeout 120 s, graceful timeout 30 s, keep-alive 5 s (65 s behind a load balancer whose
   idle timeout is 60 s: the server must not close a connection the balancer is reusing);
 * ``max_requests`` 1000 with jitter 100: slow leaks are bounded and workers do not restart
@@ -30,9 +32,10 @@ from fender.runtime._container import ContainerLimits
 from fender.runtime._workers import WorkerInputs, WorkerPlan, plan_workers
 from fender.settings import Settings
 
-__all__ = ["UVICORN_WORKER", "AppKind", "ServePlan", "app_kind", "plan_serving"]
+__all__ = ["THREAD_WORKER", "UVICORN_WORKER", "AppKind", "ServePlan", "app_kind", "plan_serving"]
 
 UVICORN_WORKER = "fender.runtime.uvicorn_worker.UvicornWorker"
+THREAD_WORKER = "fender.runtime.gthread_worker.ThreadWorker"
 AppKind = Literal["asgi", "wsgi"]
 _SHM = "/dev/shm"  # noqa: S108  (gunicorn's heartbeat files: memory-backed, per worker)
 
@@ -77,7 +80,7 @@ class ServePlan:
             "preload_app": self.preload,
             "control_socket_disable": True,
         }
-        if self.worker_class == "gthread":
+        if self.worker_class == THREAD_WORKER:
             values["threads"] = self.threads
         if self.worker_tmp_dir is not None:
             values["worker_tmp_dir"] = self.worker_tmp_dir
@@ -155,8 +158,8 @@ def _worker_class(settings: Settings, kind: AppKind) -> str:
     chosen = settings.worker_class
     if chosen == "uvicorn" or (chosen == "auto" and kind == "asgi"):
         return UVICORN_WORKER
-    if chosen == "auto":
-        return "gthread"
+    if chosen in ("auto", "gthread"):  # gthread, hardened against slow clients
+        return THREAD_WORKER
     return chosen
 
 

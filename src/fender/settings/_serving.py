@@ -125,6 +125,21 @@ class ServingFields(BaseSettings):
         le=3600,
         description="Seconds between two memory samples of a worker; 0 turns the guard off.",
     )
+    request_head_timeout: float = env_field(
+        "FENDER_REQUEST_HEAD_TIMEOUT",
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request head to fender's threaded "
+        "worker (408 after).",
+    )
+    body_read_timeout: float = env_field(
+        "FENDER_BODY_READ_TIMEOUT",
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds one read of a request body may wait in fender's threaded worker.",
+    )
     slow_query_ms: float = env_field(
         "FENDER_SLOW_QUERY_MS",
         default=500.0,
