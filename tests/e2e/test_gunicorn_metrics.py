@@ -122,7 +122,21 @@ def until_both_workers_answer(url: str) -> int:
 def test_counts_add_up_across_workers(server):
     sent = until_both_workers_answer(server.url)
     all_counted(server.url, sent)
-    assert 'pid="' not in scrape(server.url)  # live gauges are combined, not one series per worker
+    body = scrape(server.url)
+    # Live gauges are combined, not one series per worker; only the process metrics are per pid.
+    per_pid = [line for line in body.splitlines() if 'pid="' in line]
+    assert per_pid
+    assert all(line.startswith("process_") for line in per_pid), per_pid[:5]
+
+
+def test_process_metrics_of_every_worker_and_the_master(server):
+    until_both_workers_answer(server.url)
+    body = scrape(server.url)
+    rss = [line for line in body.splitlines() if line.startswith("process_resident_memory_bytes{")]
+    roles = sorted(line.split('role="', 1)[1].split('"', 1)[0] for line in rss)
+    assert roles == ["master", "worker", "worker"], rss
+    for name in ("process_cpu_seconds_total{", "process_open_fds{", "process_start_time_seconds{"):
+        assert sum(line.startswith(name) for line in body.splitlines()) == 3, name
 
 
 def test_promtool_accepts_the_exposition(server):
