@@ -30,6 +30,7 @@ from fender.app._process import (
 )
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
+from fender.http.edge import Edge
 from fender.http.endpoints import Endpoints, Request, metrics_endpoint
 from fender.http.health import HealthEndpoints
 from fender.observability import _metrics as metrics
@@ -101,6 +102,8 @@ class Runtime(Generic[StoreT, LimiterT]):
         # One resolver of client addresses (trusted proxies) for logs, limits and admin CIDRs.
         self.client_ips = self.rate_limit.resolver if proxies else None
         self.observer = Observer(settings, self.client_ips)
+        self.edge = Edge(settings, self.rate_limit.resolver)
+        """The edge: head bounds, proxies, allowed hosts, HTTPS redirect, CORS, probe events."""
         self.endpoints = Endpoints()
         if settings.metrics_enabled:
             self.endpoints.add(

@@ -2,7 +2,9 @@
 
 Order of the stack, outermost first: lifespan hooks ->
 :class:`~fender.middleware.asgi.access.FenderMiddleware` (request id, fender's endpoints,
-metrics, access event, JSON 500) -> rate limits -> the app.
+metrics, access event, JSON 500) -> :class:`~fender.middleware.asgi.edge.EdgeMiddleware`
+(head bounds, trusted proxies, allowed hosts, HTTPS, CORS, probe events) -> rate limits ->
+the app.
 fender's endpoints are not in the access log unless FENDER_ACCESS_LOG_OWN_ENDPOINTS is on.
 """
 
@@ -14,6 +16,7 @@ from fender._types import ASGIApp, Scope
 from fender.app import ASGI, Runtime, build_runtime
 from fender.apps import django_route, is_django
 from fender.middleware.asgi.access import FenderMiddleware
+from fender.middleware.asgi.edge import EdgeMiddleware
 from fender.middleware.asgi.lifespan import LifespanMiddleware
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
 from fender.ratelimit._tiered import AsyncTieredLimiter
@@ -31,6 +34,7 @@ def stack(app: ASGIApp, runtime: AsgiRuntime) -> ASGIApp:
     inner: ASGIApp = app
     if runtime.rate_limit.enabled:
         inner = RateLimitMiddleware(inner, runtime.limiter)
+    inner = EdgeMiddleware(inner, runtime.edge)
     # Django routes inside its handler: fender asks its URLconf for the template.
     return FenderMiddleware(inner, runtime, route_of=_django_route if is_django(app) else None)
 

@@ -16,12 +16,13 @@ from fender.http.access import template_of_rule
 from fender.http.endpoints import error_response
 from fender.http.ratelimit import HttpRateLimit, RoutePlan
 from fender.middleware.wsgi.access import FenderWSGI
+from fender.middleware.wsgi.edge import EdgeWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._tiered import TieredLimiter
 from fender.settings import Settings
 
-__all__ = ["Fender", "apply_to_flask"]
+__all__ = ["Fender", "apply_to_flask", "refuse_second_cors"]
 
 _FLASK_STATE = "fender.ratelimit"
 
@@ -62,7 +63,12 @@ class Fender:
             app_testing=bool(app.testing),
             **{**self._options, **options},
         )
-        app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)
+        # The edge (proxies, hosts, HTTPS, CORS) inside the access layer, before Flask routes.
+        refuse_second_cors(app, runtime.settings)
+        runtime.on_startup(lambda: refuse_second_cors(app, runtime.settings))
+        app.wsgi_app = FenderWSGI(
+            EdgeWSGI(app.wsgi_app, runtime.edge), runtime, route_of=_flask_route
+        )
         app.extensions["fender"] = runtime
         apply_to_flask(app, runtime.limiter)
         # The app's own /status or /health wins over fender's; blueprints registered after
@@ -83,6 +89,26 @@ class Fender:
             app.register_error_handler(500, _internal_error)
 
         return runtime
+
+
+def refuse_second_cors(app: Any, settings: Settings) -> None:
+    """Raise when FENDER_CORS_ORIGINS is set and the app answers CORS itself (flask-cors).
+
+    Two CORS layers would each add ``Access-Control-Allow-Origin``, and browsers refuse a
+    response with two. With FENDER_CORS_ORIGINS empty fender leaves CORS to the app.
+    """
+    if not settings.cors_origins.strip():
+        return
+    hooks = [fn for fns in app.after_request_funcs.values() for fn in fns]
+    if "cors" in app.extensions or any(
+        getattr(fn, "__module__", "").startswith("flask_cors") for fn in hooks
+    ):
+        raise ConfigurationError(
+            "FENDER_CORS_ORIGINS",
+            settings.cors_origins,
+            "empty while the app has flask-cors (CORS(app)): one CORS layer only; remove "
+            "flask-cors, or unset FENDER_CORS_ORIGINS to leave CORS to it",
+        )
 
 
 def _fixed_paths(app: Any) -> list[str]:

@@ -21,13 +21,14 @@ from fender.frameworks.asgi import AsgiRuntime
 from fender.frameworks.routes import routes_of, walk
 from fender.http.ratelimit import HttpRateLimit
 from fender.middleware.asgi.access import FenderMiddleware
+from fender.middleware.asgi.edge import EdgeMiddleware
 from fender.middleware.asgi.ratelimit import LimitedRoute
 from fender.middleware.asgi.routes import RouteMarker, coverage_of
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._tiered import AsyncTieredLimiter
 from fender.settings import Settings
 
-__all__ = ["apply_to_starlette", "install"]
+__all__ = ["apply_to_starlette", "install", "refuse_second_cors"]
 
 
 def install(app: Any, *, settings: Settings | None = None, **options: Any) -> AsgiRuntime:
@@ -62,6 +63,7 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
     runtime = build_runtime(
         settings, flavour=ASGI, framework=framework_label(name), app=app, **options
     )
+    refuse_second_cors(app, runtime.settings)
 
     # fender's layers go around Starlette's whole stack, ServerErrorMiddleware included, so
     # that the app's own 500 handler (or fender's JSON one, when it has none) runs inside the
@@ -74,7 +76,10 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
     def build_with_fender() -> Any:
         # The first call (lifespan or first request): routes declared after install() exist.
         runtime.yield_to_app(_fixed_paths(app))
-        return FenderMiddleware(build_stack(), runtime, routed=True)
+        refuse_second_cors(app, runtime.settings)  # a CORSMiddleware added after install()
+        # The edge (proxies, hosts, HTTPS, CORS) inside the access layer, outside the app.
+        edge = EdgeMiddleware(build_stack(), runtime.edge)
+        return FenderMiddleware(edge, runtime, routed=True)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.
     app.build_middleware_stack = build_with_fender  # type: ignore[method-assign]
@@ -106,6 +111,27 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
     app.router.lifespan_context = lifespan
     app.state.fender = runtime
     return runtime
+
+
+def refuse_second_cors(app: Any, settings: Settings) -> None:
+    """Raise when FENDER_CORS_ORIGINS is set and the app has Starlette's CORSMiddleware.
+
+    Two CORS layers would each add ``Access-Control-Allow-Origin``, and browsers refuse a
+    response with two. With FENDER_CORS_ORIGINS empty fender leaves CORS to the app.
+    """
+    from starlette.middleware.cors import CORSMiddleware
+
+    if not settings.cors_origins.strip():
+        return
+    for middleware in app.user_middleware:
+        cls = getattr(middleware, "cls", None)
+        if isinstance(cls, type) and issubclass(cls, CORSMiddleware):
+            raise ConfigurationError(
+                "FENDER_CORS_ORIGINS",
+                settings.cors_origins,
+                f"empty while the app has {cls.__name__} (app.add_middleware): one CORS "
+                "layer only; remove it, or unset FENDER_CORS_ORIGINS to leave CORS to it",
+            )
 
 
 def _fixed_paths(app: Any) -> list[str]:

@@ -1,7 +1,8 @@
 """``fender.wsgi.wrap(app)``: fender around any WSGI app.
 
 Order is the ASGI one: request id -> fender's endpoints -> access (metrics, access event,
-JSON 500) -> rate limits -> the app.
+JSON 500) -> the edge (head bounds, trusted proxies, allowed hosts, HTTPS, CORS, probe events)
+-> rate limits -> the app.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fender._types import WSGIApp, WSGIEnviron
 from fender.app import WSGI, Runtime, build_runtime
 from fender.apps import django_route, is_django
 from fender.middleware.wsgi.access import FenderWSGI
+from fender.middleware.wsgi.edge import EdgeWSGI
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
 from fender.ratelimit._tiered import TieredLimiter
 from fender.settings import Settings
@@ -41,7 +43,7 @@ def wrap(app: WSGIApp, *, settings: Settings | None = None, **options: Any) -> F
         route_of = _django_route
     if runtime.rate_limit.enabled:
         app = RateLimitWSGI(app, runtime.limiter)
-    return FenderWSGI(app, runtime, route_of=route_of)
+    return FenderWSGI(EdgeWSGI(app, runtime.edge), runtime, route_of=route_of)
 
 
 def _django_route(environ: WSGIEnviron) -> str | None:

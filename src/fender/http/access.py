@@ -16,6 +16,7 @@ import re
 from typing import Any, Final
 
 from fender._bounded import BOUNDED_MAX, bounded
+from fender._http import Forwarding
 from fender.errors import ConfigurationError
 from fender.observability import _metrics as metrics
 from fender.observability._logging import access_log, get_logger
@@ -138,13 +139,14 @@ class Observer:
         """True when the client address comes from X-Forwarded-For / Forwarded."""
         return self._client_ips is not None
 
-    def client(
-        self, peer: str | None, forwarded_for: str | None, forwarded: str | None
-    ) -> str | None:
-        """The client address for the access event: the peer, unless proxies are trusted."""
-        if self._client_ips is None or peer is None:
+    def client(self, peer: str | None, forwarding: Forwarding | None) -> str | None:
+        """The client address for the access event: the peer, unless proxies are trusted.
+
+        ``forwarding`` None: the edge resolved the request already, ``peer`` is the client.
+        """
+        if self._client_ips is None or peer is None or forwarding is None:
             return peer
-        return self._client_ips.resolve(peer, x_forwarded_for=forwarded_for, forwarded=forwarded)
+        return self._client_ips.resolve_request(peer, forwarding).address
 
     def active(self, method: str) -> Any:
         """The in-flight gauge of ``method``: ``inc()`` at the start, ``dec()`` at the end."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+from fender._http import Forwarding
 from fender.errors import ConfigurationError
 from fender.http.endpoints import Request, Response, json_response
 from fender.ratelimit._clientip import ClientIPResolver
@@ -48,16 +49,19 @@ class AdminGuard:
         ):
             return True
         if self._networks and request.client:
-            ip = self._resolver.resolve(
+            resolved = self._resolver.resolve_request(
                 request.client,
-                x_forwarded_for=request.headers.get("x-forwarded-for"),
-                forwarded=request.headers.get("forwarded"),
+                Forwarding(
+                    request.headers.get("x-forwarded-for"), request.headers.get("forwarded")
+                ),
             )
+            # Unresolved (a trusted proxy's chain missing or unreadable): the address is the
+            # proxy's own, and an unreadable identity is never an admin.
             try:
-                address = ipaddress.ip_address(ip)
+                address = ipaddress.ip_address(resolved.address) if resolved.trusted else None
             except ValueError:
                 return False
-            return any(address in network for network in self._networks)
+            return address is not None and any(address in net for net in self._networks)
         return False
 
     def deny(self) -> Response:

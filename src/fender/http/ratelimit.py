@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Final, Literal, TypeVar
 
+from fender._http import Forwarding
 from fender.errors import ConfigurationError
 from fender.http.endpoints import Response, json_response
 from fender.observability._logging import current_request
@@ -303,11 +304,21 @@ class HttpRateLimit:
                 return True
         return False
 
-    def client(self, peer: str | None, xff: str | None, forwarded: str | None) -> str | None:
-        """The client's rate-limit identity (IPv6 by /64); None when it is on the allow-list."""
+    def client(self, peer: str | None, forwarding: Forwarding | None) -> str | None:
+        """The client's rate-limit identity (IPv6 by /64); None when it is on the allow-list.
+
+        ``forwarding``: the request's forwarding headers, resolved through the trusted proxies;
+        None when the edge resolved them already (``peer`` is then the effective client). A
+        request whose proxy chain is missing or unusable is counted as its peer (the proxy):
+        it shares the proxy's budget, and never gets one of its own choosing.
+        """
         peer = peer or ""
         if self.proxies:
-            ip = self._resolver.resolve(peer, x_forwarded_for=xff, forwarded=forwarded)
+            ip = (
+                peer
+                if forwarding is None
+                else self._resolver.resolve_request(peer, forwarding).address
+            )
         else:
             ip = peer
             if not peer and not self._warned_no_peer:

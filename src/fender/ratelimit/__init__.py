@@ -14,7 +14,7 @@ arguments and return the same decisions, in one round trip per request.
 
 from __future__ import annotations
 
-from fender.ratelimit._clientip import ClientIPResolver, rate_limit_key
+from fender.ratelimit._clientip import ClientIPResolver, Resolution, rate_limit_key
 from fender.ratelimit._memory import MemoryLimiter
 from fender.ratelimit._policy import (
     Algorithm,
@@ -40,6 +40,7 @@ __all__ = [
     "RateLimitPolicy",
     "RedisLimiter",
     "RedisScript",
+    "Resolution",
     "parse_limit",
     "parse_policy",
     "rate_limit_key",

@@ -1,4 +1,7 @@
-"""Client identity behind proxies (pure, no I/O): who is this request for the rate limit?
+"""Client identity behind proxies (pure, no I/O): who, over which scheme, for which host?
+
+The one resolver of fender: the access log, the rate limiter, the admin CIDRs and the edge
+(HTTPS redirects, allowed hosts, HSTS) all ask it, so they name the same client.
 
 The socket peer is the client, unless the peer is a trusted proxy. Then the proxy chain in
 ``X-Forwarded-For`` (or RFC 7239 ``Forwarded``) is read right to left, because each proxy
@@ -8,8 +11,15 @@ the answer is the rightmost address that is not a trusted proxy. The leftmost en
 returned when every hop is a trusted proxy, that is when no untrusted party wrote any of it.
 
 Anything malformed where we must read it (garbage, empty entries, ``unknown`` or obfuscated
-``_hidden`` identifiers, too many hops) falls back to the peer: a client can then at worst be
-counted as its proxy, never as an address of its choosing.
+``_hidden`` identifiers, too many hops), or no chain at all from a trusted proxy, leaves the
+client *unresolved*: :meth:`ClientIPResolver.resolve_request` says so (``trusted`` is False)
+and names the peer as the address. A rate limit may count such a request as its proxy (a
+client can then at worst share its proxy's budget, never pick an identity of its choosing);
+nothing may admit it by network (the admin CIDRs refuse it).
+
+The scheme and the host a proxy reports (``X-Forwarded-Proto`` / ``X-Forwarded-Host``, or
+``proto=`` / ``host=`` of ``Forwarded``) are believed from a trusted peer only: a scheme must
+be ``http`` or ``https``, a host a valid host name (:func:`fender.security._hosts.host_name`).
 
 Example:
     >>> resolver = ClientIPResolver(trusted_proxies=("10.0.0.0/8",))
@@ -17,6 +27,8 @@ Example:
     '203.0.113.9'
     >>> resolver.resolve("198.51.100.7", x_forwarded_for="6.6.6.6")  # untrusted peer
     '198.51.100.7'
+    >>> resolver.resolve_request("10.0.0.2", Forwarding(x_forwarded_for="unknown")).trusted
+    False
     >>> rate_limit_key("2001:db8:1:2:3:4:5:6")
     '2001:db8:1:2::/64'
 """
@@ -33,11 +45,13 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
-from typing import Literal
+from typing import Final, Literal
 
+from fender._http import NO_FORWARDING, Forwarding
 from fender.errors import ConfigurationError
+from fender.security._hosts import host_name
 
-__all__ = ["ClientIPResolver", "parse_node", "rate_limit_key"]
+__all__ = ["ClientIPResolver", "Resolution", "parse_node", "rate_limit_key"]
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -46,6 +60,11 @@ Network = IPv4Network | IPv6Network
 _MAX_NODE = 64
 _MAX_PORT_DIGITS = 5
 _MAX_PORT = 65_535
+_SCHEMES: Final = frozenset({"http", "https"})
+
+Problem = Literal[
+    "untrusted_peer", "no_chain", "malformed_chain", "malformed_proto", "malformed_host"
+]
 
 
 def parse_node(text: str) -> Address | None:
@@ -93,18 +112,56 @@ def _is_port_suffix(text: str) -> bool:
     )
 
 
-def _forwarded_for(element: str) -> str | None:
-    """The ``for=`` value of one ``Forwarded`` element, or None."""
-    found = None
+def _forwarded_pairs(element: str) -> dict[str, str] | None:
+    """The parameters of one ``Forwarded`` element (lower-case names), or None if malformed."""
+    pairs: dict[str, str] = {}
     for pair in element.split(";"):
         name, sep, value = pair.partition("=")
         if not sep:
             return None
-        if name.strip().lower() == "for":
-            if found is not None:  # two "for" in one element: ambiguous
-                return None
-            found = value
-    return found
+        name = name.strip().lower()
+        if name in pairs:  # a parameter twice in one element: ambiguous
+            return None
+        pairs[name] = value
+    return pairs
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':  # noqa: PLR2004  (a pair of quotes)
+        return value[1:-1]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Who sent a request, over which scheme, for which host: the trusted proxies' answer.
+
+    Attributes:
+        address: the client's address (a canonical IP); the peer as given when the chain
+            names no better one (the peer itself, a proxy whose chain was unusable, a unix
+            socket's ``""``).
+        trusted: the address is established: the peer itself (not a proxy of ours), or the
+            client a trusted proxy's well-formed chain names. False when a trusted proxy sent
+            no chain or one that cannot be read (``address`` is then the proxy's own), or the
+            peer is no address at all: such a request may be counted (rate limits), never
+            admitted by its network.
+        scheme: ``"http"`` or ``"https"`` as a trusted proxy reported it; None: the
+            connection's own.
+        host: the ``Host`` a trusted proxy reported (a valid host name, lower-case, with its
+            port if any); None: the request's own.
+        proxied: the peer is a trusted proxy, whose headers were read.
+        problem: what was wrong, for the security events: ``untrusted_peer`` (forwarding
+            headers from a peer that is not a proxy of ours, ignored), ``no_chain``,
+            ``malformed_chain``, ``malformed_proto``, ``malformed_host``; None: nothing.
+    """
+
+    address: str
+    trusted: bool
+    scheme: str | None = None
+    host: str | None = None
+    proxied: bool = False
+    problem: Problem | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -165,55 +222,150 @@ class ClientIPResolver:
         """True when ``address`` is one of our proxies."""
         return any(address in network for network in self.networks)
 
+    @property
+    def configured(self) -> bool:
+        """True when some proxy is trusted (by address or by hops): the headers may count."""
+        return bool(self.networks) or self.trusted_hops > 0
+
     def resolve(
         self, peer: str, *, x_forwarded_for: str | None = None, forwarded: str | None = None
     ) -> str:
         """Return the client address: a canonical IP string, or ``peer`` itself.
 
+        The address of :meth:`resolve_request`, unresolved or not: what a rate limit counts.
+        """
+        return self.resolve_request(peer, Forwarding(x_forwarded_for, forwarded)).address
+
+    def resolve_request(
+        self, peer: str | None, forwarding: Forwarding = NO_FORWARDING
+    ) -> Resolution:
+        """Resolve one request's client, scheme and host.
+
         Args:
             peer: the socket peer's host (ASGI ``scope["client"][0]``, WSGI ``REMOTE_ADDR``).
-            x_forwarded_for: the ``X-Forwarded-For`` value, repeated headers joined by ``,``.
-            forwarded: the ``Forwarded`` value, repeated headers joined by ``,``.
+            forwarding: the request's forwarding headers (repeated lines joined by ``,``).
 
         With proxies configured, a peer without an address (``""``: a unix socket, which only
         local processes such as the proxy can connect to) is a trusted hop. Never raises on
         any header content.
         """
+        peer = peer or ""
         peer_address = parse_node(peer) if peer else None
         fallback = peer if peer_address is None else str(peer_address)
         if not self.networks and not self.trusted_hops:
-            return fallback
+            return Resolution(fallback, trusted=peer_address is not None)
         # No peer address: a unix socket, which only local processes (our proxy) can reach;
         # a trusted hop, as gunicorn treats it. Any other unparsable peer is not trusted.
         trusted_peer = not peer or (peer_address is not None and self.is_trusted(peer_address))
         if self.networks and not trusted_peer:
-            return fallback
-        value = forwarded if self.header == "forwarded" else x_forwarded_for
-        address = self._from_chain(value) if value else None
-        return fallback if address is None else str(address)
+            return Resolution(
+                fallback,
+                trusted=peer_address is not None,
+                problem="untrusted_peer" if any(forwarding) else None,
+            )
+        if self.header == "forwarded":
+            return self._from_forwarded(fallback, forwarding.forwarded)
+        address, problem = self._from_chain(forwarding.x_forwarded_for, None)
+        scheme, scheme_problem = _scheme(_last(forwarding.x_forwarded_proto))
+        host, host_problem = _host(_last(forwarding.x_forwarded_host))
+        return Resolution(
+            fallback if address is None else str(address),
+            trusted=address is not None,
+            scheme=scheme,
+            host=host,
+            proxied=True,
+            problem=problem or scheme_problem or host_problem,
+        )
 
-    def _from_chain(self, value: str) -> Address | None:
-        """The client address from a trusted peer's proxy chain; None means the peer."""
+    def _from_forwarded(self, fallback: str, value: str | None) -> Resolution:
+        """Resolve from ``Forwarded``: the element naming the client gives its proto and host."""
+        elements: list[dict[str, str] | None] = []
+        address, problem = self._from_chain(value, elements)
+        # The element our edge proxy wrote about the client's connection; when the chain is
+        # unusable, the one our peer wrote.
+        element = None
+        if elements:
+            element = elements[-1] if address is not None else elements[0]
+        scheme = host = scheme_problem = host_problem = None
+        if element is not None:
+            scheme, scheme_problem = _scheme(element.get("proto"))
+            raw_host = element.get("host")
+            host, host_problem = _host(None if raw_host is None else _unquote(raw_host))
+        return Resolution(
+            fallback if address is None else str(address),
+            trusted=address is not None,
+            scheme=scheme,
+            host=host,
+            proxied=True,
+            problem=problem or scheme_problem or host_problem,
+        )
+
+    def _from_chain(
+        self, value: str | None, elements: list[dict[str, str] | None] | None
+    ) -> tuple[Address | None, Problem | None]:
+        """The client address from a trusted peer's proxy chain, or None and why not.
+
+        ``elements`` (``Forwarded`` only) receives the parsed elements from the right up to
+        the one that names the client.
+        """
+        if not value:
+            return None, "no_chain"
         # rsplit bounds the work from the right; an overlong chain leaves commas in the
-        # leftmost piece, which then fails to parse and falls back to the peer.
+        # leftmost piece, which then fails to parse: unresolved.
         entries = value.rsplit(",", self.max_hops)
         entries.reverse()
-        if self.header == "forwarded":
-            nodes = [_forwarded_for(element) for element in entries]
-        else:
+        nodes: list[str | None]
+        if elements is None:
             nodes = list(entries)
+        else:
+            elements.extend(_forwarded_pairs(entry) for entry in entries)
+            nodes = [None if pairs is None else pairs.get("for") for pairs in elements]
+        index, address = self._pick(nodes)
+        if elements is not None and index is not None:
+            del elements[index + 1 :]
+        if address is None:
+            return None, "no_chain" if index is None else "malformed_chain"
+        return address, None
+
+    def _pick(self, nodes: list[str | None]) -> tuple[int | None, Address | None]:
+        """The index of the entry that names the client (None: too few) and its address."""
         if self.trusted_hops:
             if len(nodes) < self.trusted_hops:
-                return None
+                return None, None
             node = nodes[self.trusted_hops - 1]
-            return None if node is None else parse_node(node)
+            return self.trusted_hops - 1, None if node is None else parse_node(node)
         address = None
-        for node in nodes:
+        for index, node in enumerate(nodes):
             address = None if node is None else parse_node(node)
             if address is None or not self.is_trusted(address):
-                return address
+                return index, address
         # Every hop is one of our proxies: no untrusted party wrote any of the chain.
-        return address
+        return len(nodes) - 1, address
+
+
+def _last(value: str | None) -> str | None:
+    """The rightmost entry of a list header: the one our nearest proxy wrote."""
+    if value is None:
+        return None
+    return value.rpartition(",")[2]
+
+
+def _scheme(value: str | None) -> tuple[str | None, Problem | None]:
+    if value is None:
+        return None, None
+    scheme = _unquote(value).lower()
+    if scheme in _SCHEMES:
+        return scheme, None
+    return None, "malformed_proto"
+
+
+def _host(value: str | None) -> tuple[str | None, Problem | None]:
+    if value is None:
+        return None, None
+    host = value.strip().lower()
+    if host_name(host) is None:
+        return None, "malformed_host"
+    return host, None
 
 
 @functools.lru_cache(maxsize=65536)

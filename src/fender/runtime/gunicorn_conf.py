@@ -3,8 +3,13 @@
 * Logging: gunicorn's own lines (master and workers) go through fender's renderer, so the
   service writes one format; gunicorn's access lines are off (fender's replace them) unless
   FENDER_SERVER_ACCESS_LOG is on.
-* Proxies: gunicorn and uvicorn believe ``X-Forwarded-*`` only from FENDER_TRUSTED_PROXIES
-  (their default, 127.0.0.1, let any local process forge its client address).
+* Proxies: neither gunicorn nor uvicorn reads ``X-Forwarded-*``; fender's edge does, from
+  FENDER_TRUSTED_PROXIES only, and writes the client, scheme and host into the request for
+  the app. A server's own reading first would be a second one: uvicorn makes any string of
+  ``X-Forwarded-For`` the client address, gunicorn sets the scheme from
+  ``X-Forwarded-Proto`` (from every unix-socket peer, whatever ``forwarded_allow_ips`` says).
+  So ``forwarded_allow_ips`` is empty, ``secure_scheme_headers`` too, and fender's uvicorn
+  worker runs with ``proxy_headers`` off. ``FORWARDED_ALLOW_IPS`` is not consulted.
 * Drain: a drain flag left by an earlier server is cleared when the master starts.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
@@ -15,7 +20,6 @@ The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +36,7 @@ __all__ = [
     "on_exit",
     "on_starting",
     "prepare_metrics_dir",
-    "trusted_forwarders",
+    "secure_scheme_headers",
 ]
 
 
@@ -100,34 +104,11 @@ def _settings() -> Any:
         return None
 
 
-def trusted_forwarders(settings: Any) -> str:
-    """The ``forwarded_allow_ips`` of gunicorn: the proxies fender trusts (FENDER_TRUSTED_PROXIES).
-
-    gunicorn and uvicorn believe ``X-Forwarded-For`` and ``X-Forwarded-Proto`` from
-    127.0.0.1 by default, and uvicorn then rewrites the client address before fender sees it:
-    any local process or port-forward could pick its identity for the rate limiter and the
-    admin CIDRs. Here they believe the proxies fender trusts, and none by default; a
-    ``FORWARDED_ALLOW_IPS`` of the user's (or ``--forwarded-allow-ips``) still wins. With
-    FENDER_TRUSTED_HOPS alone they trust none: fender counts the hops from the real peer.
-    """
-    import ipaddress
-
-    if "FORWARDED_ALLOW_IPS" in os.environ:
-        return os.environ["FORWARDED_ALLOW_IPS"]
-    if settings is None:
-        return ""
-    networks = []
-    for entry in settings.trusted_proxies.split(","):
-        # gunicorn parses strictly (10.0.0.1/8 is an error there); fender does not
-        with contextlib.suppress(ValueError):
-            if entry.strip():
-                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-    return ",".join(networks)
-
-
 _SETTINGS = _settings()
 logger_class = GunicornLogger
 # gunicorn's access lines only when asked for (fender's own replace them); rendered by fender
 accesslog = "-" if _SETTINGS is not None and _SETTINGS.server_access_log else None
-forwarded_allow_ips = trusted_forwarders(_SETTINGS)
+forwarded_allow_ips = ""  # fender's edge reads the forwarding headers (see the module)
+# No scheme from X-Forwarded-Proto / -Ssl / -Protocol in gunicorn: fender's edge decides it.
+secure_scheme_headers: dict[str, str] = {}
 worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"

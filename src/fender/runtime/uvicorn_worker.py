@@ -6,7 +6,9 @@ when its own timeout runs out, and the app's lifespan shutdown (closing pools, f
 runs. This worker gives uvicorn a graceful budget a little shorter than gunicorn's, so uvicorn
 cancels what is still running, logs it, and runs the lifespan shutdown in time. It also sends
 uvicorn's log records through fender's renderer (the stock worker pins them to gunicorn's
-handlers).
+handlers), and turns uvicorn's proxy-header handling off: fender's edge is the one reader
+of ``X-Forwarded-*`` (uvicorn would make any string of ``X-Forwarded-For`` the client address,
+before fender could judge it).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ def graceful_budget(graceful_timeout: float) -> int:
 class UvicornWorker(_StockWorker):  # type: ignore[misc]
     """uvicorn under gunicorn, with a bounded graceful shutdown and fender's logging."""
 
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto", "access_log": False}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+        "proxy_headers": False,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Build the stock worker, then fix its shutdown budget and its loggers."""

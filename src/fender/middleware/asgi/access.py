@@ -30,7 +30,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from fender._http import ROUTE_KEY, forwarding_headers
+from fender._http import PEER_KEY, ROUTE_KEY, forwarding_headers
 from fender.http.access import UNMATCHED, path_label
 from fender.http.endpoints import Request, Response, drive_async, drive_sync, error_response
 from fender.http.requestid import HEADER, accept_request_id, request_context
@@ -296,9 +296,9 @@ class FenderMiddleware:
 
     def _client(self, scope: Scope) -> str | None:
         address = _peer(scope)
-        if not self.reads_proxy_headers:
+        if not self.reads_proxy_headers or PEER_KEY in scope:  # resolved by the edge already
             return address
-        return self.observer.client(address, *forwarding_headers(scope["headers"]))
+        return self.observer.client(address, forwarding_headers(scope["headers"]))
 
 
 def _render(handle: Callable[[Request], Response | Flow], request: Request) -> Response:

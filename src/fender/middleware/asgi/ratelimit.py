@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fender._http import ROUTE_KEY, encode_headers, forwarding_headers, header_map
+from fender._http import PEER_KEY, ROUTE_KEY, encode_headers, forwarding_headers, header_map
 from fender._types import ASGIApp, Message, Receive, Scope, Send
 from fender.http.ratelimit import HttpRateLimit, RateLimitRequest, RoutePlan, normal_path
 from fender.middleware.asgi.access import RESPONSE_HEADERS
@@ -42,8 +42,11 @@ async def limit_asgi(  # noqa: PLR0917  (positional: once per request)
     # itself runs outside the try, so its own exceptions are never mistaken for ours.
     try:
         peer = scope.get("client")
-        xff, forwarded = forwarding_headers(scope["headers"]) if http.proxies else (None, None)
-        client = http.client(peer[0] if peer else None, xff, forwarded)
+        # Resolved already by the edge (PEER_KEY): the scope's client is the effective one.
+        forwarding = (
+            forwarding_headers(scope["headers"]) if http.proxies and PEER_KEY not in scope else None
+        )
+        client = http.client(peer[0] if peer else None, forwarding)
         if client is None:  # allow-listed
             extra, rejection = [], None
         else:

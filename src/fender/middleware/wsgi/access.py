@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
-from fender._http import ROUTE_KEY, environ_headers, status_line
+from fender._http import PEER_KEY, ROUTE_KEY, environ_forwarding, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
 from fender.http.access import UNMATCHED
 from fender.http.endpoints import Request, Response, drive_sync, error_response, json_response
@@ -33,7 +33,15 @@ from fender.http.requestid import accept_request_id, request_context
 from fender.http.site import Site
 from fender.observability._logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
 
-__all__ = ["FenderWSGI", "route_of_environ"]
+__all__ = ["RESPONSE_HEADERS", "FenderWSGI", "route_of_environ"]
+
+RESPONSE_HEADERS: Final = "fender.response_headers"
+"""Environ key of a list of ``(name, value)`` pairs every response to the request carries.
+
+Layers inside (the edge: its CORS headers) append to it instead of wrapping
+``start_response`` once more; :class:`FenderWSGI` adds them to the app's response and to its
+own JSON 500.
+"""
 
 _logger = get_logger("fender.errors")
 # The end of a body, from next(body, _END): a bytes object of fender's own, which no app
@@ -67,9 +75,15 @@ def _request(environ: WSGIEnviron) -> Request:
 
 
 def _start(
-    start_response: StartResponse, response: Response, request_id: str, exc: Any = None
+    start_response: StartResponse,
+    response: Response,
+    request_id: str,
+    exc: Any = None,
+    extra: list[tuple[str, str]] | None = None,
 ) -> None:
     headers = [*response.headers, ("X-Request-ID", request_id)]
+    if extra:
+        headers.extend(extra)
     if exc is None:
         start_response(status_line(response.status), headers)
     else:
@@ -295,6 +309,9 @@ class _Call:
         # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
         # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
         self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        extra = environ.get(RESPONSE_HEADERS)
+        if extra:
+            self.headers.extend(extra)
         return self.write
 
     def log_failure(self, exc: Exception) -> None:
@@ -333,7 +350,7 @@ class _Call:
         response = error_response(500, "internal_error", self.request_id)
         self.status = 500
         self.attempted = True
-        _start(self.reply, response, self.request_id, exc_info)
+        _start(self.reply, response, self.request_id, exc_info, self.environ.get(RESPONSE_HEADERS))
         self.sent = True
         return response.body
 
@@ -355,8 +372,8 @@ class _Call:
             self.bytes,
             observer.client(
                 environ.get("REMOTE_ADDR"),
-                environ.get("HTTP_X_FORWARDED_FOR"),
-                environ.get("HTTP_FORWARDED"),
+                # resolved by the edge already (PEER_KEY): REMOTE_ADDR is the client
+                None if PEER_KEY in environ else environ_forwarding(environ),
             ),
             environ.get("HTTP_USER_AGENT"),
             self.error,
@@ -395,6 +412,7 @@ class FenderWSGI:
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["fender.request_id"] = request_id
+        environ[RESPONSE_HEADERS] = []
         context = request_context(request_id, environ.get("HTTP_TRACEPARENT"))
         call = _Call(self, environ, context, start_response)
         token = REQUEST_CONTEXT.set(context)

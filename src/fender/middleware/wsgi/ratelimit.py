@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from fender._http import environ_forwarding, environ_headers, status_line
+from fender._http import PEER_KEY, environ_forwarding, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp
 from fender._types import WSGIEnviron as Environ
 from fender.http.endpoints import Response
@@ -33,7 +33,9 @@ def limit_sync(  # noqa: PLR0917  (positional: once per request)
     ``raw`` is what a key function sees as the request (the environ, or Flask's request).
     """
     try:
-        client = http.client(environ.get("REMOTE_ADDR"), *environ_forwarding(environ))
+        # Resolved already by the edge (PEER_KEY): REMOTE_ADDR is the effective client.
+        forwarding = None if PEER_KEY in environ else environ_forwarding(environ)
+        client = http.client(environ.get("REMOTE_ADDR"), forwarding)
         if client is None:
             return None
 
