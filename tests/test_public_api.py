@@ -81,6 +81,7 @@ FACADES = {
     "fender.resilience",
     "fender.runtime",
     "fender.runtime.gunicorn_conf",
+    "fender.runtime.gthread_worker",
     "fender.runtime.uvicorn_worker",
     "fender.settings",
     "fender.stores",
