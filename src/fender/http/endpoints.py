@@ -21,6 +21,7 @@ __all__ = [
     "Endpoint",
     "Endpoints",
     "Flow",
+    "Gate",
     "Request",
     "Response",
     "drive_async",
@@ -79,6 +80,18 @@ class Effect(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """Who may learn that a protected path exists (the admin guard)."""
+
+    def authorized(self, request: Request, *, strict: bool = False) -> bool:
+        """True when ``request`` may see the endpoint (silently: no event)."""
+        ...
+
+    def deny(self, request: Request | None = None) -> Response:
+        """The answer to whoever may not: the same as for a path that does not exist."""
+        ...
+
+
 # An endpoint answers at once, or is a generator that yields effects, receives their results
 # and returns the response: one algorithm, driven by an async (ASGI) or a sync (WSGI) driver.
 Flow = Generator[Effect, Any, Response]
@@ -116,12 +129,13 @@ def metrics_endpoint(request: Request) -> Response:
 class Endpoints:
     """A table of fender's paths; looked up with one dict access per request."""
 
-    __slots__ = ("_routes", "_settings")
+    __slots__ = ("_gates", "_routes", "_settings")
 
     def __init__(self) -> None:
         """An empty table."""
         self._routes: dict[str, tuple[frozenset[str], Endpoint]] = {}
         self._settings: dict[str, str] = {}
+        self._gates: dict[str, Gate] = {}
 
     def add(
         self,
@@ -130,6 +144,7 @@ class Endpoints:
         methods: tuple[str, ...] = ("GET",),
         *,
         setting: str = "path",
+        gate: Gate | None = None,
     ) -> None:
         """Serve ``endpoint`` at ``path`` (``GET`` also answers ``HEAD``).
 
@@ -139,6 +154,8 @@ class Endpoints:
             methods: The methods it answers.
             setting: The variable ``path`` comes from (``FENDER_METRICS_PATH``...), named by
                 the error when the path is taken twice; the default means a fixed path.
+            gate: For a protected endpoint: whoever it does not let in gets its denial for
+                another method too, not a 405 whose ``Allow`` says the path exists.
 
         Raises:
             ConfigurationError: ``path`` is not absolute or already served; it names
@@ -157,6 +174,8 @@ class Endpoints:
             allowed.add("HEAD")
         self._routes[path] = (frozenset(allowed), endpoint)
         self._settings[path] = setting
+        if gate is not None:
+            self._gates[path] = gate
 
     def yield_to(self, app_paths: Iterable[str]) -> list[tuple[str, str]]:
         """Stop serving the paths the app serves itself: the app's own route wins.
@@ -173,6 +192,7 @@ class Endpoints:
         for path, _setting in given_up:
             del self._routes[path]
             del self._settings[path]
+            self._gates.pop(path, None)
         return given_up
 
     def __contains__(self, path: object) -> bool:
@@ -192,10 +212,15 @@ class Endpoints:
     def handle(self, request: Request) -> Response | Flow:
         """Answer ``request`` (whose path must be in the table); 405 for another method.
 
-        Drive the result with :func:`drive_async` or :func:`drive_sync`.
+        A protected path answers another method as it answers whoever it does not let in,
+        unless the request is let in. Drive the result with :func:`drive_async` or
+        :func:`drive_sync`.
         """
         allowed, endpoint = self._routes[request.path]
         if request.method not in allowed:
+            gate = self._gates.get(request.path)
+            if gate is not None and not gate.authorized(request):
+                return gate.deny(request)
             return json_response(
                 405,
                 {"error": "method_not_allowed", "allowed": sorted(allowed)},
