@@ -60,7 +60,7 @@ from fender.http.status_page import STYLESHEET, status_page
 from fender.observability._logging import get_logger
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
-from fender.runtime._drain import is_draining, request_drain
+from fender.runtime._drain import is_draining, request_drain, runtime_directory
 from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 
@@ -146,6 +146,7 @@ class HealthEndpoints:
         self.lifecycle = lifecycle
         self.breakers = breakers
         self.guard = AdminGuard(settings, client_ips)
+        self.runtime_dir = runtime_directory(settings)
         self.loop = LoopMonitor()
         self._drain_started_at = drain_started_at
         self._last_run = -PUBLIC_RUN_INTERVAL
@@ -222,9 +223,7 @@ class HealthEndpoints:
 
     def refresh_drain(self) -> None:
         """Turn DRAINING when another process raised the drain flag."""
-        if not self.lifecycle.draining and is_draining(
-            self.settings.runtime_dir, self._drain_started_at()
-        ):
+        if not self.lifecycle.draining and is_draining(self.runtime_dir, self._drain_started_at()):
             self.lifecycle.drain("drain flag raised")
 
     def _max_age(self) -> float:
@@ -324,11 +323,11 @@ class HealthEndpoints:
         # This worker first: whatever happens to the flag, the caller asked it to drain.
         self.lifecycle.drain("POST /health/drain")
         try:
-            request_drain(self.settings.runtime_dir, "POST /health/drain")
+            request_drain(self.runtime_dir, "POST /health/drain")
         except OSError as exc:
             _logger.error(  # noqa: TRY400  (a bad setting, not a bug: the reason is enough)
                 "drain_flag_unwritable",
-                runtime_dir=self.settings.runtime_dir,
+                runtime_dir=str(self.runtime_dir),
                 error=f"{type(exc).__name__}: {exc.strerror or exc}",
             )
             return json_response(
@@ -336,8 +335,9 @@ class HealthEndpoints:
                 {
                     "error": "drain_flag_unwritable",
                     "detail": "this worker is draining, but the drain flag that tells the "
-                    "others could not be written: make FENDER_RUNTIME_DIR writable",
-                    "runtime_dir": self.settings.runtime_dir,
+                    "others could not be written: make FENDER_RUNTIME_DIR a directory this "
+                    "user alone can write",
+                    "runtime_dir": str(self.runtime_dir),
                     "state": str(self.lifecycle.state),
                 },
             )

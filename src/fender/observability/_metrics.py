@@ -11,6 +11,10 @@ then switches prometheus_client to its multiprocess mode by itself, before the f
 declared: values go to mmap files in ``PROMETHEUS_MULTIPROC_DIR`` (set by
 ``fender.runtime.gunicorn_conf``, or else a directory named after the gunicorn master's pid, so a
 new master never reads an old one's files) and every scrape builds a fresh registry over them.
+That directory is this user's alone (:func:`auto_dir`, created ``0700``); one another user
+owns, or can write into, is never adopted: its files could carry forged values. A
+``PROMETHEUS_MULTIPROC_DIR`` like that is refused too: an ``unsafe_metrics_dir`` error, and the
+worker counts alone (single-process mode) rather than serve what others wrote.
 Gauges use the ``live*`` modes only, and at each scrape the files of workers that are gone are
 marked dead, so a killed worker leaves no stale gauge while its counts still add up.
 """
@@ -22,7 +26,6 @@ import atexit
 import bisect
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -33,14 +36,17 @@ from prometheus_client import values as _values
 from prometheus_client.metrics import MetricWrapperBase
 
 from fender._negotiate import preferred
+from fender._private_dir import private_dir, user_base
 from fender._version import __version__
 from fender.errors import ConfigurationError
+from fender.observability._logging import get_logger
 
 __all__ = [
     "FOLD_INTERVAL_SECONDS",
     "OTEL_DURATION_BUCKETS",
     "Buffered",
     "LabelGuard",
+    "auto_dir",
     "counter",
     "exposition",
     "fold",
@@ -73,9 +79,18 @@ def _under_gunicorn() -> bool:
     return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
 
 
+def auto_dir(master_pid: int) -> Path:
+    """The multiprocess directory of the gunicorn master ``master_pid`` when none is set.
+
+    Under this user's own base (``/tmp/fender-<uid>``, ``0700``): another local user can
+    neither create it first nor write into it.
+    """
+    return user_base() / f"metrics-{master_pid}"
+
+
 def _auto_dir() -> Path:
     """The directory all workers of this gunicorn master share (the master is our parent)."""
-    return Path(tempfile.gettempdir()) / f"fender-metrics-{os.getppid()}"
+    return auto_dir(os.getppid())
 
 
 def _drop_files_older_than_master(directory: Path) -> None:
@@ -100,14 +115,23 @@ def _configure() -> None:
     if _configured:
         return
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory and _under_gunicorn():
-        auto = _auto_dir()
-        auto.mkdir(mode=0o700, exist_ok=True)
-        _drop_files_older_than_master(auto)
-        directory = str(auto)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        if not directory and _under_gunicorn():
+            auto = private_dir(_auto_dir(), private_parent=True)
+            _drop_files_older_than_master(auto)
+            directory = str(auto)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        elif directory:
+            private_dir(directory)
+    except OSError as exc:
+        get_logger("fender.metrics").error(
+            "unsafe_metrics_dir",
+            directory=directory or str(_auto_dir()),
+            error=str(exc),
+            fallback="this worker's own metrics only (single-process mode)",
+        )
+        directory = None
     if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
         # prometheus_client picked its value class at import; metrics read it at creation.
         _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
         _multiprocess = directory

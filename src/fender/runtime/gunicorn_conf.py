@@ -8,6 +8,8 @@
 * Drain: a drain flag left by an earlier server is cleared when the master starts.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
+  The directory is this user's alone (created ``0700``); one that is a symlink, another
+  user's, or writable by group or others stops the start (ConfigurationError).
 
 The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
 ``gthread``) for a WSGI app. Settings of your own go in a file that star-imports this one.
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -53,13 +53,28 @@ def prepare_metrics_dir(master_pid: int) -> str:
 
     Without ``PROMETHEUS_MULTIPROC_DIR``, a directory of fender's own, named after the master,
     which :func:`on_exit` removes.
+
+    Raises:
+        ConfigurationError: the directory is not this user's alone (its files could be
+            forged by whoever else can write there).
     """
+    from fender._private_dir import private_dir
+    from fender.errors import ConfigurationError
+    from fender.observability._metrics import auto_dir
+
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    own = not directory
     if not directory:
-        directory = str(Path(tempfile.gettempdir()) / f"fender-metrics-{master_pid}")
+        directory = str(auto_dir(master_pid))
         os.environ[_OWN_DIR_VARIABLE] = directory
-    path = Path(directory)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path = private_dir(directory, private_parent=own)
+    except OSError as exc:
+        raise ConfigurationError(
+            "PROMETHEUS_MULTIPROC_DIR",
+            directory,
+            f"a directory this user alone can write, or a missing one it can create ({exc})",
+        ) from None
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory

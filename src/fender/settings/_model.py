@@ -314,7 +314,9 @@ class Settings(SecurityFields, BaseSettings):
         "FENDER_RUNTIME_DIR",
         default="/tmp/fender",  # noqa: S108  (per container; FENDER_RUNTIME_DIR moves it)
         min_length=1,
-        description="Directory shared by the workers of one server (the drain flag).",
+        description="Directory shared by the workers of one server (the drain flag); the default "
+        "stands for /tmp/fender-<uid>/<service name>. Created 0700; refused if not this user's "
+        "alone.",
     )
     drain_seconds: float = env_field(
         "FENDER_DRAIN_SECONDS",
