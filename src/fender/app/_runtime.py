@@ -30,8 +30,10 @@ from fender.app._process import (
 )
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
-from fender.http.endpoints import Endpoints, metrics_endpoint
+from fender.http.admin import hides_versions
+from fender.http.endpoints import Endpoints
 from fender.http.health import HealthEndpoints
+from fender.http.metrics import MetricsEndpoint
 from fender.observability import _metrics as metrics
 from fender.observability._breakers import instrument as instrument_breakers
 from fender.observability._logging import (
@@ -93,11 +95,12 @@ class Runtime(Generic[StoreT, LimiterT]):
         self.client_ips = self.rate_limit.resolver if proxies else None
         self.observer = Observer(settings, self.client_ips)
         self.endpoints = Endpoints()
-        if settings.metrics_enabled:
-            self.endpoints.add(
-                settings.metrics_path, metrics_endpoint, setting="FENDER_METRICS_PATH"
-            )
-        metrics.set_build_info(settings.release, settings.commit)
+        # Versions hidden where anyone may read them: the exposition too, unless protected.
+        metrics.set_build_info(
+            settings.release,
+            settings.commit,
+            hide_versions=hides_versions(settings) and not settings.metrics_protected,
+        )
         self.lifecycle = Lifecycle()
         self.lifecycle.add_listener(_report_transition)
         _report_transition(State.STARTING, State.STARTING, "built")
@@ -132,6 +135,14 @@ class Runtime(Generic[StoreT, LimiterT]):
             drain_started_at=server_started_at,
             client_ips=self.rate_limit.resolver,
         )
+        if settings.metrics_enabled:
+            guard = self.health_endpoints.guard
+            self.endpoints.add(
+                settings.metrics_path,
+                MetricsEndpoint(settings, guard),
+                setting="FENDER_METRICS_PATH",
+                gate=guard if settings.metrics_protected else None,
+            )
         self.health_endpoints.add_to(self.endpoints)
         self._started_pid: int | None = None
         self._start_failed_at: float | None = None

@@ -1,7 +1,7 @@
 """fender's own endpoints, free of any framework: a request in, a status, headers, body out.
 
 The ASGI and WSGI adapters translate to and from :class:`Request` and :class:`Response`; every
-endpoint (``/metrics`` now, the health family in its own module) is written once, here.
+endpoint (``/metrics``, the health family, each in its own module) is written once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import orjson
 
 from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
-from fender.observability import _metrics as metrics
 
 __all__ = [
     "Effect",
@@ -28,7 +27,6 @@ __all__ = [
     "drive_sync",
     "error_response",
     "json_response",
-    "metrics_endpoint",
 ]
 
 NO_STORE: Final = ("cache-control", "no-store")
@@ -118,12 +116,6 @@ def _run_async(effect: Effect) -> Any:
 
 def _run_sync(effect: Effect) -> Any:
     return effect.run_sync()
-
-
-def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics``: Prometheus text format, or OpenMetrics when ``Accept`` asks for it."""
-    body, content_type = metrics.exposition(request.headers.get("accept"))
-    return Response(200, (("content-type", content_type), NO_STORE), body)
 
 
 class Endpoints:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import atexit
 import bisect
+import contextlib
 import os
 import sys
 import threading
@@ -49,6 +50,7 @@ __all__ = [
     "auto_dir",
     "counter",
     "exposition",
+    "exposition_type",
     "fold",
     "gauge",
     "histogram",
@@ -494,16 +496,47 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def set_build_info(version: str, commit: str) -> None:
-    """Publish ``app_build_info{version,commit,python} 1``."""
-    python = ".".join(map(str, sys.version_info[:3]))
+HIDDEN: Final = "hidden"
+"""The ``python`` and ``fender`` labels of ``app_build_info`` when versions are hidden."""
+
+
+def set_build_info(version: str, commit: str, *, hide_versions: bool = False) -> None:
+    """Publish ``app_build_info{version,commit,python,fender} 1``.
+
+    ``hide_versions`` (FENDER_HIDE_VERSIONS, for an exposition anyone may read): the Python
+    and fender versions read ``hidden``, and prometheus_client's ``python_info`` is not
+    collected.
+    """
+    python = HIDDEN if hide_versions else ".".join(map(str, sys.version_info[:3]))
     info = gauge(
         "app_build_info",
         "Build of the running service: 1 with version, commit and Python as labels.",
         ("version", "commit", "python", "fender"),
         multiprocess_mode="livemax",
     )
-    info.labels(version or "unknown", commit or "unknown", python, __version__).set(1)
+    info.clear()  # one series: the latest settings' (an app built again in one process)
+    info.labels(
+        version or "unknown", commit or "unknown", python, HIDDEN if hide_versions else __version__
+    ).set(1)
+    _show_platform(show=not hide_versions)
+
+
+def _show_platform(*, show: bool) -> None:
+    """Collect prometheus_client's ``python_info`` (the Python version) or not."""
+    global _platform_hidden  # noqa: PLW0603  (the default registry is process-wide too)
+    with _lock:
+        if show == (not _platform_hidden):
+            return
+        platform = prometheus_client.PLATFORM_COLLECTOR
+        with contextlib.suppress(KeyError, ValueError):
+            if show:
+                prometheus_client.REGISTRY.register(platform)
+            else:
+                prometheus_client.REGISTRY.unregister(platform)
+        _platform_hidden = not show
+
+
+_platform_hidden = False
 
 
 def _reap_dead_workers(directory: str) -> None:
@@ -531,6 +564,11 @@ def _reap_dead_workers(directory: str) -> None:
 _RENDER_ATTEMPTS = 3
 
 
+def exposition_type(accept: str | None) -> str:
+    """The format :func:`exposition` renders for ``accept``: text/plain or OpenMetrics."""
+    return preferred(accept, _EXPOSITION_TYPES)
+
+
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
     """Render every metric; OpenMetrics when ``accept`` asks for it. Returns (body, type)."""
     directory = multiprocess_dir()
@@ -543,7 +581,7 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
         _reap_dead_workers(directory)
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    if preferred(accept, _EXPOSITION_TYPES) == OPENMETRICS_TYPE:
+    if exposition_type(accept) == OPENMETRICS_TYPE:
         from prometheus_client.openmetrics import exposition as openmetrics
 
         generate: Callable[[prometheus_client.CollectorRegistry], bytes] = (
