@@ -155,7 +155,8 @@ def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | N
 
     A ``before_request`` hook (which runs after routing, so the rule and the view are known)
     answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
-    not limited, nor the OPTIONS Flask answers by itself (CORS preflights). The plans of the rules present are resolved now, later ones on first use.
+    not limited, nor the OPTIONS Flask answers by itself (CORS preflights). The plans of
+    the rules present are resolved now, later ones on first use.
 
     Raises:
         ConfigurationError: a decorator's limit does not fit the configuration.
