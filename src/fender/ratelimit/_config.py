@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from types import MappingProxyType
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 from fender.errors import ConfigurationError
 from fender.ratelimit._clientip import ClientIPResolver
@@ -44,6 +45,7 @@ __all__ = [
     "UserKey",
     "check_no_burst",
     "policy_name",
+    "service_prefix",
 ]
 
 HeadersMode = Literal["ietf", "legacy", "both", "none"]
@@ -135,7 +137,8 @@ class RateLimitConfig:
         timeout: seconds a Redis decision may take before the fallback decides.
         instances: worker processes sharing the limits; None counts them by heartbeat.
         redis_url: the Redis of the shared limits; empty keeps them in memory (per process).
-        key_prefix: prefix of every storage key.
+        key_prefix: prefix of every storage key; from settings, one per service
+            (:func:`service_prefix`).
         user_key: returns the user id of a request, for the ``user`` key scope.
         max_keys: limit states the memory tier keeps (LRU).
         trip_after: consecutive Redis failures that switch to the fallback. 1 by default:
@@ -263,6 +266,7 @@ class RateLimitConfig:
             "timeout": settings.rate_limit_timeout_ms / _MS,
             "instances": settings.instances,
             "redis_url": settings.redis_url,
+            "key_prefix": service_prefix(settings.service_name),
         }
         fields.update(overrides)
         try:
@@ -274,6 +278,20 @@ class RateLimitConfig:
             value = getattr(settings, _SETTING_FIELDS.get(exc.field, ""), exc.value)
             secret = exc.field == "redis_url"
             raise ConfigurationError(env, value, exc.expected, secret=secret) from exc
+
+
+def service_prefix(service: str) -> str:
+    """The storage key prefix of a service: ``fender:rl:<FENDER_SERVICE_NAME>``.
+
+    Services sharing one Redis database then share neither buckets nor the instance count
+    (the heartbeat key is under the prefix too). The name is percent-encoded: no ``{``, ``}``
+    (a Cluster hash tag) or ``:`` of it can change the key's shape.
+
+    Example:
+        >>> service_prefix("billing-api")
+        'fender:rl:billing-api'
+    """
+    return f"fender:rl:{quote(service, safe='-._~')}"
 
 
 def _split(text: str) -> tuple[str, ...]:
