@@ -71,6 +71,7 @@ _SETTING_FIELDS: Final = MappingProxyType(
         "trusted_proxies": "trusted_proxies",
         "trusted_hops": "trusted_hops",
         "redis_url": "redis_url",
+        "abuse_threshold": "security_event_threshold",
     }
 )
 # Config field -> its environment name, for errors raised while building from settings.
@@ -85,6 +86,7 @@ _DEFAULT_HEADERS: Final[HeadersMode] = field_default("rate_limit_headers")
 _DEFAULT_FALLBACK: Final[FallbackMode] = field_default("rate_limit_fallback")
 _DEFAULT_SLACK: Final[float] = field_default("rate_limit_slack")
 _DEFAULT_TIMEOUT: Final[float] = field_default("rate_limit_timeout_ms") / _MS
+_DEFAULT_ABUSE: Final[int] = field_default("security_event_threshold")
 
 
 def policy_name(route: str) -> str:
@@ -147,6 +149,8 @@ class RateLimitConfig:
         recovery_timeout: seconds after a failed probe before Redis is probed again.
         probe_interval: seconds between background steps while on the fallback.
         heartbeat_interval: seconds between instance heartbeats while Redis answers.
+        abuse_threshold: rejections of one key within a minute that make a
+            ``rate_limit_abuse`` security event (one per key and minute).
     """
 
     enabled: bool = _DEFAULT_ENABLED
@@ -170,6 +174,7 @@ class RateLimitConfig:
     recovery_timeout: float = 0.5
     probe_interval: float = 0.2
     heartbeat_interval: float = 2.0
+    abuse_threshold: int = _DEFAULT_ABUSE
     networks: tuple[IPv4Network | IPv6Network, ...] = field(init=False, repr=False)
     resolver: ClientIPResolver = field(init=False, repr=False)
 
@@ -229,7 +234,7 @@ class RateLimitConfig:
             value = getattr(self, name)
             if not _is_number(value) or value <= 0:
                 raise ConfigurationError(name, value, "a number of seconds > 0")
-        for name in ("max_keys", "trip_after"):
+        for name in ("max_keys", "trip_after", "abuse_threshold"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(name, value, "an integer >= 1")
@@ -267,6 +272,7 @@ class RateLimitConfig:
             "instances": settings.instances,
             "redis_url": settings.redis_url,
             "key_prefix": service_prefix(settings.service_name),
+            "abuse_threshold": settings.security_event_threshold,
         }
         fields.update(overrides)
         try:
