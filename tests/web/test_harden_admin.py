@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import fender
-from fender.http.admin import ADMIN_HEADER, hides_versions
+from fender.http.admin import ADMIN_HEADER
 from fender.runtime._drain import drain_flag
 from fender.settings import load_settings
 
@@ -261,8 +261,8 @@ def test_versions_are_hidden_by_default_in_production_only():
     production = load_settings({"FENDER_ENV": "production"}, env_file=None)
     development = load_settings({"FENDER_ENV": "development"}, env_file=None)
     shown = load_settings({"FENDER_ENV": "production", "FENDER_HIDE_VERSIONS": "0"}, env_file=None)
-    assert (hides_versions(production), hides_versions(development)) == (True, False)
-    assert hides_versions(shown) is False
+    assert (production.versions_hidden, development.versions_hidden) == (True, False)
+    assert shown.versions_hidden is False
 
 
 # --- the same on Flask (WSGI) -------------------------------------------------------------------

@@ -30,7 +30,6 @@ from fender.app._process import (
 )
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
-from fender.http.admin import hides_versions
 from fender.http.endpoints import Endpoints
 from fender.http.health import HealthEndpoints
 from fender.http.metrics import MetricsEndpoint
@@ -99,7 +98,7 @@ class Runtime(Generic[StoreT, LimiterT]):
         metrics.set_build_info(
             settings.release,
             settings.commit,
-            hide_versions=hides_versions(settings) and not settings.metrics_protected,
+            hide_versions=settings.versions_hidden and not settings.metrics_protected,
         )
         self.lifecycle = Lifecycle()
         self.lifecycle.add_listener(_report_transition)

@@ -33,19 +33,13 @@ from fender.security._events import security_event
 from fender.security._hosts import HostPolicy, host_name, is_local_host
 from fender.settings import Settings
 
-__all__ = ["ADMIN_HEADER", "AdminGuard", "Grant", "hides_versions"]
+__all__ = ["ADMIN_HEADER", "AdminGuard", "Grant"]
 
 ADMIN_HEADER: Final = "x-fender-admin"
 """The header (value ``1``) that marks an admin action as not sent blind by a browser."""
 
 _CROSS_SITE: Final = frozenset({"cross-site", "same-site"})
 _JSON: Final = "application/json"
-
-
-def hides_versions(settings: Settings) -> bool:
-    """FENDER_HIDE_VERSIONS, on in production when unset."""
-    hide = settings.hide_versions
-    return settings.is_production if hide is None else hide
 
 
 class Grant(enum.StrEnum):

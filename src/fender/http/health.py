@@ -46,7 +46,7 @@ from fender._negotiate import preferred
 from fender._status import Status
 from fender._version import __version__
 from fender.health import HealthRegistry, HealthReport, Kind, RenderConfig, render_response
-from fender.http.admin import AdminGuard, hides_versions
+from fender.http.admin import AdminGuard
 from fender.http.endpoints import (
     NO_STORE,
     Endpoint,
@@ -175,7 +175,7 @@ class HealthEndpoints:
         }
         self._version = json_response(200, document)
         self._public_version = self._version
-        if hides_versions(settings):
+        if settings.versions_hidden:
             stack = ("python", "framework", "fender")
             self._public_version = json_response(
                 200, {k: v for k, v in document.items() if k not in stack}

@@ -6,6 +6,11 @@
 * Proxies: gunicorn and uvicorn believe ``X-Forwarded-*`` only from FENDER_TRUSTED_PROXIES
   (their default, 127.0.0.1, let any local process forge its client address).
 * Drain: a drain flag left by an earlier server is cleared when the master starts.
+* Request heads: gunicorn's own workers (sync, gthread) take their limits from
+  FENDER_MAX_HEADER_BYTES and FENDER_MAX_HEADER_COUNT (``limit_request_line``, at most
+  gunicorn's 8190; ``limit_request_field_size``; ``limit_request_fields``); fender's uvicorn
+  worker applies them itself (:mod:`fender.runtime.uvicorn_worker`). gunicorn's sync workers
+  send ``Server: gunicorn`` (no version), which gunicorn has no setting to drop.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
   The directory is this user's alone (created ``0700``); one that is a symlink, another
@@ -32,6 +37,7 @@ __all__ = [
     "on_exit",
     "on_starting",
     "prepare_metrics_dir",
+    "request_limits",
     "trusted_forwarders",
 ]
 
@@ -140,9 +146,29 @@ def trusted_forwarders(settings: Any) -> str:
     return ",".join(networks)
 
 
+_GUNICORN_MAX_LINE = 8190  # gunicorn's ceiling of limit_request_line
+
+
+def request_limits(settings: Any) -> dict[str, int]:
+    """The ``limit_request_*`` of gunicorn from FENDER_MAX_HEADER_BYTES and _COUNT."""
+    if settings is None:
+        return {}
+    size = settings.max_header_bytes
+    return {
+        "limit_request_line": min(size, _GUNICORN_MAX_LINE),
+        "limit_request_fields": settings.max_header_count,
+        "limit_request_field_size": size,
+    }
+
+
 _SETTINGS = _settings()
 logger_class = GunicornLogger
 # gunicorn's access lines only when asked for (fender's own replace them); rendered by fender
 accesslog = "-" if _SETTINGS is not None and _SETTINGS.server_access_log else None
 forwarded_allow_ips = trusted_forwarders(_SETTINGS)
 worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"
+_LIMITS = request_limits(_SETTINGS)
+if _LIMITS:
+    limit_request_line = _LIMITS["limit_request_line"]
+    limit_request_fields = _LIMITS["limit_request_fields"]
+    limit_request_field_size = _LIMITS["limit_request_field_size"]

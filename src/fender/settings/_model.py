@@ -530,6 +530,11 @@ class Settings(SecurityFields, BaseSettings):
         """True when the environment is production (see :meth:`enforces_production`)."""
         return self.env == "production"
 
+    @property
+    def versions_hidden(self) -> bool:
+        """FENDER_HIDE_VERSIONS; when unset, True in production."""
+        return self.is_production if self.hide_versions is None else self.hide_versions
+
     def testing_mode(self, app_testing: bool = False) -> bool:  # noqa: FBT001, FBT002  (adapters pass app.testing as is)
         """True when the production rules only warn, as in development.
 
