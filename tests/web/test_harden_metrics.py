@@ -176,3 +176,10 @@ def test_hidden_versions_leave_the_public_exposition():
     (shown,) = requests(app, ("GET", {"Authorization": f"Bearer {TOKEN}"}))
     assert b'python="hidden"' not in shown.content
     assert b"python_info" in shown.content
+
+
+def test_testing_mode_renders_every_scrape_unless_asked(renderings):
+    requests(fastapi_app(), ("GET", {}), ("GET", {}))  # a pytest run: testing mode
+    assert renderings.count == 2
+    requests(fastapi_app(metrics_cache_seconds=5), ("GET", {}), ("GET", {}))
+    assert renderings.count == 3

@@ -82,6 +82,8 @@ class Runtime(Generic[StoreT, LimiterT]):
         ``@rate_limit`` marks included, unless the test asks for them (FENDER_RATE_LIMIT_ENABLED,
         FENDER_RATE_LIMIT or FENDER_RATE_LIMIT_PATHS set, or the options): a test suite's client
         makes hundreds of requests from one address, and logs in more often than a user.
+        ``/metrics`` is rendered at every scrape there too, unless FENDER_METRICS_CACHE_SECONDS
+        is set: a test reads the counts of the requests it just made.
         """
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -161,6 +163,9 @@ class Runtime(Generic[StoreT, LimiterT]):
         self.testing = settings.testing_mode(app_testing)
         if self.testing and not _ASKED_FOR_LIMITS & settings.model_fields_set:
             settings = settings.model_copy(update={"rate_limit_enabled": False})
+        if self.testing and "metrics_cache_seconds" not in settings.model_fields_set:
+            # A test scrapes /metrics right after the requests it counts.
+            settings = settings.model_copy(update={"metrics_cache_seconds": 0.0})
         if app is None:
             settings.require_production_ready()
             return settings
