@@ -179,7 +179,9 @@ def test_hidden_versions_leave_the_public_exposition():
 
 
 def test_testing_mode_renders_every_scrape_unless_asked(renderings):
-    requests(fastapi_app(), ("GET", {}), ("GET", {}))  # a pytest run: testing mode
+    requests(fastapi_app(testing=True), ("GET", {}), ("GET", {}))
     assert renderings.count == 2
-    requests(fastapi_app(metrics_cache_seconds=5), ("GET", {}), ("GET", {}))
+    requests(fastapi_app(testing=True, metrics_cache_seconds=5), ("GET", {}), ("GET", {}))
     assert renderings.count == 3
+    requests(fastapi_app(testing=False), ("GET", {}), ("GET", {}))  # the default: 1 s
+    assert renderings.count == 4
