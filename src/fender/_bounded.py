@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-__all__ = ["BOUNDED_MAX", "bounded"]
+__all__ = ["BOUNDED_MAX", "bounded", "clipped"]
 
 BOUNDED_MAX: Final = 96
 """The longest text :func:`bounded` keeps as it is (in characters)."""
@@ -40,3 +40,19 @@ def bounded(text: str) -> str:
         return text
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     return f"{text[:_PREFIX]}~{digest}"
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` if at most ``limit`` characters, else its start and a marker with its length.
+
+    For logged values a client chose (a User-Agent): readable, bounded, and plainly cut.
+
+    Example:
+        >>> clipped("curl/8.5.0", 512)
+        'curl/8.5.0'
+        >>> clipped("x" * 1000, 8)
+        'xxxxxxxx...(1000 chars)'
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} chars)"

@@ -147,11 +147,11 @@ def _cmd_probe(args: Args) -> int:
 def _cmd_drain(args: Args) -> int:
     import time
 
-    from fender.runtime._drain import request_drain
+    from fender.runtime._drain import request_drain, runtime_directory
     from fender.settings import load_settings
 
     settings = load_settings()
-    directory = args.runtime_dir or settings.runtime_dir
+    directory = args.runtime_dir or runtime_directory(settings)
     wait = settings.drain_seconds if args.wait is None else args.wait
     try:
         flag = request_drain(directory, "fender drain")

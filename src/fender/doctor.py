@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from fender._private_dir import check_private
 from fender._status import Finding, Status
 from fender.apps import app_findings
 from fender.db import engine_from_settings
@@ -29,6 +30,7 @@ from fender.errors import ConfigurationError
 from fender.http.admin import AdminGuard
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.ratelimit._config import RateLimitConfig
+from fender.runtime._drain import runtime_directory
 from fender.runtime._launch import import_app, parse_app
 from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores._url import parse_redis_url
@@ -103,9 +105,14 @@ def _redis_check(settings: Settings) -> list[Finding]:
 
 @doctor_check
 def _runtime_dir_check(settings: Settings) -> list[Finding]:
-    """FENDER_RUNTIME_DIR exists or can be created, and is writable: the drain flag goes there."""
-    directory = settings.runtime_dir
-    problem = _not_writable(Path(directory))
+    """FENDER_RUNTIME_DIR can be created or is writable, and is this user's alone."""
+    directory = runtime_directory(settings)
+    problem = _not_writable(directory)
+    if not problem and directory.exists():
+        try:
+            check_private(directory)
+        except OSError as exc:
+            problem = f"is unsafe ({exc})"
     if not problem:
         state = "is writable" if Path(directory).is_dir() else "can be created"
         return [Finding("runtime_dir", Status.PASS, f"FENDER_RUNTIME_DIR {directory} {state}")]
@@ -115,8 +122,9 @@ def _runtime_dir_check(settings: Settings) -> list[Finding]:
             Status.FAIL if settings.enforces_production() else Status.WARN,
             f"FENDER_RUNTIME_DIR {directory} {problem}: `fender drain` and POST /health/drain "
             "would fail",
-            "set FENDER_RUNTIME_DIR to a directory the server's user can write (e.g. an "
-            "emptyDir volume under a read-only root filesystem)",
+            "set FENDER_RUNTIME_DIR to a directory the server's user alone can write, or to "
+            "a missing one it can create (e.g. /run/fender/drain on an emptyDir volume: fender "
+            "creates it 0700)",
             "FENDER_RUNTIME_DIR",
         )
     ]

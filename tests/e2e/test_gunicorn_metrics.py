@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+
+from fender.observability._metrics import auto_dir
 
 from servers import CommandServer, missing, wait_for
 
@@ -233,7 +234,7 @@ def test_multiprocess_mode_switches_on_by_itself(tmp_path):
         process.terminate()
         process.close()
         # the directory fender chose, named after the master (no gunicorn_conf to remove it)
-        shutil.rmtree(Path(tempfile.gettempdir()) / f"fender-metrics-{master}", ignore_errors=True)
+        shutil.rmtree(auto_dir(master), ignore_errors=True)
 
 
 @pytest.mark.parametrize("worker", list(WORKERS))

@@ -10,26 +10,30 @@ from fender.errors import ConfigurationError
 from fender.ratelimit import MemoryLimiter, parse_policy
 
 
-def test_bounded_lru_evicts_the_least_recently_used():
-    limiter = MemoryLimiter(max_keys=3, clock=ManualClock())
+def test_expired_states_make_room_the_least_recently_used_first():
+    clock = ManualClock()
+    limiter = MemoryLimiter(max_keys=3, clock=clock)
     policy = parse_policy("2/minute")
     for key in "abc":
         limiter.hit(key, policy)
-    limiter.hit("a", policy)  # a is now the most recent
+    clock.advance(31)  # one hit of 2/minute is forgotten after 30 s: all three expired
+    limiter.hit("a", policy)  # a is now the most recent (and live again)
     limiter.hit("d", policy)
     assert len(limiter) == 3
     assert limiter.ttl("b:g60") is None
     assert limiter.ttl("a:g60") is not None
 
 
-def test_a_rejected_key_stays_recent_so_eviction_grants_no_fresh_burst():
+def test_a_full_table_of_live_states_grants_no_fresh_burst():
     limiter = MemoryLimiter(max_keys=2, clock=ManualClock())
     policy = parse_policy("1/minute")
     assert limiter.hit("attacker", policy).allowed
     limiter.hit("x", policy)
-    assert not limiter.hit("attacker", policy).allowed  # a read refreshes its place
-    limiter.hit("y", policy)  # evicts x, not the attacker
     assert not limiter.hit("attacker", policy).allowed
+    assert limiter.hit("y", policy).allowed  # no room: y counts in the overflow state
+    assert not limiter.hit("z", policy).allowed  # ... which z shares
+    assert not limiter.hit("attacker", policy).allowed
+    assert not limiter.hit("x", policy).allowed
 
 
 def test_default_bound_and_bad_settings():
@@ -84,9 +88,11 @@ def test_expired_state_is_a_fresh_key():
 
 
 def test_a_decision_over_new_keys_keeps_the_bound_and_the_keys_it_just_used():
-    limiter = MemoryLimiter(max_keys=2, clock=ManualClock())
+    clock = ManualClock()
+    limiter = MemoryLimiter(max_keys=2, clock=clock)
     policy = parse_policy("5/minute")
     limiter.hit("old", policy)
+    clock.advance(13)  # one hit of 5/minute is forgotten after 12 s: old has expired
     limiter.hit("x", policy)
     assert limiter.decide([("x", policy), ("new", policy)]).allowed
     assert len(limiter) == 2

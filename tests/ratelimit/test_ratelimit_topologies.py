@@ -338,7 +338,8 @@ def test_install_with_a_cluster_url_limits_on_the_cluster(cluster):
     assert isinstance(runtime.limiter, AsyncTieredLimiter)
     paths = [f"/items/{i}" for i in range(5)]
     assert statuses_on_the_cluster(app, runtime, "203.0.113.77", paths) == [200] * 3 + [429] * 2
-    assert keys_on(cluster, "fender:rl:{203.0.113.77}*")  # counted in the cluster, not memory
+    # counted in the cluster, not memory; under the service name (FENDER_SERVICE_NAME: app)
+    assert keys_on(cluster, "fender:rl:app:{203.0.113.77}*")
 
 
 def test_stacked_limits_of_different_scopes_stay_on_the_cluster(cluster):
@@ -356,4 +357,4 @@ def test_stacked_limits_of_different_scopes_stay_on_the_cluster(cluster):
     statuses = statuses_on_the_cluster(app, runtime, "203.0.113.78", ["/search"] * 3)
     assert statuses == [200, 200, 429]
     # the global key and the client's key, in the global slot
-    assert len(keys_on(cluster, "fender:rl:{global}*")) == 2
+    assert len(keys_on(cluster, "fender:rl:app:{global}*")) == 2

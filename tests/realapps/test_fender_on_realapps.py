@@ -108,6 +108,8 @@ def production(monkeypatch, tmp_path) -> pytest.MonkeyPatch:
     for name, value in production_environment(tmp_path).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("FENDER_RATE_LIMIT", f"{LIMIT}/minute")
+    # the tests read /metrics right after the requests they count: no reused rendering
+    monkeypatch.setenv("FENDER_METRICS_CACHE_SECONDS", "0")
     return monkeypatch
 
 

@@ -4,10 +4,10 @@ exit; one the user names is emptied at start and left in place."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 
+from fender import _private_dir
 from fender.runtime import gunicorn_conf
 
 
@@ -20,9 +20,10 @@ def environ(monkeypatch):
 
 
 def test_fenders_own_directory_is_removed_at_exit(monkeypatch, tmp_path):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    directory = tmp_path / "fender-metrics-4242"
-    directory.mkdir()
+    monkeypatch.setattr(_private_dir, "_SHARED_BASE", tmp_path)
+    directory = tmp_path / f"fender-{os.geteuid()}" / "metrics-4242"
+    directory.mkdir(parents=True, mode=0o700)
+    directory.parent.chmod(0o700)
     (directory / "counter_1.db").write_bytes(b"old run")
     assert gunicorn_conf.prepare_metrics_dir(4242) == str(directory)
     assert list(directory.iterdir()) == []  # a previous master's files are gone

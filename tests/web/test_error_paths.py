@@ -26,8 +26,8 @@ from prometheus_client.core import GaugeMetricFamily
 import fender
 from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_before_first
 from fender.errors import ConfigurationError
+from fender.http import metrics as metrics_endpoint
 from fender.http.access import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
-from fender.middleware.asgi import access
 from fender.observability._logging import AccessLog, is_logged, mark_logged
 from fender.settings import load_settings
 
@@ -616,8 +616,8 @@ def scrape_twice(app: Any) -> list[httpx.Response]:
 
 
 def test_after_a_slow_render_metrics_render_in_a_thread(recorder, monkeypatch):
-    monkeypatch.setattr(access, "OFFLOAD_RENDER_SECONDS", 0.0)  # every render is "slow"
-    responses = scrape_twice(fender.asgi.wrap(_bare_asgi, **OPTIONS))
+    monkeypatch.setattr(metrics_endpoint, "OFFLOAD_RENDER_SECONDS", 0.0)  # every render "slow"
+    responses = scrape_twice(fender.asgi.wrap(_bare_asgi, **OPTIONS, metrics_cache_seconds=0))
     assert [r.status_code for r in responses] == [200, 200]
     assert all("test_render_thread 1.0" in r.text for r in responses)
     loop_thread = threading.get_ident()
@@ -626,6 +626,6 @@ def test_after_a_slow_render_metrics_render_in_a_thread(recorder, monkeypatch):
 
 
 def test_quick_metrics_renders_stay_on_the_event_loop(recorder, monkeypatch):
-    monkeypatch.setattr(access, "OFFLOAD_RENDER_SECONDS", 60.0)
-    scrape_twice(fender.asgi.wrap(_bare_asgi, **OPTIONS))
+    monkeypatch.setattr(metrics_endpoint, "OFFLOAD_RENDER_SECONDS", 60.0)
+    scrape_twice(fender.asgi.wrap(_bare_asgi, **OPTIONS, metrics_cache_seconds=0))
     assert recorder.threads == [threading.get_ident()] * 2

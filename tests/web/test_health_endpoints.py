@@ -140,7 +140,7 @@ def test_live_never_checks_dependencies_and_reports_a_stalled_loop(tmp_path):
         ({"Authorization": "Bearer wrong-token"}, "127.0.0.1", {}, 404),
         ({"Authorization": f"Bearer {TOKEN}"}, "127.0.0.1", {}, 200),
         ({"Authorization": f"bearer {TOKEN}"}, "127.0.0.1", {}, 200),
-        ({}, "10.1.2.3", {"admin_cidrs": "10.0.0.0/8"}, 200),
+        ({}, "10.1.2.3", {"admin_cidrs": "10.0.0.0/8", "allowed_hosts": "testserver"}, 200),
         ({}, "192.168.1.1", {"admin_cidrs": "10.0.0.0/8"}, 404),
         ({}, "127.0.0.1", {"admin_deny_status": 401}, 401),
         ({}, "127.0.0.1", {"admin_policy": "always"}, 200),

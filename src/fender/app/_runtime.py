@@ -31,8 +31,9 @@ from fender.app._process import (
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
 from fender.http.access import Observer
 from fender.http.edge import Edge
-from fender.http.endpoints import Endpoints, Request, metrics_endpoint
+from fender.http.endpoints import Endpoints, Request
 from fender.http.health import HealthEndpoints
+from fender.http.metrics import MetricsEndpoint
 from fender.observability import _metrics as metrics
 from fender.observability._breakers import instrument as instrument_breakers
 from fender.observability._logging import (
@@ -91,6 +92,8 @@ class Runtime(Generic[StoreT, LimiterT]):
         ``@rate_limit`` marks included, unless the test asks for them (FENDER_RATE_LIMIT_ENABLED,
         FENDER_RATE_LIMIT or FENDER_RATE_LIMIT_PATHS set, or the options): a test suite's client
         makes hundreds of requests from one address, and logs in more often than a user.
+        ``/metrics`` is rendered at every scrape there too, unless FENDER_METRICS_CACHE_SECONDS
+        is set: a test reads the counts of the requests it just made.
         """
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -105,11 +108,12 @@ class Runtime(Generic[StoreT, LimiterT]):
         self.edge = Edge(settings, self.rate_limit.resolver)
         """The edge: head bounds, proxies, allowed hosts, HTTPS redirect, CORS, probe events."""
         self.endpoints = Endpoints()
-        if settings.metrics_enabled:
-            self.endpoints.add(
-                settings.metrics_path, metrics_endpoint, setting="FENDER_METRICS_PATH"
-            )
-        metrics.set_build_info(settings.release, settings.commit)
+        # Versions hidden where anyone may read them: the exposition too, unless protected.
+        metrics.set_build_info(
+            settings.release,
+            settings.commit,
+            hide_versions=settings.versions_hidden and not settings.metrics_protected,
+        )
         self.lifecycle = Lifecycle()
         self.lifecycle.add_listener(_report_transition)
         _report_transition(State.STARTING, State.STARTING, "built")
@@ -144,6 +148,14 @@ class Runtime(Generic[StoreT, LimiterT]):
             drain_started_at=server_started_at,
             client_ips=self.rate_limit.resolver,
         )
+        if settings.metrics_enabled:
+            guard = self.health_endpoints.guard
+            self.endpoints.add(
+                settings.metrics_path,
+                MetricsEndpoint(settings, guard),
+                setting="FENDER_METRICS_PATH",
+                gate=guard if settings.metrics_protected else None,
+            )
         self.health_endpoints.add_to(self.endpoints)
         # A threaded server may answer liveness without an app thread (runtime/_fastpath).
         offer_fast_path(_live_paths(settings), self._live_answer)
@@ -170,6 +182,9 @@ class Runtime(Generic[StoreT, LimiterT]):
         self.testing = settings.testing_mode(app_testing)
         if self.testing and not _ASKED_FOR_LIMITS & settings.model_fields_set:
             settings = settings.model_copy(update={"rate_limit_enabled": False})
+        if self.testing and "metrics_cache_seconds" not in settings.model_fields_set:
+            # A test scrapes /metrics right after the requests it counts.
+            settings = settings.model_copy(update={"metrics_cache_seconds": 0.0})
         if app is None:
             settings.require_production_ready()
             return settings

@@ -151,6 +151,10 @@ class _FlaskLimit:
         rule = request.url_rule
         if rule is None or request.endpoint is None or self.http.exempt(request.path):
             return None
+        if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
+            # Flask answers it without the view (a CORS preflight): no request of the
+            # route's to count.
+            return None
         route, plan = self.plan_of(request.endpoint, rule.rule)
         environ = request.environ
         outcome = limit_sync(self.http, self.limiter, plan, route, environ, request)
@@ -177,7 +181,8 @@ def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | N
 
     A ``before_request`` hook (which runs after routing, so the rule and the view are known)
     answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
-    not limited. The plans of the rules present are resolved now, later ones on first use.
+    not limited, nor the OPTIONS Flask answers by itself (CORS preflights). The plans of
+    the rules present are resolved now, later ones on first use.
 
     Raises:
         ConfigurationError: a decorator's limit does not fit the configuration.

@@ -15,7 +15,7 @@ import functools
 import re
 from typing import Any, Final
 
-from fender._bounded import BOUNDED_MAX, bounded
+from fender._bounded import BOUNDED_MAX, bounded, clipped
 from fender._http import Forwarding
 from fender.errors import ConfigurationError
 from fender.observability import _metrics as metrics
@@ -25,6 +25,7 @@ from fender.settings import Settings
 
 __all__ = [
     "KNOWN_METHODS",
+    "LOGGED_MAX",
     "MAX_RAW_PATHS",
     "PATH_LABEL_MAX",
     "UNMATCHED",
@@ -49,6 +50,14 @@ path_label = bounded
 MAX_RAW_PATHS: Final = 100
 """Distinct raw paths (of an app without a router) the HTTP metrics name, per process."""
 
+LOGGED_MAX: Final = {"user_agent": 512, "method": 32, "client": 128, "route": 2048}
+"""The most characters of each client-chosen field an access event (or a slow-request
+warning) carries; past it the value is cut, with a marker and its length."""
+_AGENT_MAX: Final = LOGGED_MAX["user_agent"]
+_METHOD_MAX: Final = LOGGED_MAX["method"]
+_CLIENT_MAX: Final = LOGGED_MAX["client"]
+_ROUTE_MAX: Final = LOGGED_MAX["route"]
+
 _FLASK_VARIABLE: Final = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -61,6 +70,19 @@ def method_label(method: str) -> str:
 def template_of_rule(rule: str) -> str:
     """A werkzeug rule as a route template: ``/items/<int:item_id>`` -> ``/items/{item_id}``."""
     return _FLASK_VARIABLE.sub(r"{\1}", rule)
+
+
+def _logged(
+    method: str, user_agent: str | None, client: str | None
+) -> tuple[str, str | None, str | None]:
+    """Client-chosen text, bounded before it is logged (a length check each when short)."""
+    if len(method) > _METHOD_MAX:
+        method = clipped(method, _METHOD_MAX)
+    if user_agent is not None and len(user_agent) > _AGENT_MAX:
+        user_agent = clipped(user_agent, _AGENT_MAX)
+    if client is not None and len(client) > _CLIENT_MAX:
+        client = clipped(client, _CLIENT_MAX)
+    return method, user_agent, client
 
 
 class Observer:
@@ -177,6 +199,9 @@ class Observer:
             response_bytes: body bytes sent.
             client: the client's address.
             user_agent: the ``User-Agent`` header.
+
+        The client-chosen fields (user agent, method, client, route) are cut to
+        :data:`LOGGED_MAX` characters before they are logged.
             error: what went wrong while serving, whatever the status says (the class name
                 of an exception the app raised, ``no_response``...): a field of the access
                 event when set.
@@ -185,6 +210,9 @@ class Observer:
                 say ``unmatched`` (the access event keeps the bounded path).
         """
         label = method if method in KNOWN_METHODS else "_OTHER"
+        method, user_agent, client = _logged(method, user_agent, client)
+        if len(route) > _ROUTE_MAX and not raw_path:  # (a raw path is bounded below)
+            route = clipped(route, _ROUTE_MAX)
         route_label = route
         if raw_path:
             route = route_label = path_label(route)

@@ -1,7 +1,7 @@
 """fender's own endpoints, free of any framework: a request in, a status, headers, body out.
 
 The ASGI and WSGI adapters translate to and from :class:`Request` and :class:`Response`; every
-endpoint (``/metrics`` now, the health family in its own module) is written once, here.
+endpoint (``/metrics``, the health family, each in its own module) is written once.
 """
 
 from __future__ import annotations
@@ -14,20 +14,19 @@ import orjson
 
 from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
-from fender.observability import _metrics as metrics
 
 __all__ = [
     "Effect",
     "Endpoint",
     "Endpoints",
     "Flow",
+    "Gate",
     "Request",
     "Response",
     "drive_async",
     "drive_sync",
     "error_response",
     "json_response",
-    "metrics_endpoint",
 ]
 
 NO_STORE: Final = ("cache-control", "no-store")
@@ -79,6 +78,18 @@ class Effect(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """Who may learn that a protected path exists (the admin guard)."""
+
+    def authorized(self, request: Request, *, strict: bool = False) -> bool:
+        """True when ``request`` may see the endpoint (silently: no event)."""
+        ...
+
+    def deny(self, request: Request | None = None) -> Response:
+        """The answer to whoever may not: the same as for a path that does not exist."""
+        ...
+
+
 # An endpoint answers at once, or is a generator that yields effects, receives their results
 # and returns the response: one algorithm, driven by an async (ASGI) or a sync (WSGI) driver.
 Flow = Generator[Effect, Any, Response]
@@ -107,21 +118,16 @@ def _run_sync(effect: Effect) -> Any:
     return effect.run_sync()
 
 
-def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics``: Prometheus text format, or OpenMetrics when ``Accept`` asks for it."""
-    body, content_type = metrics.exposition(request.headers.get("accept"))
-    return Response(200, (("content-type", content_type), NO_STORE), body)
-
-
 class Endpoints:
     """A table of fender's paths; looked up with one dict access per request."""
 
-    __slots__ = ("_routes", "_settings")
+    __slots__ = ("_gates", "_routes", "_settings")
 
     def __init__(self) -> None:
         """An empty table."""
         self._routes: dict[str, tuple[frozenset[str], Endpoint]] = {}
         self._settings: dict[str, str] = {}
+        self._gates: dict[str, Gate] = {}
 
     def add(
         self,
@@ -130,6 +136,7 @@ class Endpoints:
         methods: tuple[str, ...] = ("GET",),
         *,
         setting: str = "path",
+        gate: Gate | None = None,
     ) -> None:
         """Serve ``endpoint`` at ``path`` (``GET`` also answers ``HEAD``).
 
@@ -139,6 +146,8 @@ class Endpoints:
             methods: The methods it answers.
             setting: The variable ``path`` comes from (``FENDER_METRICS_PATH``...), named by
                 the error when the path is taken twice; the default means a fixed path.
+            gate: For a protected endpoint: whoever it does not let in gets its denial for
+                another method too, not a 405 whose ``Allow`` says the path exists.
 
         Raises:
             ConfigurationError: ``path`` is not absolute or already served; it names
@@ -157,6 +166,8 @@ class Endpoints:
             allowed.add("HEAD")
         self._routes[path] = (frozenset(allowed), endpoint)
         self._settings[path] = setting
+        if gate is not None:
+            self._gates[path] = gate
 
     def yield_to(self, app_paths: Iterable[str]) -> list[tuple[str, str]]:
         """Stop serving the paths the app serves itself: the app's own route wins.
@@ -173,6 +184,7 @@ class Endpoints:
         for path, _setting in given_up:
             del self._routes[path]
             del self._settings[path]
+            self._gates.pop(path, None)
         return given_up
 
     def __contains__(self, path: object) -> bool:
@@ -192,10 +204,15 @@ class Endpoints:
     def handle(self, request: Request) -> Response | Flow:
         """Answer ``request`` (whose path must be in the table); 405 for another method.
 
-        Drive the result with :func:`drive_async` or :func:`drive_sync`.
+        A protected path answers another method as it answers whoever it does not let in,
+        unless the request is let in. Drive the result with :func:`drive_async` or
+        :func:`drive_sync`.
         """
         allowed, endpoint = self._routes[request.path]
         if request.method not in allowed:
+            gate = self._gates.get(request.path)
+            if gate is not None and not gate.authorized(request):
+                return gate.deny(request)
             return json_response(
                 405,
                 {"error": "method_not_allowed", "allowed": sorted(allowed)},

@@ -26,7 +26,11 @@ dependency is down, so every pod turns unready at once and the Service has no en
 that is why ``warn`` defaults to 200 (degrade, never fail the user).
 
 Protected endpoints answer to a bearer FENDER_ADMIN_TOKEN (compared in constant time) or a
-client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get 404 (or 401).
+client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get fender's JSON 404 (or
+401), for any method, and each refusal is a security event (see :mod:`fender.http.admin`:
+the Host and cross-site rules of access by network). With FENDER_HIDE_VERSIONS (on in
+production by default) ``/health/version`` shows the Python, framework and fender versions
+only to whoever may read the protected endpoints.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from fender.http.status_page import STYLESHEET, status_page
 from fender.observability._logging import get_logger
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
-from fender.runtime._drain import is_draining, request_drain
+from fender.runtime._drain import is_draining, request_drain, runtime_directory
 from fender.runtime._lifecycle import Lifecycle, State
 from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
 
@@ -142,6 +146,7 @@ class HealthEndpoints:
         self.lifecycle = lifecycle
         self.breakers = breakers
         self.guard = AdminGuard(settings, client_ips)
+        self.runtime_dir = runtime_directory(settings)
         self.loop = LoopMonitor()
         self._drain_started_at = drain_started_at
         self._last_run = -PUBLIC_RUN_INTERVAL
@@ -157,20 +162,24 @@ class HealthEndpoints:
             version=version,
             release_id=settings.release,
         )
-        self._version = json_response(
-            200,
-            {
-                "service": settings.service_name,
-                "version": version,
-                "release_id": settings.release or None,
-                "commit": settings.commit or None,
-                "build_time": settings.build_time or None,
-                "python": platform.python_version(),
-                "framework": framework,
-                "fender": __version__,
-                "started_at": _iso(self._started_wall),
-            },
-        )
+        document: dict[str, object] = {
+            "service": settings.service_name,
+            "version": version,
+            "release_id": settings.release or None,
+            "commit": settings.commit or None,
+            "build_time": settings.build_time or None,
+            "python": platform.python_version(),
+            "framework": framework,
+            "fender": __version__,
+            "started_at": _iso(self._started_wall),
+        }
+        self._version = json_response(200, document)
+        self._public_version = self._version
+        if settings.versions_hidden:
+            stack = ("python", "framework", "fender")
+            self._public_version = json_response(
+                200, {k: v for k, v in document.items() if k not in stack}
+            )
 
     def add_to(self, endpoints: Endpoints) -> None:
         """Serve the family at the configured paths (the table settings validate)."""
@@ -184,16 +193,23 @@ class HealthEndpoints:
             "/version": self.version,
             "/drain": self.drain,
         }
+        protected = {"/detailed", "/drain"}
         for sub in HEALTH_SUBPATHS:
             methods = ("POST",) if sub == "/drain" else ("GET",)
-            endpoints.add(prefix + sub, family[sub], methods, setting="FENDER_HEALTH_PREFIX")
+            endpoints.add(
+                prefix + sub,
+                family[sub],
+                methods,
+                setting="FENDER_HEALTH_PREFIX",
+                gate=self.guard if sub in protected else None,
+            )
         fixed: dict[str, Endpoint] = {
             "/status": self.status,
             "/status/style.css": self.stylesheet,
             "/circuit-breaker": self.circuit_breakers,
         }
         for path in FIXED_PATHS:
-            endpoints.add(path, fixed[path])
+            endpoints.add(path, fixed[path], gate=None if path.endswith(".css") else self.guard)
         if self.settings.health_aliases:
             aliases: dict[str, Endpoint] = {
                 "/healthz": self.health,
@@ -207,9 +223,7 @@ class HealthEndpoints:
 
     def refresh_drain(self) -> None:
         """Turn DRAINING when another process raised the drain flag."""
-        if not self.lifecycle.draining and is_draining(
-            self.settings.runtime_dir, self._drain_started_at()
-        ):
+        if not self.lifecycle.draining and is_draining(self.runtime_dir, self._drain_started_at()):
             self.lifecycle.drain("drain flag raised")
 
     def _max_age(self) -> float:
@@ -288,7 +302,7 @@ class HealthEndpoints:
 
     def detailed(self, request: Request) -> Response | Flow:
         """A fresh run, every check (protected)."""
-        if not self.guard.authorized(request):
+        if self.guard.grant(request) is None:
             return self.guard.deny()
         return self._detailed(request)
 
@@ -296,22 +310,24 @@ class HealthEndpoints:
         report: HealthReport = yield RunChecks(self.registry)
         return self._rendered(report, request)
 
-    def version(self, _request: Request) -> Response:
-        """What is running."""
-        return self._version
+    def version(self, request: Request) -> Response:
+        """What is running (the stack's versions hidden from the public, as configured)."""
+        if self._public_version is self._version or self.guard.authorized(request):
+            return self._version
+        return self._public_version
 
     def drain(self, request: Request) -> Response:
-        """Raise the drain flag for every worker of this server (protected)."""
-        if not self.guard.authorized(request, strict=True):
+        """Raise the drain flag for every worker of this server (protected: an action)."""
+        if self.guard.grant(request, strict=True, action="drain") is None:
             return self.guard.deny()
         # This worker first: whatever happens to the flag, the caller asked it to drain.
         self.lifecycle.drain("POST /health/drain")
         try:
-            request_drain(self.settings.runtime_dir, "POST /health/drain")
+            request_drain(self.runtime_dir, "POST /health/drain")
         except OSError as exc:
             _logger.error(  # noqa: TRY400  (a bad setting, not a bug: the reason is enough)
                 "drain_flag_unwritable",
-                runtime_dir=self.settings.runtime_dir,
+                runtime_dir=str(self.runtime_dir),
                 error=f"{type(exc).__name__}: {exc.strerror or exc}",
             )
             return json_response(
@@ -319,8 +335,9 @@ class HealthEndpoints:
                 {
                     "error": "drain_flag_unwritable",
                     "detail": "this worker is draining, but the drain flag that tells the "
-                    "others could not be written: make FENDER_RUNTIME_DIR writable",
-                    "runtime_dir": self.settings.runtime_dir,
+                    "others could not be written: make FENDER_RUNTIME_DIR a directory this "
+                    "user alone can write",
+                    "runtime_dir": str(self.runtime_dir),
                     "state": str(self.lifecycle.state),
                 },
             )
@@ -328,13 +345,13 @@ class HealthEndpoints:
 
     def circuit_breakers(self, request: Request) -> Response:
         """Every circuit breaker: state, counts, time to the next trial (protected)."""
-        if not self.guard.authorized(request):
+        if self.guard.grant(request) is None:
             return self.guard.deny()
         return json_response(200, {"breakers": self._breakers()})
 
     def status(self, request: Request) -> Response:
         """Operational summary; HTML when a browser asks (protected)."""
-        if not self.guard.authorized(request):
+        if self.guard.grant(request) is None:
             return self.guard.deny()
         self.refresh_drain()
         summary = self._summary()

@@ -15,6 +15,10 @@ paths (:mod:`fender.middleware.asgi.ratelimit`, :mod:`fender.middleware.wsgi.rat
 paths carry ids (``/items/1``, ``/items/2``...), so the default there is one budget per
 client across all paths; ``FENDER_RATE_LIMIT_PATHS`` entries keep a budget per path.
 
+Rejections are observed too: past FENDER_SECURITY_EVENT_THRESHOLD rejections of one key within
+a minute, one ``rate_limit_abuse`` security event for that key and minute
+(:class:`RejectionWatch`).
+
 A 429 carries ``Retry-After`` (whole seconds, rounded up) and the JSON body
 ``{"error": "rate_limited", "request_id": ..., "retry_after": ...}``. When no store answers
 and the fallback is ``closed``, the error is ``rate_limit_unavailable``, still a 429: a 5xx
@@ -35,11 +39,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Final, Literal, TypeVar
 
+from fender._clock import Clock, monotonic
 from fender._http import Forwarding
 from fender.errors import ConfigurationError
 from fender.http.endpoints import Response, json_response
@@ -55,6 +61,7 @@ from fender.ratelimit._policy import (
     parse_policy,
 )
 from fender.ratelimit._tiers import UNAVAILABLE
+from fender.security._events import security_event
 from fender.stores._url import parse_redis_url
 
 __all__ = [
@@ -63,6 +70,7 @@ __all__ = [
     "HttpRateLimit",
     "KeyScope",
     "RateLimitRequest",
+    "RejectionWatch",
     "RouteLimit",
     "RoutePlan",
     "normal_path",
@@ -193,6 +201,42 @@ class RoutePlan:
     slot: Literal["global", "key", "route"] | None = None
 
 
+class RejectionWatch:
+    """Counts rejections per key and minute; says when a key reaches the threshold.
+
+    One event per key and minute however many rejections follow, and bounded memory: the
+    counts are of the current minute only, for at most ``max_keys`` keys (later keys of a
+    minute are not counted: a flood of distinct keys is not one key's abuse).
+    """
+
+    __slots__ = ("_clock", "_counts", "_lock", "_max_keys", "_minute", "threshold")
+
+    def __init__(self, threshold: int, *, clock: Clock = monotonic, max_keys: int = 10_000) -> None:
+        """Watch for ``threshold`` rejections of one key in a minute."""
+        self.threshold = threshold
+        self._clock = clock
+        self._max_keys = max_keys
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def rejected(self, key: str) -> bool:
+        """Count a rejection of ``key``; True exactly when it reaches the threshold."""
+        minute = int(self._clock() // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute = minute
+                self._counts.clear()
+            counts = self._counts
+            count = counts.get(key)
+            if count is None:
+                if len(counts) >= self._max_keys:
+                    return False
+                count = 0
+            counts[key] = count = count + 1
+        return count == self.threshold
+
+
 class HttpRateLimit:
     """The framework-free HTTP side: plans, client identity, keys, headers, 429 responses.
 
@@ -202,6 +246,7 @@ class HttpRateLimit:
     def __init__(self, config: RateLimitConfig) -> None:
         """Precompute the default plan and the path table's plans."""
         self.config = config
+        self.watch = RejectionWatch(config.abuse_threshold)
         self._keys = KeyBuilder(prefix=config.key_prefix)
         self._resolver = config.resolver
         self.proxies = bool(config.trusted_proxies) or config.trusted_hops > 0
@@ -411,7 +456,15 @@ class HttpRateLimit:
     def rejection(
         self, plan: RoutePlan, decision: Decision, request_id: str | None = None
     ) -> Response:
-        """The 429 response for a rejected request."""
+        """The 429 response for a rejected request (observed: see :class:`RejectionWatch`)."""
+        if decision.reason != UNAVAILABLE and self.watch.rejected(decision.key):
+            security_event(
+                "rate_limit_abuse",
+                key=decision.key,
+                policy=decision.policy,
+                rejections=self.watch.threshold,
+                window_seconds=60,
+            )
         headers = self.headers(plan, decision)
         retry = decision.retry_after_header()
         if retry is not None:

@@ -11,6 +11,10 @@ then switches prometheus_client to its multiprocess mode by itself, before the f
 declared: values go to mmap files in ``PROMETHEUS_MULTIPROC_DIR`` (set by
 ``fender.runtime.gunicorn_conf``, or else a directory named after the gunicorn master's pid, so a
 new master never reads an old one's files) and every scrape builds a fresh registry over them.
+That directory is this user's alone (:func:`auto_dir`, created ``0700``); one another user
+owns, or can write into, is never adopted: its files could carry forged values. A
+``PROMETHEUS_MULTIPROC_DIR`` like that is refused too: an ``unsafe_metrics_dir`` error, and the
+worker counts alone (single-process mode) rather than serve what others wrote.
 Gauges use the ``live*`` modes only, and at each scrape the files of workers that are gone are
 marked dead, so a killed worker leaves no stale gauge while its counts still add up.
 """
@@ -20,9 +24,9 @@ from __future__ import annotations
 import abc
 import atexit
 import bisect
+import contextlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,8 +38,10 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from fender._negotiate import preferred
+from fender._private_dir import private_dir, user_base
 from fender._version import __version__
 from fender.errors import ConfigurationError
+from fender.observability._logging import get_logger
 from fender.observability._process import WorkerProcessCollector
 
 __all__ = [
@@ -44,8 +50,10 @@ __all__ = [
     "Buffered",
     "LabelGuard",
     "add_scrape_collector",
+    "auto_dir",
     "counter",
     "exposition",
+    "exposition_type",
     "fold",
     "gauge",
     "histogram",
@@ -76,9 +84,18 @@ def _under_gunicorn() -> bool:
     return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
 
 
+def auto_dir(master_pid: int) -> Path:
+    """The multiprocess directory of the gunicorn master ``master_pid`` when none is set.
+
+    Under this user's own base (``/tmp/fender-<uid>``, ``0700``): another local user can
+    neither create it first nor write into it.
+    """
+    return user_base() / f"metrics-{master_pid}"
+
+
 def _auto_dir() -> Path:
     """The directory all workers of this gunicorn master share (the master is our parent)."""
-    return Path(tempfile.gettempdir()) / f"fender-metrics-{os.getppid()}"
+    return auto_dir(os.getppid())
 
 
 def _drop_files_older_than_master(directory: Path) -> None:
@@ -103,14 +120,23 @@ def _configure() -> None:
     if _configured:
         return
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory and _under_gunicorn():
-        auto = _auto_dir()
-        auto.mkdir(mode=0o700, exist_ok=True)
-        _drop_files_older_than_master(auto)
-        directory = str(auto)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        if not directory and _under_gunicorn():
+            auto = private_dir(_auto_dir(), private_parent=True)
+            _drop_files_older_than_master(auto)
+            directory = str(auto)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        elif directory:
+            private_dir(directory)
+    except OSError as exc:
+        get_logger("fender.metrics").error(
+            "unsafe_metrics_dir",
+            directory=directory or str(_auto_dir()),
+            error=str(exc),
+            fallback="this worker's own metrics only (single-process mode)",
+        )
+        directory = None
     if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
         # prometheus_client picked its value class at import; metrics read it at creation.
         _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
         _multiprocess = directory
@@ -473,16 +499,47 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def set_build_info(version: str, commit: str) -> None:
-    """Publish ``app_build_info{version,commit,python} 1``."""
-    python = ".".join(map(str, sys.version_info[:3]))
+HIDDEN: Final = "hidden"
+"""The ``python`` and ``fender`` labels of ``app_build_info`` when versions are hidden."""
+
+
+def set_build_info(version: str, commit: str, *, hide_versions: bool = False) -> None:
+    """Publish ``app_build_info{version,commit,python,fender} 1``.
+
+    ``hide_versions`` (FENDER_HIDE_VERSIONS, for an exposition anyone may read): the Python
+    and fender versions read ``hidden``, and prometheus_client's ``python_info`` is not
+    collected.
+    """
+    python = HIDDEN if hide_versions else ".".join(map(str, sys.version_info[:3]))
     info = gauge(
         "app_build_info",
         "Build of the running service: 1 with version, commit and Python as labels.",
         ("version", "commit", "python", "fender"),
         multiprocess_mode="livemax",
     )
-    info.labels(version or "unknown", commit or "unknown", python, __version__).set(1)
+    info.clear()  # one series: the latest settings' (an app built again in one process)
+    info.labels(
+        version or "unknown", commit or "unknown", python, HIDDEN if hide_versions else __version__
+    ).set(1)
+    _show_platform(show=not hide_versions)
+
+
+def _show_platform(*, show: bool) -> None:
+    """Collect prometheus_client's ``python_info`` (the Python version) or not."""
+    global _platform_hidden  # noqa: PLW0603  (the default registry is process-wide too)
+    with _lock:
+        if show == (not _platform_hidden):
+            return
+        platform = prometheus_client.PLATFORM_COLLECTOR
+        with contextlib.suppress(KeyError, ValueError):
+            if show:
+                prometheus_client.REGISTRY.register(platform)
+            else:
+                prometheus_client.REGISTRY.unregister(platform)
+        _platform_hidden = not show
+
+
+_platform_hidden = False
 
 
 def _reap_dead_workers(directory: str) -> None:
@@ -526,6 +583,11 @@ def add_scrape_collector(collector: Collector) -> None:
             _scrape_collectors.append(collector)
 
 
+def exposition_type(accept: str | None) -> str:
+    """The format :func:`exposition` renders for ``accept``: text/plain or OpenMetrics."""
+    return preferred(accept, _EXPOSITION_TYPES)
+
+
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
     """Render every metric; OpenMetrics when ``accept`` asks for it. Returns (body, type)."""
     directory = multiprocess_dir()
@@ -541,7 +603,7 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
         registry.register(WorkerProcessCollector(directory))
         for collector in _scrape_collectors:
             registry.register(collector)
-    if preferred(accept, _EXPOSITION_TYPES) == OPENMETRICS_TYPE:
+    if exposition_type(accept) == OPENMETRICS_TYPE:
         from prometheus_client.openmetrics import exposition as openmetrics
 
         generate: Callable[[prometheus_client.CollectorRegistry], bytes] = (

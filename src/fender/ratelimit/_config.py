@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from types import MappingProxyType
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 from fender.errors import ConfigurationError
 from fender.ratelimit._clientip import ClientIPResolver
@@ -44,6 +45,7 @@ __all__ = [
     "UserKey",
     "check_no_burst",
     "policy_name",
+    "service_prefix",
 ]
 
 HeadersMode = Literal["ietf", "legacy", "both", "none"]
@@ -69,6 +71,7 @@ _SETTING_FIELDS: Final = MappingProxyType(
         "trusted_proxies": "trusted_proxies",
         "trusted_hops": "trusted_hops",
         "redis_url": "redis_url",
+        "abuse_threshold": "security_event_threshold",
     }
 )
 # Config field -> its environment name, for errors raised while building from settings.
@@ -83,6 +86,7 @@ _DEFAULT_HEADERS: Final[HeadersMode] = field_default("rate_limit_headers")
 _DEFAULT_FALLBACK: Final[FallbackMode] = field_default("rate_limit_fallback")
 _DEFAULT_SLACK: Final[float] = field_default("rate_limit_slack")
 _DEFAULT_TIMEOUT: Final[float] = field_default("rate_limit_timeout_ms") / _MS
+_DEFAULT_ABUSE: Final[int] = field_default("security_event_threshold")
 
 
 def policy_name(route: str) -> str:
@@ -135,7 +139,8 @@ class RateLimitConfig:
         timeout: seconds a Redis decision may take before the fallback decides.
         instances: worker processes sharing the limits; None counts them by heartbeat.
         redis_url: the Redis of the shared limits; empty keeps them in memory (per process).
-        key_prefix: prefix of every storage key.
+        key_prefix: prefix of every storage key; from settings, one per service
+            (:func:`service_prefix`).
         user_key: returns the user id of a request, for the ``user`` key scope.
         max_keys: limit states the memory tier keeps (LRU).
         trip_after: consecutive Redis failures that switch to the fallback. 1 by default:
@@ -144,6 +149,8 @@ class RateLimitConfig:
         recovery_timeout: seconds after a failed probe before Redis is probed again.
         probe_interval: seconds between background steps while on the fallback.
         heartbeat_interval: seconds between instance heartbeats while Redis answers.
+        abuse_threshold: rejections of one key within a minute that make a
+            ``rate_limit_abuse`` security event (one per key and minute).
     """
 
     enabled: bool = _DEFAULT_ENABLED
@@ -167,6 +174,7 @@ class RateLimitConfig:
     recovery_timeout: float = 0.5
     probe_interval: float = 0.2
     heartbeat_interval: float = 2.0
+    abuse_threshold: int = _DEFAULT_ABUSE
     networks: tuple[IPv4Network | IPv6Network, ...] = field(init=False, repr=False)
     resolver: ClientIPResolver = field(init=False, repr=False)
 
@@ -226,7 +234,7 @@ class RateLimitConfig:
             value = getattr(self, name)
             if not _is_number(value) or value <= 0:
                 raise ConfigurationError(name, value, "a number of seconds > 0")
-        for name in ("max_keys", "trip_after"):
+        for name in ("max_keys", "trip_after", "abuse_threshold"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(name, value, "an integer >= 1")
@@ -263,6 +271,8 @@ class RateLimitConfig:
             "timeout": settings.rate_limit_timeout_ms / _MS,
             "instances": settings.instances,
             "redis_url": settings.redis_url,
+            "key_prefix": service_prefix(settings.service_name),
+            "abuse_threshold": settings.security_event_threshold,
         }
         fields.update(overrides)
         try:
@@ -274,6 +284,20 @@ class RateLimitConfig:
             value = getattr(settings, _SETTING_FIELDS.get(exc.field, ""), exc.value)
             secret = exc.field == "redis_url"
             raise ConfigurationError(env, value, exc.expected, secret=secret) from exc
+
+
+def service_prefix(service: str) -> str:
+    """The storage key prefix of a service: ``fender:rl:<FENDER_SERVICE_NAME>``.
+
+    Services sharing one Redis database then share neither buckets nor the instance count
+    (the heartbeat key is under the prefix too). The name is percent-encoded: no ``{``, ``}``
+    (a Cluster hash tag) or ``:`` of it can change the key's shape.
+
+    Example:
+        >>> service_prefix("billing-api")
+        'fender:rl:billing-api'
+    """
+    return f"fender:rl:{quote(service, safe='-._~')}"
 
 
 def _split(text: str) -> tuple[str, ...]:

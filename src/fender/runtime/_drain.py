@@ -8,15 +8,32 @@ FENDER_DRAIN_SECONDS before the container gets its SIGTERM.
 
 A flag older than the server itself (the gunicorn master, or this process when alone) is left
 over from an earlier run and is ignored.
+
+The directory is this service's and this user's alone: by default
+``/tmp/fender-<uid>/<service name>`` (two services on one host never drain each other), created
+``0700``, and refused (:class:`~fender._private_dir.UnsafeDirectoryError`, an ``OSError``) when
+it is a symlink, another user's, or writable by group or others: a local user who could
+create the flag could drain the service. The flag is written without following a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Final
+
+from fender._private_dir import (
+    UnsafeDirectoryError,
+    check_private,
+    private_dir,
+    safe_name,
+    user_base,
+)
+from fender.settings import Settings, field_default
 
 __all__ = [
     "DRAIN_FILE",
@@ -24,10 +41,28 @@ __all__ = [
     "drain_flag",
     "is_draining",
     "request_drain",
+    "runtime_directory",
     "server_started_at",
 ]
 
 DRAIN_FILE: Final = "drain"
+_DEFAULT_DIR: Final[str] = field_default("runtime_dir")
+_NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+
+
+def runtime_directory(settings: Settings) -> Path:
+    """The directory of the drain flag: FENDER_RUNTIME_DIR, or by default one per service.
+
+    The default (``/tmp/fender``) stands for ``/tmp/fender-<uid>/<FENDER_SERVICE_NAME>``: the
+    same for every worker and for ``fender drain`` of one service run by one user.
+    """
+    if settings.runtime_dir != _DEFAULT_DIR:
+        return Path(settings.runtime_dir)
+    return user_base() / safe_name(settings.service_name)
+
+
+def _is_default_layout(directory: Path) -> bool:
+    return directory.parent == user_base()
 
 
 def drain_flag(runtime_dir: str | Path) -> Path:
@@ -36,14 +71,39 @@ def drain_flag(runtime_dir: str | Path) -> Path:
 
 
 def request_drain(runtime_dir: str | Path, reason: str = "drain requested") -> Path:
-    """Write the drain flag (atomically) and return its path."""
+    """Write the drain flag (atomically, following no symlink) and return its path.
+
+    Raises:
+        UnsafeDirectoryError: the directory is not this user's alone (see the module).
+        OSError: it could not be created or written.
+    """
     directory = Path(runtime_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    flag = drain_flag(directory)
-    temporary = flag.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(f"{time.time():.3f} {reason}\n", encoding="utf-8")
-    temporary.replace(flag)
-    return flag
+    private_dir(directory, private_parent=_is_default_layout(directory))
+    # Relative to the directory opened once (no symlink in its last step): a swap of the
+    # directory after the check cannot redirect the writes.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        _check_fd(fd, directory)
+        temporary = f"{DRAIN_FILE}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=fd)
+        file = os.open(temporary, _NEW_FILE, 0o600, dir_fd=fd)
+        try:
+            os.write(file, f"{time.time():.3f} {reason}\n".encode())
+        finally:
+            os.close(file)
+        # rename() replaces a symlink planted at the flag's name, never its target
+        os.replace(temporary, DRAIN_FILE, src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+    return drain_flag(directory)
+
+
+def _check_fd(fd: int, directory: Path) -> None:
+    """:func:`~fender._private_dir.check_private` of an open directory."""
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeDirectoryError(f"{directory} changed owner or mode while in use")
 
 
 def clear_drain(runtime_dir: str | Path) -> None:
@@ -73,8 +133,14 @@ def server_started_at() -> float:
 
 
 def is_draining(runtime_dir: str | Path, started_at: float) -> bool:
-    """True when a drain flag newer than ``started_at`` exists."""
+    """True when a drain flag newer than ``started_at`` exists, in a directory of ours alone.
+
+    A flag in a directory someone else can write, or a symlink, drains nothing: whoever
+    could put it there is not who may drain the service.
+    """
     try:
-        return drain_flag(runtime_dir).stat().st_mtime >= started_at
-    except FileNotFoundError:
+        check_private(runtime_dir)
+        info = drain_flag(runtime_dir).lstat()
+    except OSError:  # missing, or not ours
         return False
+    return stat.S_ISREG(info.st_mode) and info.st_mtime >= started_at

@@ -11,8 +11,15 @@
   So ``forwarded_allow_ips`` is empty, ``secure_scheme_headers`` too, and fender's uvicorn
   worker runs with ``proxy_headers`` off. ``FORWARDED_ALLOW_IPS`` is not consulted.
 * Drain: a drain flag left by an earlier server is cleared when the master starts.
+* Request heads: gunicorn's own workers (sync, gthread) take their limits from
+  FENDER_MAX_HEADER_BYTES and FENDER_MAX_HEADER_COUNT (``limit_request_line``, at most
+  gunicorn's 8190; ``limit_request_field_size``; ``limit_request_fields``); fender's uvicorn
+  worker applies them itself (:mod:`fender.runtime.uvicorn_worker`). gunicorn's sync workers
+  send ``Server: gunicorn`` (no version), which gunicorn has no setting to drop.
 * Metrics: the master gives all workers one fresh ``PROMETHEUS_MULTIPROC_DIR`` (wiped at start)
   and marks each exiting worker dead, so its live gauges disappear while its counts remain.
+  The directory is this user's alone (created ``0700``); one that is a symlink, another
+  user's, or writable by group or others stops the start (ConfigurationError).
 
 The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
 ``gthread``) for a WSGI app. Settings of your own go in a file that star-imports this one.
@@ -21,8 +28,6 @@ The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -36,6 +41,7 @@ __all__ = [
     "on_exit",
     "on_starting",
     "prepare_metrics_dir",
+    "request_limits",
     "secure_scheme_headers",
 ]
 
@@ -57,13 +63,28 @@ def prepare_metrics_dir(master_pid: int) -> str:
 
     Without ``PROMETHEUS_MULTIPROC_DIR``, a directory of fender's own, named after the master,
     which :func:`on_exit` removes.
+
+    Raises:
+        ConfigurationError: the directory is not this user's alone (its files could be
+            forged by whoever else can write there).
     """
+    from fender._private_dir import private_dir
+    from fender.errors import ConfigurationError
+    from fender.observability._metrics import auto_dir
+
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    own = not directory
     if not directory:
-        directory = str(Path(tempfile.gettempdir()) / f"fender-metrics-{master_pid}")
+        directory = str(auto_dir(master_pid))
         os.environ[_OWN_DIR_VARIABLE] = directory
-    path = Path(directory)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path = private_dir(directory, private_parent=own)
+    except OSError as exc:
+        raise ConfigurationError(
+            "PROMETHEUS_MULTIPROC_DIR",
+            directory,
+            f"a directory this user alone can write, or a missing one it can create ({exc})",
+        ) from None
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
@@ -104,6 +125,21 @@ def _settings() -> Any:
         return None
 
 
+_GUNICORN_MAX_LINE = 8190  # gunicorn's ceiling of limit_request_line
+
+
+def request_limits(settings: Any) -> dict[str, int]:
+    """The ``limit_request_*`` of gunicorn from FENDER_MAX_HEADER_BYTES and _COUNT."""
+    if settings is None:
+        return {}
+    size = settings.max_header_bytes
+    return {
+        "limit_request_line": min(size, _GUNICORN_MAX_LINE),
+        "limit_request_fields": settings.max_header_count,
+        "limit_request_field_size": size,
+    }
+
+
 _SETTINGS = _settings()
 logger_class = GunicornLogger
 # gunicorn's access lines only when asked for (fender's own replace them); rendered by fender
@@ -112,3 +148,8 @@ forwarded_allow_ips = ""  # fender's edge reads the forwarding headers (see the 
 # No scheme from X-Forwarded-Proto / -Ssl / -Protocol in gunicorn: fender's edge decides it.
 secure_scheme_headers: dict[str, str] = {}
 worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"
+_LIMITS = request_limits(_SETTINGS)
+if _LIMITS:
+    limit_request_line = _LIMITS["limit_request_line"]
+    limit_request_fields = _LIMITS["limit_request_fields"]
+    limit_request_field_size = _LIMITS["limit_request_field_size"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fender._bounded import clipped
 from fender.observability import _metrics as metrics
 from fender.observability._logging import get_logger
 
@@ -41,10 +42,7 @@ _children = {kind: _counter.labels(kind) for kind in EVENT_TYPES}
 
 def bounded(value: object, limit: int = MAX_FIELD) -> str:
     """``value`` as text of at most ``limit`` characters (``...`` and the original length)."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...({len(text)} chars)"
+    return clipped(value if isinstance(value, str) else str(value), limit)
 
 
 def security_event(kind: str, /, **fields: object) -> None:

@@ -316,7 +316,9 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
         "FENDER_RUNTIME_DIR",
         default="/tmp/fender",  # noqa: S108  (per container; FENDER_RUNTIME_DIR moves it)
         min_length=1,
-        description="Directory shared by the workers of one server (the drain flag).",
+        description="Directory shared by the workers of one server (the drain flag); the default "
+        "stands for /tmp/fender-<uid>/<service name>. Created 0700; refused if not this user's "
+        "alone.",
     )
     drain_seconds: float = env_field(
         "FENDER_DRAIN_SECONDS",
@@ -529,6 +531,11 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
     def is_production(self) -> bool:
         """True when the environment is production (see :meth:`enforces_production`)."""
         return self.env == "production"
+
+    @property
+    def versions_hidden(self) -> bool:
+        """FENDER_HIDE_VERSIONS; when unset, True in production."""
+        return self.is_production if self.hide_versions is None else self.hide_versions
 
     def testing_mode(self, app_testing: bool = False) -> bool:  # noqa: FBT001, FBT002  (adapters pass app.testing as is)
         """True when the production rules only warn, as in development.

@@ -26,13 +26,12 @@ The WSGI middleware (:mod:`fender.middleware.wsgi.access`) does the same.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from fender._http import PEER_KEY, ROUTE_KEY, forwarding_headers
 from fender.http.access import UNMATCHED, path_label
-from fender.http.endpoints import Request, Response, drive_async, drive_sync, error_response
+from fender.http.endpoints import Request, Response, drive_async, error_response
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
 from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
@@ -41,11 +40,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fender._types import ASGIApp, Message, Receive, Scope, Send
-    from fender.http.endpoints import Flow
     from fender.http.site import Site
 
 __all__ = [
-    "OFFLOAD_RENDER_SECONDS",
     "RESPONSE_HEADERS",
     "FenderMiddleware",
     "route_of_scope",
@@ -64,13 +61,6 @@ _TRACEPARENT: Final = b"traceparent"
 _USER_AGENT: Final = b"user-agent"
 _MOUNT_TAIL: Final = "/{path}"
 _CLOSE: Final = (b"connection", b"close")
-OFFLOAD_RENDER_SECONDS: Final = 0.005
-"""A ``/metrics`` render slower than this moves the next ones off the event loop (a thread).
-
-Measured on a 2-core machine: a fresh app's exposition (6 kB) renders in 0.75 ms inline and
-0.9 ms through ``asyncio.to_thread``; 500 histogram series (1.2 MB) take 300 to 400 ms, all of
-it a stall of the event loop inline, at most 18 ms per stall from a thread.
-"""
 _logger = get_logger("fender.errors")
 
 
@@ -154,10 +144,6 @@ class FenderMiddleware:
         self.lifecycle = runtime.lifecycle
         self.observe_endpoints = runtime.settings.access_log_own_endpoints
         self.reads_proxy_headers = runtime.observer.reads_proxy_headers
-        settings = runtime.settings
-        self.metrics_path = settings.metrics_path if settings.metrics_enabled else None
-        # The last /metrics render was slow: see OFFLOAD_RENDER_SECONDS.
-        self.render_in_thread = False
 
     async def __call__(  # noqa: C901, PLR0912, PLR0915  (one frame per request: see the module)
         self, scope: Scope, receive: Receive, send: Send
@@ -266,21 +252,15 @@ class FenderMiddleware:
     async def _endpoint(self, scope: Scope, send: Send, request_id: str, start: float) -> None:
         """Answer one of fender's own paths (``/metrics``, the health family...).
 
-        ``/metrics`` renders on the event loop while that is quick, in a thread once a render
-        took longer than :data:`OFFLOAD_RENDER_SECONDS` (the registry is large, or multiprocess
-        files are many), so that a scrape does not stall every request in flight.
+        Their I/O (health checks, a slow ``/metrics`` rendering, see
+        :mod:`fender.http.metrics`) runs as the effects they yield, off the event loop where
+        it would stall it.
         """
-        metrics = scope["path"] == self.metrics_path
         try:
-            if metrics and self.render_in_thread:
-                response = await asyncio.to_thread(_render, self.endpoints.handle, _request(scope))
-            else:
-                response = await drive_async(self.endpoints.handle(_request(scope)))
+            response = await drive_async(self.endpoints.handle(_request(scope)))
         except Exception:
             _logger.exception("endpoint_failed", path=scope["path"])
             response = error_response(500, "internal_error", request_id)
-        if metrics:
-            self.render_in_thread = time.perf_counter() - start > OFFLOAD_RENDER_SECONDS
         await send_response(send, response, ((HEADER, request_id),))
         if self.observe_endpoints:
             self.observer.finish(
@@ -299,10 +279,6 @@ class FenderMiddleware:
         if not self.reads_proxy_headers or PEER_KEY in scope:  # resolved by the edge already
             return address
         return self.observer.client(address, forwarding_headers(scope["headers"]))
-
-
-def _render(handle: Callable[[Request], Response | Flow], request: Request) -> Response:
-    return drive_sync(handle(request))
 
 
 def _peer(scope: Scope) -> str | None:
