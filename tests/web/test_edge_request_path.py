@@ -205,7 +205,12 @@ def test_an_unreadable_chain_from_a_trusted_proxy_counts_as_the_proxy(flavour, l
 
 # -- admin by network: unreadable is untrusted, never admin ----------------------------------
 
-ADMIN = {"trusted_proxies": "127.0.0.1/32", "admin_cidrs": "127.0.0.0/8"}
+# The test client names "testserver": a Host the admin network may use only when allowed.
+ADMIN = {
+    "trusted_proxies": "127.0.0.1/32",
+    "admin_cidrs": "127.0.0.0/8",
+    "allowed_hosts": "testserver",
+}
 
 
 @pytest.mark.parametrize("xff", ["unknown", "0177.0.0.1", "1" * 4000, "_hidden", None])
