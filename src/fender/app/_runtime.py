@@ -44,6 +44,7 @@ from fender.ratelimit._config import RateLimitConfig
 from fender.resilience import default_registry as default_breakers
 from fender.runtime._drain import server_started_at
 from fender.runtime._lifecycle import Lifecycle, State
+from fender.security import SecurityHeaders
 from fender.settings import Settings
 from fender.stores._health import store_health_check
 
@@ -92,6 +93,8 @@ class Runtime(Generic[StoreT, LimiterT]):
         # One resolver of client addresses (trusted proxies) for logs, limits and admin CIDRs.
         self.client_ips = self.rate_limit.resolver if proxies else None
         self.observer = Observer(settings, self.client_ips)
+        self.headers = SecurityHeaders.from_settings(settings)
+        """The response security headers, compiled once (FENDER_SECURITY_HEADERS, FENDER_CSP...)."""
         self.endpoints = Endpoints()
         if settings.metrics_enabled:
             self.endpoints.add(

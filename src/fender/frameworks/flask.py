@@ -14,6 +14,7 @@ from fender.frameworks import framework_label
 from fender.frameworks.wsgi import WsgiRuntime
 from fender.http.access import template_of_rule
 from fender.http.endpoints import error_response
+from fender.http.headers import ENDPOINT_KEY, NONCE_KEY
 from fender.http.ratelimit import HttpRateLimit, RoutePlan
 from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
@@ -62,6 +63,7 @@ class Fender:
             app_testing=bool(app.testing),
             **{**self._options, **options},
         )
+        _security_headers(app, runtime)
         app.wsgi_app = FenderWSGI(app.wsgi_app, runtime, route_of=_flask_route)
         app.extensions["fender"] = runtime
         apply_to_flask(app, runtime.limiter)
@@ -94,10 +96,40 @@ def _flask_route(environ: dict[str, Any]) -> str | None:
     """The matched rule as a template, read while Flask's request context is live.
 
     (A ``before_request`` hook would cost about 16 µs per request; this is a dict lookup.)
+    Also names the view in ``environ[ENDPOINT_KEY]``, where the security headers look for a
+    route's own (:func:`fender.security.security_headers`).
     """
     request = environ.get("werkzeug.request")
     rule = getattr(request, "url_rule", None)
-    return None if rule is None else template_of_rule(rule.rule)
+    if rule is None:
+        return None
+    from flask import current_app
+
+    environ[ENDPOINT_KEY] = current_app.view_functions.get(rule.endpoint)
+    return template_of_rule(rule.rule)
+
+
+def _security_headers(app: Any, runtime: WsgiRuntime) -> None:
+    """The Flask side of the security headers: the nonce in ``g`` and Jinja, the session cookie.
+
+    ``g.csp_nonce`` is set by a ``before_request`` hook, added only when the policy (the app's
+    or an already decorated route's) uses a nonce; ``csp_nonce()`` in templates always works
+    (empty without a nonce). The app's SESSION_COOKIE_NAME is hardened as a session cookie.
+    """
+    from flask import g, request
+
+    runtime.headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
+
+    def csp_nonce() -> str:
+        return str(request.environ.get(NONCE_KEY) or "")
+
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    if runtime.headers.uses_nonce:
+
+        def set_nonce() -> None:
+            g.csp_nonce = request.environ.get(NONCE_KEY)
+
+        app.before_request(set_nonce)
 
 
 class _FlaskLimit:

@@ -74,6 +74,7 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
     def build_with_fender() -> Any:
         # The first call (lifespan or first request): routes declared after install() exist.
         runtime.yield_to_app(_fixed_paths(app))
+        _session_cookie(app, runtime)
         return FenderMiddleware(build_stack(), runtime, routed=True)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.
@@ -106,6 +107,13 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
     app.router.lifespan_context = lifespan
     app.state.fender = runtime
     return runtime
+
+
+def _session_cookie(app: Any, runtime: AsgiRuntime) -> None:
+    """Harden the cookie of the app's SessionMiddleware as a session cookie, whatever its name."""
+    for middleware in app.user_middleware:
+        if getattr(middleware.cls, "__name__", "") == "SessionMiddleware":
+            runtime.headers.with_session_cookie(str(middleware.kwargs.get("session_cookie", "")))
 
 
 def _fixed_paths(app: Any) -> list[str]:

@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING, Any, Final
 from fender._http import ROUTE_KEY, forwarding_headers
 from fender.http.access import UNMATCHED, path_label
 from fender.http.endpoints import Request, Response, drive_async, drive_sync, error_response
+from fender.http.headers import asgi_headers, is_https
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
 from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
+from fender.security import CSP_NONCE, new_nonce
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from fender._types import ASGIApp, Message, Receive, Scope, Send
     from fender.http.endpoints import Flow
     from fender.http.site import Site
+    from fender.security import SecurityHeaders
 
 __all__ = [
     "OFFLOAD_RENDER_SECONDS",
@@ -109,18 +112,24 @@ def route_of_scope(
 
 
 async def send_response(
-    send: Send, response: Response, extra: tuple[tuple[str, str], ...] = ()
+    send: Send,
+    response: Response,
+    extra: tuple[tuple[str, str], ...] = (),
+    *,
+    security: SecurityHeaders | None = None,
+    https: bool = False,
 ) -> None:
-    """Send a framework-free :class:`Response` (plus ``extra`` headers) over ASGI."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in (*response.headers, *extra)
-            ],
-        }
-    )
+    """Send a framework-free :class:`Response` (plus ``extra`` headers) over ASGI.
+
+    ``security``: the app's security headers, added (for ``https`` or not).
+    """
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    if security is not None:
+        headers = asgi_headers(
+            headers, security.default, https=https, nonce=None, cookies=security.cookies
+        )
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -143,6 +152,10 @@ class FenderMiddleware:
         request's route, None for none (``unmatched``). While the lifecycle is draining,
         responses carry ``Connection: close`` so that keep-alive clients move to another
         instance.
+
+        Every response gets the runtime's security headers (:mod:`fender.http.headers`): the
+        app's, fender's own endpoints' and fender's JSON 500s; a route's own are looked up
+        by ``scope["endpoint"]`` (Starlette's routing sets it) when its response starts.
         """
         self.app = app
         self.routed = routed
@@ -156,6 +169,7 @@ class FenderMiddleware:
         self.reads_proxy_headers = runtime.observer.reads_proxy_headers
         settings = runtime.settings
         self.metrics_path = settings.metrics_path if settings.metrics_enabled else None
+        self.security = runtime.headers if runtime.headers.enabled else None
         # The last /metrics render was slow: see OFFLOAD_RENDER_SECONDS.
         self.render_in_thread = False
 
@@ -177,7 +191,8 @@ class FenderMiddleware:
                 agent = value
         request_id = accept_request_id(incoming)
         # request.state.request_id in Starlette and FastAPI
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         token = REQUEST_CONTEXT.set(request_context(request_id, traceparent))
         if scope["path"] in self.own_paths:
             try:
@@ -185,6 +200,11 @@ class FenderMiddleware:
             finally:
                 REQUEST_CONTEXT.reset(token)
             return
+        security = self.security
+        nonce = nonce_token = None
+        if security is not None and security.uses_nonce:
+            nonce = state["csp_nonce"] = new_nonce()  # request.state.csp_nonce
+            nonce_token = CSP_NONCE.set(nonce)
         header = (_REQUEST_ID, request_id.encode())
         extra: list[tuple[bytes, bytes]] = []
         scope[RESPONSE_HEADERS] = extra
@@ -197,8 +217,19 @@ class FenderMiddleware:
                 outcome[2] = not message.get("more_body", False)
             elif message["type"] == "http.response.start":
                 outcome[0] = message["status"]
-                # A new list: the app may send the same list object on every response.
-                headers = [*message.get("headers", ()), header, *extra]
+                if security is None:
+                    # A new list: the app may send the same list object on every response.
+                    headers = [*message.get("headers", ()), header, *extra]
+                else:
+                    headers = asgi_headers(
+                        message.get("headers", ()),
+                        security.for_endpoint(scope.get("endpoint")),
+                        https=is_https(scope.get("scheme")),
+                        nonce=nonce,
+                        cookies=security.cookies,
+                    )
+                    headers.append(header)
+                    headers.extend(extra)
                 if lifecycle.draining:
                     headers.append(_CLOSE)
                 message["headers"] = headers
@@ -252,6 +283,8 @@ class FenderMiddleware:
                 raw_path=route is None,
             )
             REQUEST_CONTEXT.reset(token)
+            if nonce_token is not None:
+                CSP_NONCE.reset(nonce_token)
 
     @staticmethod
     def _unfinished(scope: Scope, status: int) -> str:
@@ -281,7 +314,13 @@ class FenderMiddleware:
             response = error_response(500, "internal_error", request_id)
         if metrics:
             self.render_in_thread = time.perf_counter() - start > OFFLOAD_RENDER_SECONDS
-        await send_response(send, response, ((HEADER, request_id),))
+        await send_response(
+            send,
+            response,
+            ((HEADER, request_id),),
+            security=self.security,
+            https=is_https(scope.get("scheme")),
+        )
         if self.observe_endpoints:
             self.observer.finish(
                 request_id,

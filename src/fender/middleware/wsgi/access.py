@@ -29,9 +29,11 @@ from fender._http import ROUTE_KEY, environ_headers, status_line
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
 from fender.http.access import UNMATCHED
 from fender.http.endpoints import Request, Response, drive_sync, error_response, json_response
+from fender.http.headers import ENDPOINT_KEY, NONCE_KEY, is_https, wsgi_headers
 from fender.http.requestid import accept_request_id, request_context
 from fender.http.site import Site
 from fender.observability._logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
+from fender.security import CSP_NONCE, SecurityHeaders, new_nonce
 
 __all__ = ["FenderWSGI", "route_of_environ"]
 
@@ -67,9 +69,24 @@ def _request(environ: WSGIEnviron) -> Request:
 
 
 def _start(
-    start_response: StartResponse, response: Response, request_id: str, exc: Any = None
+    start_response: StartResponse,
+    response: Response,
+    request_id: str,
+    exc: Any = None,
+    *,
+    environ: WSGIEnviron,
+    security: SecurityHeaders | None,
 ) -> None:
-    headers = [*response.headers, ("X-Request-ID", request_id)]
+    headers = list(response.headers)
+    if security is not None:
+        headers = wsgi_headers(
+            headers,
+            security.default,
+            https=is_https(environ.get("wsgi.url_scheme")),
+            nonce=None,
+            cookies=security.cookies,
+        )
+    headers.append(("X-Request-ID", request_id))
     if exc is None:
         start_response(status_line(response.status), headers)
     else:
@@ -294,7 +311,18 @@ class _Call:
                 self.length = int(value) if value.isdigit() else None
         # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
         # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
-        self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        security = self.wsgi.security
+        if security is None:
+            self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        else:
+            self.headers = wsgi_headers(
+                headers,
+                security.for_endpoint(environ.get(ENDPOINT_KEY)),
+                https=is_https(environ.get("wsgi.url_scheme")),
+                nonce=environ.get(NONCE_KEY),
+                cookies=security.cookies,
+            )
+            self.headers.append(("X-Request-ID", self.request_id))
         return self.write
 
     def log_failure(self, exc: Exception) -> None:
@@ -333,7 +361,14 @@ class _Call:
         response = error_response(500, "internal_error", self.request_id)
         self.status = 500
         self.attempted = True
-        _start(self.reply, response, self.request_id, exc_info)
+        _start(
+            self.reply,
+            response,
+            self.request_id,
+            exc_info,
+            environ=self.environ,
+            security=self.wsgi.security,
+        )
         self.sent = True
         return response.body
 
@@ -386,6 +421,9 @@ class FenderWSGI:
         self.runtime = runtime
         self.observer = runtime.observer
         self.endpoints = runtime.endpoints
+        # Security headers on every response (the app's, fender's endpoints', its 500s); a
+        # route's own are found through environ[ENDPOINT_KEY], the view an adapter names.
+        self.security = runtime.headers if runtime.headers.enabled else None
         self.route_of = route_of
         self.routed = route_of is not None  # the app has a router: unmatched is "unmatched"
 
@@ -398,6 +436,7 @@ class FenderWSGI:
         context = request_context(request_id, environ.get("HTTP_TRACEPARENT"))
         call = _Call(self, environ, context, start_response)
         token = REQUEST_CONTEXT.set(context)
+        nonce_token = None
         try:
             if call.path in self.endpoints:
                 return self._endpoint(call, start_response, start)
@@ -410,12 +449,21 @@ class FenderWSGI:
                     {"error": "startup_failed", "request_id": request_id},
                     headers=(("Retry-After", retry),),
                 )
-                _start(start_response, response, request_id)
+                _start(
+                    start_response,
+                    response,
+                    request_id,
+                    environ=environ,
+                    security=self.security,
+                )
                 call.sent = True
                 call.length = len(response.body)
                 return _Recorded([response.body], call, start)
             call.active = self.observer.active(call.method)
             call.active.inc()
+            if self.security is not None and self.security.uses_nonce:
+                nonce = environ[NONCE_KEY] = new_nonce()
+                nonce_token = CSP_NONCE.set(nonce)
             try:
                 try:
                     body = self.app(environ, call.start_response)
@@ -430,6 +478,8 @@ class FenderWSGI:
             return _Recorded(body, call, start)
         finally:
             REQUEST_CONTEXT.reset(token)
+            if nonce_token is not None:
+                CSP_NONCE.reset(nonce_token)
 
     def _endpoint(
         self, call: _Call, start_response: StartResponse, start: float
@@ -440,7 +490,7 @@ class FenderWSGI:
         except Exception:
             _logger.exception("endpoint_failed", path=call.path)
             response = error_response(500, "internal_error", request_id)
-        _start(start_response, response, request_id)
+        _start(start_response, response, request_id, environ=call.environ, security=self.security)
         call.sent = True
         if not self.runtime.settings.access_log_own_endpoints:
             return [response.body]
