@@ -27,9 +27,9 @@ import fender
 from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_before_first
 from fender.errors import ConfigurationError
 from fender.http.access import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
+from fender.http.headers import wsgi_headers
 from fender.middleware.asgi import access
 from fender.observability._logging import AccessLog, is_logged, mark_logged
-from fender.http.headers import wsgi_headers
 from fender.security import CookiePolicy, SecurityHeaders
 from fender.settings import load_settings
 

@@ -354,9 +354,10 @@ def test_a_routes_own_policy(flavour, path):
     response = app.get(path)
     assert response.headers["content-security-policy"] == "default-src 'self'; frame-ancestors *"
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert app.get("/").headers["content-security-policy"] == defaults(https=False)[
-        "content-security-policy"
-    ]
+    assert (
+        app.get("/").headers["content-security-policy"]
+        == defaults(https=False)["content-security-policy"]
+    )
 
 
 @pytest.mark.parametrize("flavour", ["fastapi", "flask"])
@@ -408,3 +409,22 @@ def test_session_and_csrf_cookies_are_hardened(flavour, session, https):
 def test_cookies_untouched_when_off():
     cookies = cookies_of(client("flask", https=True, secure_cookies=False).get("/login"))
     assert "Secure" not in cookies["csrftoken"]
+
+
+def test_a_flask_blueprint_with_a_nonced_route_registered_after_init_app():
+    from flask import Blueprint, Flask, g, render_template_string
+
+    from fender.flask import Fender
+
+    app = Flask(__name__)
+    Fender(app, **OPTIONS)
+    bp = Blueprint("late", __name__)
+
+    @bp.get("/late")
+    @security_headers(csp=NONCED)
+    def late() -> Any:
+        return {"nonce": g.csp_nonce, "jinja": render_template_string("{{ csp_nonce() }}")}
+
+    app.register_blueprint(bp)
+    response = Client(app, asgi=False).get("/late")
+    assert body_nonces("flask", response) == {nonce_of(response)}

@@ -112,24 +112,31 @@ def _flask_route(environ: dict[str, Any]) -> str | None:
 def _security_headers(app: Any, runtime: WsgiRuntime) -> None:
     """The Flask side of the security headers: the nonce in ``g`` and Jinja, the session cookie.
 
-    ``g.csp_nonce`` is set by a ``before_request`` hook, added only when the policy (the app's
-    or an already decorated route's) uses a nonce; ``csp_nonce()`` in templates always works
-    (empty without a nonce). The app's SESSION_COOKIE_NAME is hardened as a session cookie.
+    ``g.csp_nonce`` is set by a ``before_request`` hook, added only when the app's policy or
+    one of its views' uses a nonce (views are looked at now and when the app starts, its first
+    request: blueprints registered after ``init_app`` count); ``csp_nonce()`` in templates
+    always works (empty without a nonce). The app's SESSION_COOKIE_NAME is hardened as a
+    session cookie.
     """
     from flask import g, request
 
-    runtime.headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
+    headers = runtime.headers
+    headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
 
     def csp_nonce() -> str:
         return str(request.environ.get(NONCE_KEY) or "")
 
+    def set_nonce() -> None:
+        g.csp_nonce = request.environ.get(NONCE_KEY)
+
+    def add_views() -> None:
+        headers.add_endpoints(app.view_functions.values())
+        if headers.uses_nonce and set_nonce not in app.before_request_funcs.get(None, ()):
+            app.before_request(set_nonce)
+
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-    if runtime.headers.uses_nonce:
-
-        def set_nonce() -> None:
-            g.csp_nonce = request.environ.get(NONCE_KEY)
-
-        app.before_request(set_nonce)
+    add_views()
+    runtime.on_startup(add_views)
 
 
 class _FlaskLimit:

@@ -75,6 +75,8 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
         # The first call (lifespan or first request): routes declared after install() exist.
         runtime.yield_to_app(_fixed_paths(app))
         _session_cookie(app, runtime)
+        leaves = walk(routes_of(app.router), unseen=lambda *_: None)
+        runtime.headers.add_endpoints(leaf.endpoint for leaf in leaves)
         return FenderMiddleware(build_stack(), runtime, routed=True)
 
     # Starlette builds its stack on the first call through this method: the hook it offers.

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -162,11 +162,6 @@ class RouteHeaders:
     headers: tuple[tuple[str, str | None], ...]
 
 
-# Whether any route's override uses a nonce: then every request gets one, since the route is
-# known only once the app has routed it (the nonce must exist before the app runs).
-_route_nonces = False
-
-
 def security_headers(
     *,
     enabled: bool = True,
@@ -195,7 +190,6 @@ def security_headers(
     Raises:
         ConfigurationError: an invalid policy or header.
     """
-    global _route_nonces  # noqa: PLW0603  (one flag for the process, set at import time)
     policy = csp if isinstance(csp, _Keep) else _policy(csp, "security_headers.csp")
     if not isinstance(enabled, bool):
         raise ConfigurationError("security_headers.enabled", enabled, "True or False")
@@ -207,8 +201,6 @@ def security_headers(
         csp_report_only=csp_report_only,
         headers=_header_overrides(headers or {}, "security_headers.headers"),
     )
-    if isinstance(mark.csp, CSP) and mark.csp.uses_nonce:
-        _route_nonces = True
 
     def decorate(fn: F) -> F:
         setattr(fn, HEADERS_ATTRIBUTE, mark)
@@ -286,6 +278,9 @@ class SecurityHeaders:
         self.headers = _header_overrides(headers or {}, f"{field}.headers")
         self.default = self._compile(self.csp, csp_report_only, self.headers)
         self._routes: dict[object, HeaderSet | None] = {}
+        # A route's own policy uses a nonce: then every request gets one, since the route is
+        # known only once the app has routed it, and the nonce must exist before the app runs.
+        self._route_nonces = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityHeaders:
@@ -321,7 +316,7 @@ class SecurityHeaders:
     @property
     def uses_nonce(self) -> bool:
         """True when requests need a fresh nonce: the app's policy or a route's uses one."""
-        return self.enabled and (self.default.uses_nonce or _route_nonces)
+        return self.enabled and (self.default.uses_nonce or self._route_nonces)
 
     def for_endpoint(self, endpoint: object) -> HeaderSet | None:
         """The headers of a request answered by ``endpoint`` (None: a route without them).
@@ -342,6 +337,16 @@ class SecurityHeaders:
             self._routes[endpoint] = found
         return found
 
+    def add_endpoints(self, endpoints: Iterable[object]) -> None:
+        """Compile the routes' own headers now (the adapters pass the app's views).
+
+        A route whose policy uses a nonce makes every request get one (:attr:`uses_nonce`).
+        A route not seen here is compiled on its first response; if its policy uses a nonce,
+        that response's nonce is one the app did not see, and later requests get theirs.
+        """
+        for endpoint in endpoints:
+            self.for_endpoint(endpoint)
+
     def with_session_cookie(self, name: str) -> None:
         """Harden ``name`` as a session cookie too (an app's configured session cookie)."""
         if self.cookies is not None and name:
@@ -354,6 +359,8 @@ class SecurityHeaders:
         if not mark.enabled:
             return None
         csp = self.csp if isinstance(mark.csp, _Keep) else mark.csp
+        if csp is not None and csp.uses_nonce:
+            self._route_nonces = True
         report_only = self.csp_report_only if mark.csp_report_only is None else mark.csp_report_only
         return self._compile(csp, report_only, (*self.headers, *mark.headers))
 
