@@ -428,3 +428,31 @@ def test_a_flask_blueprint_with_a_nonced_route_registered_after_init_app():
     app.register_blueprint(bp)
     response = Client(app, asgi=False).get("/late")
     assert body_nonces("flask", response) == {nonce_of(response)}
+
+
+def built_policy() -> SecurityHeaders:
+    csp = (
+        CSP()
+        .directive("default-src", CSP.SELF)
+        .directive("script-src", CSP.SELF, CSP.NONCE)
+        .directive("report-uri", "/csp-report")
+        .report_to("csp", "https://reports.example/csp")
+    )
+    return SecurityHeaders(csp=csp, hsts="max-age=600")
+
+
+@pytest.mark.parametrize("flavour", ["fastapi", "flask"])
+def test_a_policy_built_in_code_replaces_the_runtimes(flavour):
+    factory, asgi = APPS[flavour]
+    app = factory()
+    runtime = app.state.fender if asgi else app.extensions["fender"]
+    runtime.headers = built_policy()
+    response = Client(app, asgi=asgi, https=True).get("/")
+    nonce = nonce_of(response)
+    assert response.headers["content-security-policy"] == (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; report-uri /csp-report; "
+        "report-to csp"
+    )
+    assert response.headers["reporting-endpoints"] == 'csp="https://reports.example/csp"'
+    assert response.headers["strict-transport-security"] == "max-age=600"
+    assert body_nonces(flavour, response) == {nonce}

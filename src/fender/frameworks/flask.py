@@ -120,8 +120,7 @@ def _security_headers(app: Any, runtime: WsgiRuntime) -> None:
     """
     from flask import g, request
 
-    headers = runtime.headers
-    headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
+    runtime.headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
 
     def csp_nonce() -> str:
         return str(request.environ.get(NONCE_KEY) or "")
@@ -130,6 +129,7 @@ def _security_headers(app: Any, runtime: WsgiRuntime) -> None:
         g.csp_nonce = request.environ.get(NONCE_KEY)
 
     def add_views() -> None:
+        headers = runtime.headers  # now: the app may have replaced it since init_app
         headers.add_endpoints(app.view_functions.values())
         if headers.uses_nonce and set_nonce not in app.before_request_funcs.get(None, ()):
             app.before_request(set_nonce)

@@ -121,6 +121,9 @@ class _Keep:
 _KEEP: Final = _Keep()
 
 
+_COOKIES: Final = CookiePolicy()
+
+
 def new_nonce() -> str:
     """A fresh CSP nonce: 144 random bits, URL-safe base64 (24 characters)."""
     return secrets.token_urlsafe(18)
@@ -229,7 +232,7 @@ class SecurityHeaders:
         report_uri: str | None = None,
         hsts: HSTS | str | None = None,
         headers: Mapping[str, str | None] | None = None,
-        cookies: CookiePolicy | None = None,
+        cookies: CookiePolicy | None = _COOKIES,
         enabled: bool = True,
         field: str = "security",
     ) -> None:
@@ -246,7 +249,8 @@ class SecurityHeaders:
                 default ``HSTS()`` (one year, includeSubDomains). Sent on https only.
             headers: the other headers: a value sets one (new, or replacing a default), None
                 leaves a default out.
-            cookies: which cookies are hardened (:class:`CookiePolicy`); None: none.
+            cookies: which cookies are hardened (default: :class:`CookiePolicy`'s session
+                and CSRF cookies); None: none.
             enabled: False: no header at all (the middleware does nothing).
             field: the prefix of error messages (the settings' names, from settings).
 

@@ -169,7 +169,6 @@ class FenderMiddleware:
         self.reads_proxy_headers = runtime.observer.reads_proxy_headers
         settings = runtime.settings
         self.metrics_path = settings.metrics_path if settings.metrics_enabled else None
-        self.security = runtime.headers if runtime.headers.enabled else None
         # The last /metrics render was slow: see OFFLOAD_RENDER_SECONDS.
         self.render_in_thread = False
 
@@ -285,6 +284,12 @@ class FenderMiddleware:
             REQUEST_CONTEXT.reset(token)
             if nonce_token is not None:
                 CSP_NONCE.reset(nonce_token)
+
+    @property
+    def security(self) -> SecurityHeaders | None:
+        """The runtime's security headers, None when off (read per request: replaceable)."""
+        headers = self.runtime.headers
+        return headers if headers.enabled else None
 
     @staticmethod
     def _unfinished(scope: Scope, status: int) -> str:

@@ -421,14 +421,21 @@ class FenderWSGI:
         self.runtime = runtime
         self.observer = runtime.observer
         self.endpoints = runtime.endpoints
-        # Security headers on every response (the app's, fender's endpoints', its 500s); a
-        # route's own are found through environ[ENDPOINT_KEY], the view an adapter names.
-        self.security = runtime.headers if runtime.headers.enabled else None
         self.route_of = route_of
         self.routed = route_of is not None  # the app has a router: unmatched is "unmatched"
 
+    @property
+    def security(self) -> SecurityHeaders | None:
+        """The runtime's security headers, None when off (read per request: replaceable)."""
+        headers = self.runtime.headers
+        return headers if headers.enabled else None
+
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request."""
+        """Serve one request.
+
+        Every response gets the security headers (the app's, fender's endpoints', its 500s);
+        a route's own are found through ``environ[ENDPOINT_KEY]``, the view an adapter names.
+        """
         started = self.runtime.ensure_started()
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
@@ -461,7 +468,8 @@ class FenderWSGI:
                 return _Recorded([response.body], call, start)
             call.active = self.observer.active(call.method)
             call.active.inc()
-            if self.security is not None and self.security.uses_nonce:
+            security = self.security
+            if security is not None and security.uses_nonce:
                 nonce = environ[NONCE_KEY] = new_nonce()
                 nonce_token = CSP_NONCE.set(nonce)
             try:
