@@ -20,6 +20,7 @@ from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._tiered import TieredLimiter
+from fender.security._headers import routes_marked
 from fender.settings import Settings
 
 __all__ = ["Fender", "apply_to_flask"]
@@ -103,9 +104,10 @@ def _flask_route(environ: dict[str, Any]) -> str | None:
     rule = getattr(request, "url_rule", None)
     if rule is None:
         return None
-    from flask import current_app
+    if routes_marked():
+        from flask import current_app
 
-    environ[ENDPOINT_KEY] = current_app.view_functions.get(rule.endpoint)
+        environ[ENDPOINT_KEY] = current_app.view_functions.get(rule.endpoint)
     return template_of_rule(rule.rule)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "RouteHeaders",
     "SecurityHeaders",
     "new_nonce",
+    "routes_marked",
     "security_headers",
 ]
 
@@ -124,6 +125,21 @@ _KEEP: Final = _Keep()
 _COOKIES: Final = CookiePolicy()
 
 
+class _Marks:
+    """Whether :func:`security_headers` has marked any function in this process."""
+
+    made = False
+
+
+def routes_marked() -> bool:
+    """True once any route was marked by :func:`security_headers` (in any app).
+
+    Only a shortcut: while none is, an adapter need not look up which view answered (a
+    Flask view lookup costs about 1.5 µs a request).
+    """
+    return _Marks.made
+
+
 def new_nonce() -> str:
     """A fresh CSP nonce: 144 random bits, URL-safe base64 (24 characters)."""
     return secrets.token_urlsafe(18)
@@ -145,6 +161,7 @@ class HeaderSet:
     asgi_names: frozenset[bytes]
     wsgi_names: frozenset[str]
     csp_name: str
+    wsgi_csp_name: str
     asgi_csp_name: bytes
     csp_http: tuple[str, ...] | None
     csp_https: tuple[str, ...] | None
@@ -207,6 +224,7 @@ def security_headers(
 
     def decorate(fn: F) -> F:
         setattr(fn, HEADERS_ATTRIBUTE, mark)
+        _Marks.made = True
         return fn
 
     return decorate
@@ -415,6 +433,7 @@ class SecurityHeaders:
             asgi_names=frozenset(name.encode("latin-1") for name in names),
             wsgi_names=frozenset(names),
             csp_name=csp_name,
+            wsgi_csp_name=csp_name.lower(),
             asgi_csp_name=csp_name.lower().encode("latin-1"),
             csp_http=csp_http,
             csp_https=csp_https,
