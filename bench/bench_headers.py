@@ -134,7 +134,8 @@ def flask_peers(bare: Variant) -> list[Variant]:
 
 def steps() -> list[tuple[str, Callable[[], object]]]:
     from fender.http.headers import asgi_headers, wsgi_headers
-    from fender.security import CSP, CookiePolicy, SecurityHeaders, new_nonce
+    from fender.security import CSP, CookiePolicy, SecurityHeaders
+    from fender.security._headers import new_nonce
 
     plain = SecurityHeaders(cookies=CookiePolicy())
     nonced = SecurityHeaders(

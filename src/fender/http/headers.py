@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from fender.security import CookiePolicy, HeaderSet, new_nonce
-from fender.security._headers import DROPPED
+from fender.security import CookiePolicy
+from fender.security._headers import DROPPED, HeaderSet, new_nonce
 
 __all__ = ["ENDPOINT_KEY", "NONCE_KEY", "asgi_headers", "is_https", "wsgi_headers"]
 

@@ -8,14 +8,7 @@ and the middleware only appends precomputed headers per request.
 from fender.security._cookies import CookiePolicy, host_cookie
 from fender.security._csp import CSP, parse_csp
 from fender.security._events import EVENT_TYPES, security_event
-from fender.security._headers import (
-    CSP_NONCE,
-    HeaderSet,
-    RouteHeaders,
-    SecurityHeaders,
-    new_nonce,
-    security_headers,
-)
+from fender.security._headers import CSP_NONCE, SecurityHeaders, security_headers
 from fender.security._hosts import HostPolicy
 from fender.security._hsts import HSTS
 
@@ -25,12 +18,9 @@ __all__ = [
     "EVENT_TYPES",
     "HSTS",
     "CookiePolicy",
-    "HeaderSet",
     "HostPolicy",
-    "RouteHeaders",
     "SecurityHeaders",
     "host_cookie",
-    "new_nonce",
     "parse_csp",
     "security_event",
     "security_headers",

@@ -37,7 +37,8 @@ from fender.http.headers import asgi_headers, is_https
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
 from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
-from fender.security import CSP_NONCE, new_nonce
+from fender.security import CSP_NONCE
+from fender.security._headers import new_nonce
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -33,7 +33,8 @@ from fender.http.headers import ENDPOINT_KEY, NONCE_KEY, is_https, wsgi_headers
 from fender.http.requestid import accept_request_id, request_context
 from fender.http.site import Site
 from fender.observability._logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
-from fender.security import CSP_NONCE, SecurityHeaders, new_nonce
+from fender.security import CSP_NONCE, SecurityHeaders
+from fender.security._headers import new_nonce
 
 __all__ = ["FenderWSGI", "route_of_environ"]
 
