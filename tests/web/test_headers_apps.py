@@ -456,3 +456,18 @@ def test_a_policy_built_in_code_replaces_the_runtimes(flavour):
     assert response.headers["reporting-endpoints"] == 'csp="https://reports.example/csp"'
     assert response.headers["strict-transport-security"] == "max-age=600"
     assert body_nonces(flavour, response) == {nonce}
+
+
+@pytest.mark.parametrize("flavour", list(APPS))
+@pytest.mark.parametrize("profile", ["web", "api"])
+def test_the_status_page_keeps_its_own_policy_under_either_profile(flavour, profile):
+    app = client(flavour, security_profile=profile, admin_policy="always")
+    page = app.get("/status", headers={"Accept": "text/html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers.get_list("content-security-policy") == [
+        (
+            "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        )
+    ]
+    assert page.headers["x-content-type-options"] == "nosniff"
