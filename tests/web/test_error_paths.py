@@ -28,7 +28,9 @@ from e2e.failing_wsgi import APP_HEADERS, SECRET, every_failure, fail, fails_bef
 from fender.errors import ConfigurationError
 from fender.http import metrics as metrics_endpoint
 from fender.http.access import MAX_RAW_PATHS, PATH_LABEL_MAX, Observer, path_label
+from fender.http.headers import wsgi_headers
 from fender.observability._logging import AccessLog, is_logged, mark_logged
+from fender.security import CookiePolicy, SecurityHeaders
 from fender.settings import load_settings
 
 from conftest import Client, sample
@@ -402,11 +404,19 @@ def failing_wsgi() -> Any:
     return fender.wsgi.wrap(every_failure, **OPTIONS)
 
 
-JSON_500_HEADERS = [
-    ("content-type", "application/json"),
-    ("cache-control", "no-store"),
-    ("X-Request-ID", RID),
-]
+SECURITY = SecurityHeaders(cookies=CookiePolicy())
+
+
+def sent(app_headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What fender sends of an app's headers: the security headers added, then the request id."""
+    headers = wsgi_headers(
+        app_headers, SECURITY.default, https=False, nonce=None, cookies=SECURITY.cookies
+    )
+    return [*headers, ("X-Request-ID", RID)]
+
+
+# Every response has the security headers, fender's 500s too.
+JSON_500_HEADERS = sent([("content-type", "application/json"), ("cache-control", "no-store")])
 
 
 @pytest.mark.parametrize(
@@ -441,7 +451,7 @@ def test_a_wsgi_failure_midway_goes_to_the_server_once_logged(failing_wsgi, logs
     with pytest.raises(RuntimeError) as raised:
         server.run(failing_wsgi, "/gen-raises-midway")
     assert is_logged(raised.value)
-    assert server.calls == [("200 OK", [*APP_HEADERS, ("X-Request-ID", RID)], False)]
+    assert server.calls == [("200 OK", sent(APP_HEADERS), False)]
     assert server.body == b"part1"
     (error,) = [e for e in logs.events if e["level"] == "error"]
     assert (error["event"], error["request_id"]) == ("unhandled_exception", RID)
@@ -453,7 +463,7 @@ def test_a_wsgi_app_may_replace_its_response_until_the_body_starts(failing_wsgi,
     server = StrictServer()
     server.run(failing_wsgi, "/own-error-page")
     assert server.calls == [
-        ("503 Service Unavailable", [("Content-Type", "text/plain"), ("X-Request-ID", RID)], False)
+        ("503 Service Unavailable", sent([("Content-Type", "text/plain")]), False)
     ]
     assert server.body == b"the app's own error page"
     (event,) = logs.named("request")

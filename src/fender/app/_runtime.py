@@ -47,6 +47,7 @@ from fender.resilience import default_registry as default_breakers
 from fender.runtime._drain import server_started_at
 from fender.runtime._fastpath import offer as offer_fast_path
 from fender.runtime._lifecycle import Lifecycle, State
+from fender.security import SecurityHeaders
 from fender.settings import Settings
 from fender.stores._health import store_health_check
 
@@ -107,6 +108,8 @@ class Runtime(Generic[StoreT, LimiterT]):
         self.observer = Observer(settings, self.client_ips)
         self.edge = Edge(settings, self.rate_limit.resolver)
         """The edge: head bounds, proxies, allowed hosts, HTTPS redirect, CORS, probe events."""
+        self.headers = SecurityHeaders.from_settings(settings)
+        """The response security headers, compiled once (FENDER_SECURITY_HEADERS, FENDER_CSP...)."""
         self.endpoints = Endpoints()
         # Versions hidden where anyone may read them: the exposition too, unless protected.
         metrics.set_build_info(

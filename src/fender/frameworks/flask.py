@@ -14,12 +14,14 @@ from fender.frameworks import framework_label
 from fender.frameworks.wsgi import WsgiRuntime
 from fender.http.access import template_of_rule
 from fender.http.endpoints import error_response
+from fender.http.headers import ENDPOINT_KEY, NONCE_KEY
 from fender.http.ratelimit import HttpRateLimit, RoutePlan
 from fender.middleware.wsgi.access import FenderWSGI
 from fender.middleware.wsgi.edge import EdgeWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._tiered import TieredLimiter
+from fender.security._headers import routes_marked
 from fender.settings import Settings
 
 __all__ = ["Fender", "apply_to_flask", "refuse_second_cors"]
@@ -63,6 +65,7 @@ class Fender:
             app_testing=bool(app.testing),
             **{**self._options, **options},
         )
+        _security_headers(app, runtime)
         # The edge (proxies, hosts, HTTPS, CORS) inside the access layer, before Flask routes.
         refuse_second_cors(app, runtime.settings)
         runtime.on_startup(lambda: refuse_second_cors(app, runtime.settings))
@@ -120,10 +123,48 @@ def _flask_route(environ: dict[str, Any]) -> str | None:
     """The matched rule as a template, read while Flask's request context is live.
 
     (A ``before_request`` hook would cost about 16 µs per request; this is a dict lookup.)
+    Also names the view in ``environ[ENDPOINT_KEY]``, where the security headers look for a
+    route's own (:func:`fender.security.security_headers`).
     """
     request = environ.get("werkzeug.request")
     rule = getattr(request, "url_rule", None)
-    return None if rule is None else template_of_rule(rule.rule)
+    if rule is None:
+        return None
+    if routes_marked():
+        from flask import current_app
+
+        environ[ENDPOINT_KEY] = current_app.view_functions.get(rule.endpoint)
+    return template_of_rule(rule.rule)
+
+
+def _security_headers(app: Any, runtime: WsgiRuntime) -> None:
+    """The Flask side of the security headers: the nonce in ``g`` and Jinja, the session cookie.
+
+    ``g.csp_nonce`` is set by a ``before_request`` hook, added only when the app's policy or
+    one of its views' uses a nonce (views are looked at now and when the app starts, its first
+    request: blueprints registered after ``init_app`` count); ``csp_nonce()`` in templates
+    always works (empty without a nonce). The app's SESSION_COOKIE_NAME is hardened as a
+    session cookie.
+    """
+    from flask import g, request
+
+    runtime.headers.with_session_cookie(str(app.config.get("SESSION_COOKIE_NAME") or "session"))
+
+    def csp_nonce() -> str:
+        return str(request.environ.get(NONCE_KEY) or "")
+
+    def set_nonce() -> None:
+        g.csp_nonce = request.environ.get(NONCE_KEY)
+
+    def add_views() -> None:
+        headers = runtime.headers  # now: the app may have replaced it since init_app
+        headers.add_endpoints(app.view_functions.values())
+        if headers.uses_nonce and set_nonce not in app.before_request_funcs.get(None, ()):
+            app.before_request(set_nonce)
+
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    add_views()
+    runtime.on_startup(add_views)
 
 
 class _FlaskLimit:

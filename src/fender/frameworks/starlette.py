@@ -77,6 +77,9 @@ def install(app: Any, *, settings: Settings | None = None, **options: Any) -> As
         # The first call (lifespan or first request): routes declared after install() exist.
         runtime.yield_to_app(_fixed_paths(app))
         refuse_second_cors(app, runtime.settings)  # a CORSMiddleware added after install()
+        _session_cookie(app, runtime)
+        leaves = walk(routes_of(app.router), unseen=lambda *_: None)
+        runtime.headers.add_endpoints(leaf.endpoint for leaf in leaves)
         # The edge (proxies, hosts, HTTPS, CORS) inside the access layer, outside the app.
         edge = EdgeMiddleware(build_stack(), runtime.edge)
         return FenderMiddleware(edge, runtime, routed=True)
@@ -132,6 +135,13 @@ def refuse_second_cors(app: Any, settings: Settings) -> None:
                 f"empty while the app has {cls.__name__} (app.add_middleware): one CORS "
                 "layer only; remove it, or unset FENDER_CORS_ORIGINS to leave CORS to it",
             )
+
+
+def _session_cookie(app: Any, runtime: AsgiRuntime) -> None:
+    """Harden the cookie of the app's SessionMiddleware as a session cookie, whatever its name."""
+    for middleware in app.user_middleware:
+        if getattr(middleware.cls, "__name__", "") == "SessionMiddleware":
+            runtime.headers.with_session_cookie(str(middleware.kwargs.get("session_cookie", "")))
 
 
 def _fixed_paths(app: Any) -> list[str]:

@@ -56,7 +56,7 @@ from fender.http.endpoints import (
     Response,
     json_response,
 )
-from fender.http.status_page import STYLESHEET, status_page
+from fender.http.status_page import PAGE_CSP, STYLESHEET, status_page
 from fender.observability._logging import get_logger
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
@@ -357,7 +357,7 @@ class HealthEndpoints:
         summary = self._summary()
         if preferred(request.headers.get("accept"), _STATUS_TYPES) == "text/html":
             body = status_page(summary).encode()
-            return Response(200, (("content-type", HTML_TYPE), NO_STORE), body)
+            return Response(200, (("content-type", HTML_TYPE), NO_STORE, PAGE_CSP), body)
         return json_response(200, summary)
 
     def stylesheet(self, _request: Request) -> Response:

@@ -7,6 +7,7 @@ from typing import Protocol
 from fender.http.access import Observer
 from fender.http.endpoints import Endpoints
 from fender.runtime._lifecycle import Lifecycle
+from fender.security import SecurityHeaders
 from fender.settings import Settings
 
 __all__ = ["Site"]
@@ -23,6 +24,7 @@ class Site(Protocol):
     observer: Observer
     endpoints: Endpoints
     lifecycle: Lifecycle
+    headers: SecurityHeaders
 
     async def startup(self) -> None:
         """Run the startup hooks, then turn READY."""

@@ -9,7 +9,15 @@ from __future__ import annotations
 import html
 from typing import Any, Final
 
-__all__ = ["STYLESHEET", "status_page"]
+__all__ = ["PAGE_CSP", "STYLESHEET", "status_page"]
+
+_POLICY: Final = (
+    "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+PAGE_CSP: Final = ("content-security-policy", _POLICY)
+"""The page's own policy: its stylesheet and nothing else, whatever the app's profile
+(the middleware keeps a response's own CSP; the api profile's would block the stylesheet)."""
 
 
 def status_page(summary: dict[str, Any]) -> str:

@@ -32,15 +32,19 @@ from typing import TYPE_CHECKING, Any, Final
 from fender._http import PEER_KEY, ROUTE_KEY, forwarding_headers
 from fender.http.access import UNMATCHED, path_label
 from fender.http.endpoints import Request, Response, drive_async, error_response
+from fender.http.headers import asgi_headers, is_https
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
 from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
+from fender.security import CSP_NONCE
+from fender.security._headers import new_nonce
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fender._types import ASGIApp, Message, Receive, Scope, Send
     from fender.http.site import Site
+    from fender.security import SecurityHeaders
 
 __all__ = [
     "RESPONSE_HEADERS",
@@ -99,18 +103,24 @@ def route_of_scope(
 
 
 async def send_response(
-    send: Send, response: Response, extra: tuple[tuple[str, str], ...] = ()
+    send: Send,
+    response: Response,
+    extra: tuple[tuple[str, str], ...] = (),
+    *,
+    security: SecurityHeaders | None = None,
+    https: bool = False,
 ) -> None:
-    """Send a framework-free :class:`Response` (plus ``extra`` headers) over ASGI."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in (*response.headers, *extra)
-            ],
-        }
-    )
+    """Send a framework-free :class:`Response` (plus ``extra`` headers) over ASGI.
+
+    ``security``: the app's security headers, added (for ``https`` or not).
+    """
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    if security is not None:
+        headers = asgi_headers(
+            headers, security.default, https=https, nonce=None, cookies=security.cookies
+        )
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -133,6 +143,10 @@ class FenderMiddleware:
         request's route, None for none (``unmatched``). While the lifecycle is draining,
         responses carry ``Connection: close`` so that keep-alive clients move to another
         instance.
+
+        Every response gets the runtime's security headers (:mod:`fender.http.headers`): the
+        app's, fender's own endpoints' and fender's JSON 500s; a route's own are looked up
+        by ``scope["endpoint"]`` (Starlette's routing sets it) when its response starts.
         """
         self.app = app
         self.routed = routed
@@ -163,7 +177,8 @@ class FenderMiddleware:
                 agent = value
         request_id = accept_request_id(incoming)
         # request.state.request_id in Starlette and FastAPI
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         token = REQUEST_CONTEXT.set(request_context(request_id, traceparent))
         if scope["path"] in self.own_paths:
             try:
@@ -171,6 +186,11 @@ class FenderMiddleware:
             finally:
                 REQUEST_CONTEXT.reset(token)
             return
+        security = self.security
+        nonce = nonce_token = None
+        if security is not None and security.uses_nonce:
+            nonce = state["csp_nonce"] = new_nonce()  # request.state.csp_nonce
+            nonce_token = CSP_NONCE.set(nonce)
         header = (_REQUEST_ID, request_id.encode())
         extra: list[tuple[bytes, bytes]] = []
         scope[RESPONSE_HEADERS] = extra
@@ -183,8 +203,19 @@ class FenderMiddleware:
                 outcome[2] = not message.get("more_body", False)
             elif message["type"] == "http.response.start":
                 outcome[0] = message["status"]
-                # A new list: the app may send the same list object on every response.
-                headers = [*message.get("headers", ()), header, *extra]
+                if security is None:
+                    # A new list: the app may send the same list object on every response.
+                    headers = [*message.get("headers", ()), header, *extra]
+                else:
+                    headers = asgi_headers(
+                        message.get("headers", ()),
+                        security.for_endpoint(scope.get("endpoint")),
+                        https=is_https(scope.get("scheme")),
+                        nonce=nonce,
+                        cookies=security.cookies,
+                    )
+                    headers.append(header)
+                    headers.extend(extra)
                 if lifecycle.draining:
                     headers.append(_CLOSE)
                 message["headers"] = headers
@@ -238,6 +269,14 @@ class FenderMiddleware:
                 raw_path=route is None,
             )
             REQUEST_CONTEXT.reset(token)
+            if nonce_token is not None:
+                CSP_NONCE.reset(nonce_token)
+
+    @property
+    def security(self) -> SecurityHeaders | None:
+        """The runtime's security headers, None when off (read per request: replaceable)."""
+        headers = self.runtime.headers
+        return headers if headers.enabled else None
 
     @staticmethod
     def _unfinished(scope: Scope, status: int) -> str:
@@ -261,7 +300,13 @@ class FenderMiddleware:
         except Exception:
             _logger.exception("endpoint_failed", path=scope["path"])
             response = error_response(500, "internal_error", request_id)
-        await send_response(send, response, ((HEADER, request_id),))
+        await send_response(
+            send,
+            response,
+            ((HEADER, request_id),),
+            security=self.security,
+            https=is_https(scope.get("scheme")),
+        )
         if self.observe_endpoints:
             self.observer.finish(
                 request_id,

@@ -29,9 +29,12 @@ from fender._http import PEER_KEY, ROUTE_KEY, environ_forwarding, environ_header
 from fender._types import StartResponse, WSGIApp, WSGIEnviron
 from fender.http.access import UNMATCHED
 from fender.http.endpoints import Request, Response, drive_sync, error_response, json_response
+from fender.http.headers import ENDPOINT_KEY, NONCE_KEY, is_https, wsgi_headers
 from fender.http.requestid import accept_request_id, request_context
 from fender.http.site import Site
 from fender.observability._logging import REQUEST_CONTEXT, RequestContext, get_logger, mark_logged
+from fender.security import CSP_NONCE, SecurityHeaders
+from fender.security._headers import new_nonce
 
 __all__ = ["RESPONSE_HEADERS", "FenderWSGI", "route_of_environ"]
 
@@ -80,10 +83,22 @@ def _start(
     request_id: str,
     exc: Any = None,
     extra: list[tuple[str, str]] | None = None,
+    *,
+    environ: WSGIEnviron,
+    security: SecurityHeaders | None,
 ) -> None:
-    headers = [*response.headers, ("X-Request-ID", request_id)]
+    headers = list(response.headers)
     if extra:
         headers.extend(extra)
+    if security is not None:
+        headers = wsgi_headers(
+            headers,
+            security.default,
+            https=is_https(environ.get("wsgi.url_scheme")),
+            nonce=None,
+            cookies=security.cookies,
+        )
+    headers.append(("X-Request-ID", request_id))
     if exc is None:
         start_response(status_line(response.status), headers)
     else:
@@ -308,10 +323,21 @@ class _Call:
                 self.length = int(value) if value.isdigit() else None
         # (No Connection: close while draining: PEP 3333 forbids hop-by-hop headers to
         # WSGI apps and gunicorn drops them; readiness 503 is the drain signal there.)
-        self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        security = self.wsgi.security
         extra = environ.get(RESPONSE_HEADERS)
         if extra:
-            self.headers.extend(extra)
+            headers = [*headers, *extra]
+        if security is None:
+            self.headers = [*headers, ("X-Request-ID", self.request_id)]  # a copy: apps reuse lists
+        else:
+            self.headers = wsgi_headers(
+                headers,
+                security.for_endpoint(environ.get(ENDPOINT_KEY)),
+                https=is_https(environ.get("wsgi.url_scheme")),
+                nonce=environ.get(NONCE_KEY),
+                cookies=security.cookies,
+            )
+            self.headers.append(("X-Request-ID", self.request_id))
         return self.write
 
     def log_failure(self, exc: Exception) -> None:
@@ -350,7 +376,15 @@ class _Call:
         response = error_response(500, "internal_error", self.request_id)
         self.status = 500
         self.attempted = True
-        _start(self.reply, response, self.request_id, exc_info, self.environ.get(RESPONSE_HEADERS))
+        _start(
+            self.reply,
+            response,
+            self.request_id,
+            exc_info,
+            self.environ.get(RESPONSE_HEADERS),
+            environ=self.environ,
+            security=self.wsgi.security,
+        )
         self.sent = True
         return response.body
 
@@ -406,8 +440,18 @@ class FenderWSGI:
         self.route_of = route_of
         self.routed = route_of is not None  # the app has a router: unmatched is "unmatched"
 
+    @property
+    def security(self) -> SecurityHeaders | None:
+        """The runtime's security headers, None when off (read per request: replaceable)."""
+        headers = self.runtime.headers
+        return headers if headers.enabled else None
+
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request."""
+        """Serve one request.
+
+        Every response gets the security headers (the app's, fender's endpoints', its 500s);
+        a route's own are found through ``environ[ENDPOINT_KEY]``, the view an adapter names.
+        """
         started = self.runtime.ensure_started()
         start = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
@@ -416,6 +460,7 @@ class FenderWSGI:
         context = request_context(request_id, environ.get("HTTP_TRACEPARENT"))
         call = _Call(self, environ, context, start_response)
         token = REQUEST_CONTEXT.set(context)
+        nonce_token = None
         try:
             if call.path in self.endpoints:
                 return self._endpoint(call, start_response, start)
@@ -428,12 +473,22 @@ class FenderWSGI:
                     {"error": "startup_failed", "request_id": request_id},
                     headers=(("Retry-After", retry),),
                 )
-                _start(start_response, response, request_id)
+                _start(
+                    start_response,
+                    response,
+                    request_id,
+                    environ=environ,
+                    security=self.security,
+                )
                 call.sent = True
                 call.length = len(response.body)
                 return _Recorded([response.body], call, start)
             call.active = self.observer.active(call.method)
             call.active.inc()
+            security = self.security
+            if security is not None and security.uses_nonce:
+                nonce = environ[NONCE_KEY] = new_nonce()
+                nonce_token = CSP_NONCE.set(nonce)
             try:
                 try:
                     body = self.app(environ, call.start_response)
@@ -448,6 +503,8 @@ class FenderWSGI:
             return _Recorded(body, call, start)
         finally:
             REQUEST_CONTEXT.reset(token)
+            if nonce_token is not None:
+                CSP_NONCE.reset(nonce_token)
 
     def _endpoint(
         self, call: _Call, start_response: StartResponse, start: float
@@ -458,7 +515,7 @@ class FenderWSGI:
         except Exception:
             _logger.exception("endpoint_failed", path=call.path)
             response = error_response(500, "internal_error", request_id)
-        _start(start_response, response, request_id)
+        _start(start_response, response, request_id, environ=call.environ, security=self.security)
         call.sent = True
         if not self.runtime.settings.access_log_own_endpoints:
             return [response.body]
