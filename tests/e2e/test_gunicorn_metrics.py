@@ -51,6 +51,8 @@ def gunicorn(worker: str, tmp_path: Path, **env: str) -> CommandServer:
             "FENDER_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(48),
             "FENDER_TEST_PIDFILE": str(tmp_path / "hang.pid"),
+            # Counts exact at every scrape: no rendering reused (FENDER_METRICS_CACHE_SECONDS).
+            "FENDER_METRICS_CACHE_SECONDS": "0",
             "PROMETHEUS_MULTIPROC_DIR": "",
             "PYTHONPATH": str(HERE),
             **env,
@@ -223,7 +225,8 @@ def test_multiprocess_mode_switches_on_by_itself(tmp_path):
         [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", worker_class,
          "--bind", "127.0.0.1:{port}", "--graceful-timeout", "3", app],
         cwd=HERE,
-        env={"FENDER_ENV": "development", "PYTHONPATH": str(HERE), "PROMETHEUS_MULTIPROC_DIR": ""},
+        env={"FENDER_ENV": "development", "PYTHONPATH": str(HERE), "PROMETHEUS_MULTIPROC_DIR": "",
+             "FENDER_METRICS_CACHE_SECONDS": "0"},
     )  # fmt: skip
     process.start()
     try:
