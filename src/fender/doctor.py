@@ -80,6 +80,20 @@ def _admin_check(settings: Settings) -> list[Finding]:
 
 
 @doctor_check
+def _security_check(settings: Settings) -> list[Finding]:
+    """The policies install compiles: CSP, HSTS, CORS origins, allowed hosts."""
+    from fender.security import CorsPolicy, HostPolicy, SecurityHeaders
+
+    def build() -> None:
+        SecurityHeaders.from_settings(settings)
+        CorsPolicy.from_settings(settings)
+        HostPolicy.parse(settings.allowed_hosts)
+
+    passed = "FENDER_CSP, FENDER_HSTS_*, FENDER_CORS_* and FENDER_ALLOWED_HOSTS compile"
+    return [_built("security", build, passed)]
+
+
+@doctor_check
 def _database_check(settings: Settings) -> list[Finding]:
     """The engine install builds when DATABASE_URL is set: dialect and driver load."""
     if "database_url" not in settings.model_fields_set:

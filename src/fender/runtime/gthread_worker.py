@@ -36,6 +36,7 @@ from typing import Any, Final
 from gunicorn.workers import gthread
 
 from fender.runtime import _fastpath
+from fender.security._events import security_event
 
 __all__ = ["ThreadWorker"]
 
@@ -172,6 +173,14 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
 
     def _refuse(self, head: _Head, status: str, error: str) -> None:
         self._forget_head(head)
+        kind = "oversized_header" if status.startswith("431") else "slow_request_head"
+        client = head.conn.client
+        security_event(
+            kind,
+            client=client[0] if isinstance(client, tuple) else None,
+            reason=error,
+            status=int(status.split(" ", 1)[0]),
+        )
         body = f'{{"error": "{error}"}}'.encode()
         self._send_and_close(head.conn, _plain_response(status, body))
 

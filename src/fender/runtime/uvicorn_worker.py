@@ -32,8 +32,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker as _StockWorker
 
-from fender.observability import _metrics as metrics
-from fender.observability._logging import get_logger
+from fender.security._events import security_event
 
 __all__ = [
     "SHUTDOWN_MARGIN",
@@ -59,17 +58,9 @@ class _HeadTooLarge(Exception):  # noqa: N818  (a signal through the parser, not
 
 
 def _oversized(client: Any, what: str, limit: int) -> None:
-    """A ``security_event`` of type ``oversized_header``, as :mod:`fender.security` writes it.
-
-    Written here from the runtime layer, which may not import fender.security: the same
-    counter (``security_events_total{type}``, declared once, idempotently) and log line.
-    """
-    metrics.counter("security_events", "Security events observed, by type.", ("type",)).labels(
-        "oversized_header"
-    ).inc()
-    get_logger("fender.security").warning(
-        "security_event",
-        type="oversized_header",
+    """A ``security_event`` of type ``oversized_header``."""
+    security_event(
+        "oversized_header",
         client=client[0] if client else None,
         reason=f"request head over {limit} {what}",
         status=431,

@@ -27,6 +27,7 @@ EVENT_TYPES: Final = frozenset(
         "oversized_header",  # the request head over FENDER_MAX_HEADER_BYTES / _COUNT
         "probe_path",  # a well-known scanner path (/wp-admin, /.env, traversal)
         "rate_limit_abuse",  # one key rejected over FENDER_SECURITY_EVENT_THRESHOLD a minute
+        "slow_request_head",  # a request head not complete in FENDER_REQUEST_HEAD_TIMEOUT
         "untrusted_proxy_header",  # forwarding headers from a peer that is not a trusted proxy
     }
 )
