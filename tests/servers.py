@@ -418,7 +418,9 @@ class CommandServer(ServerProcess):
         cwd: str | Path | None = None,
     ) -> None:
         """Prepare the command ``argv``."""
-        merged = {**os.environ, **(env or {})}
+        # A worker replaced after max_requests (fender's default 1000) would take its in-memory
+        # state (limits, counts) with it mid-test: tests that want it set it.
+        merged = {**os.environ, "GUNICORN_MAX_REQUESTS": "0", **(env or {})}
         super().__init__(port, env=merged, cwd=cwd)
         self._argv = [part.replace("{port}", str(self.port)) for part in argv]
         self.ready_path = ready_path

@@ -99,6 +99,28 @@ class _working_directory_importable:  # noqa: N801  (used as a context manager)
             sys.path.remove(self.cwd)
 
 
+class _stdout_to_stderr:  # noqa: N801  (used as a context manager)
+    """While the app is imported, what it writes to stdout (its log lines) goes to stderr.
+
+    stdout is the command's answer (``--json`` for machines); redirected at the descriptor,
+    so that log handlers holding the stream already are redirected too.
+    """
+
+    def __enter__(self) -> None:
+        import os
+
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        os.dup2(2, 1)
+
+    def __exit__(self, *_: object) -> None:
+        import os
+
+        sys.stdout.flush()
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
+
+
 def _cmd_doctor(args: Args) -> int:
     from fender._status import Status
     from fender.doctor import diagnose
@@ -181,7 +203,7 @@ def _plan(args: Args) -> Any:
         # Sized before the import: this process stands for the master, which does not import
         # the app (unless GUNICORN_PRELOAD).
         master_mb = resident_bytes() / 2**20
-        with _working_directory_importable():
+        with _working_directory_importable(), _stdout_to_stderr():
             try:
                 kind = detect_kind(args.app)
             except Exception as error:  # the app's own error: one line, not a traceback

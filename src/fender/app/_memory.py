@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Final
 
 from fender._clock import monotonic
 from fender._hooks import Hooks
@@ -19,12 +18,11 @@ from fender.observability import _metrics as metrics
 from fender.runtime._container import ContainerLimits, read_limits
 from fender.runtime._guard import ContainerCollector, MemoryWatch
 from fender.runtime._memory import MemoryGuard, MemoryThresholds
+from fender.runtime._serve import WORKER_COUNT_VARIABLE
 from fender.settings import Settings
 
 __all__ = ["WORKER_COUNT_VARIABLE", "MemoryPlan", "memory_plan", "start_memory_guard"]
 
-WORKER_COUNT_VARIABLE: Final = "FENDER_WORKER_COUNT"
-"""Set by fender's gunicorn configuration in the master: the workers sharing the container."""
 
 _lock = threading.Lock()
 _collector_added = False

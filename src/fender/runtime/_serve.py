@@ -32,8 +32,18 @@ from fender.runtime._container import ContainerLimits
 from fender.runtime._workers import WorkerInputs, WorkerPlan, plan_workers
 from fender.settings import Settings
 
-__all__ = ["THREAD_WORKER", "UVICORN_WORKER", "AppKind", "ServePlan", "app_kind", "plan_serving"]
+__all__ = [
+    "THREAD_WORKER",
+    "UVICORN_WORKER",
+    "WORKER_COUNT_VARIABLE",
+    "AppKind",
+    "ServePlan",
+    "app_kind",
+    "plan_serving",
+]
 
+WORKER_COUNT_VARIABLE = "FENDER_WORKER_COUNT"
+"""Set by fender's gunicorn configuration in the master: the workers sharing the container."""
 UVICORN_WORKER = "fender.runtime.uvicorn_worker.UvicornWorker"
 THREAD_WORKER = "fender.runtime.gthread_worker.ThreadWorker"
 AppKind = Literal["asgi", "wsgi"]

@@ -21,8 +21,13 @@
   The directory is this user's alone (created ``0700``); one that is a symlink, another
   user's, or writable by group or others stops the start (ConfigurationError).
 
-The default worker class is fender's uvicorn worker (ASGI); pass ``-k sync`` (or
-``gthread``) for a WSGI app. Settings of your own go in a file that star-imports this one.
+* Serving: bind, workers, worker class, threads, timeouts, keep-alive, ``max_requests`` and the
+  rest come from :mod:`fender.runtime._serve`: the plan ``fender run`` computed (exported as
+  FENDER_SERVE_PLAN), else the same plan computed here, for an ASGI app unless FENDER_APP_KIND
+  or FENDER_WORKER_CLASS says WSGI. It is logged once at start (``server_config``), and
+  gunicorn's command-line flags still win over it. No control socket.
+
+Settings of your own go in a file that star-imports this one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ __all__ = [
     "prepare_metrics_dir",
     "request_limits",
     "secure_scheme_headers",
+    "serve_plan",
+    "when_ready",
 ]
 
 
@@ -91,9 +98,38 @@ def prepare_metrics_dir(master_pid: int) -> str:
     return directory
 
 
-def on_starting(server: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
-    """Gunicorn hook (master, before workers fork): a fresh metrics directory."""
+def on_starting(server: Any) -> None:
+    """Gunicorn hook (master, before workers fork): a fresh metrics directory, the plan logged.
+
+    The workers learn how many they are (their memory share is the limit divided by it) from
+    the configuration gunicorn really runs, command-line flags included.
+    """
     prepare_metrics_dir(os.getpid())
+    from fender.runtime._serve import WORKER_COUNT_VARIABLE
+
+    workers = int(getattr(server.cfg, "workers", 1) or 1)
+    os.environ[WORKER_COUNT_VARIABLE] = str(workers)
+    if _PLAN is not None:
+        from fender.observability._logging import get_logger
+
+        effective = {
+            name: getattr(server.cfg, name, None)
+            for name in ("workers", "worker_class_str", "threads", "timeout", "graceful_timeout")
+        }
+        get_logger("fender.server").info("server_config", **_PLAN, effective=effective)
+
+
+def when_ready(server: Any) -> None:
+    """Gunicorn hook (master, app loaded when preloading, before forking): ``gc.freeze()``.
+
+    With GUNICORN_PRELOAD the workers share the app's pages with the master until written;
+    freezing keeps the garbage collector from writing to (and so copying) every one of them.
+    """
+    if getattr(server.cfg, "preload_app", False):
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
 
 def on_exit(server: Any) -> None:  # noqa: ARG001  (gunicorn passes the arbiter)
@@ -125,6 +161,24 @@ def _settings() -> Any:
         return None
 
 
+def serve_plan(settings: Any) -> dict[str, Any] | None:
+    """What to serve: the plan ``fender run`` exported, else one computed here.
+
+    The app's kind is FENDER_APP_KIND (``fender run`` detected it), else WSGI when
+    FENDER_WORKER_CLASS names a WSGI worker, else ASGI. None when the settings are unusable.
+    """
+    from fender.runtime._launch import KIND_VARIABLE, current_plan, exported_plan
+
+    exported = exported_plan()
+    if exported is not None:
+        return exported
+    if settings is None:
+        return None
+    told = os.environ.get(KIND_VARIABLE)
+    wsgi = told == "wsgi" or (told != "asgi" and settings.worker_class in ("sync", "gthread"))
+    return current_plan(settings, "wsgi" if wsgi else "asgi").as_event()
+
+
 _GUNICORN_MAX_LINE = 8190  # gunicorn's ceiling of limit_request_line
 
 
@@ -148,6 +202,22 @@ forwarded_allow_ips = ""  # fender's edge reads the forwarding headers (see the 
 # No scheme from X-Forwarded-Proto / -Ssl / -Protocol in gunicorn: fender's edge decides it.
 secure_scheme_headers: dict[str, str] = {}
 worker_class = "fender.runtime.uvicorn_worker.UvicornWorker"
+_PLAN = serve_plan(_SETTINGS)
+if _PLAN is not None:
+    # Every value below is what `fender workers --json` prints; command-line flags still win.
+    bind = _PLAN["bind"]
+    workers = _PLAN["workers"]
+    worker_class = _PLAN["worker_class"]
+    threads = _PLAN.get("threads", 1)
+    timeout = _PLAN["timeout"]
+    graceful_timeout = _PLAN["graceful_timeout"]
+    keepalive = _PLAN["keepalive"]
+    max_requests = _PLAN["max_requests"]
+    max_requests_jitter = _PLAN["max_requests_jitter"]
+    preload_app = _PLAN["preload_app"]
+    control_socket_disable = _PLAN["control_socket_disable"]
+    if _PLAN.get("worker_tmp_dir"):
+        worker_tmp_dir = _PLAN["worker_tmp_dir"]
 _LIMITS = request_limits(_SETTINGS)
 if _LIMITS:
     limit_request_line = _LIMITS["limit_request_line"]
