@@ -509,6 +509,7 @@ _SAMPLES = {
     "memory_critical_percent": "90",
     "memory_check_interval": "0",
     "slow_query_ms": "100",
+    "alembic_config": "migrations/alembic.ini",
     "build_time": "2026-11-30T07:00:00Z",
     "health_prefix": "/_health",
     "health_aliases": "true",
