@@ -239,7 +239,12 @@ def metered_pool_class(base: type[Pool], meter: PoolMeter) -> type[Pool]:
         if found is None:
             found = _classes[key] = cast(
                 "type[Pool]",
-                type(f"Metered{base.__name__}", (_MeteredPool, base), {"_fender_meter": meter}),
+                type(
+                    f"Metered{base.__name__}",
+                    (_MeteredPool, base),
+                    # The module names the pool's logger: sqlalchemy.pool's, as users set it.
+                    {"_fender_meter": meter, "__module__": base.__module__},
+                ),
             )
         return found
 
@@ -252,6 +257,7 @@ def instrument(engine: Engine, meter: PoolMeter, *, slow_query_ms: float) -> Non
     event.listen(engine, "before_cursor_execute", timings.before)
     event.listen(engine, "after_cursor_execute", timings.after)
     event.listen(engine, "handle_error", timings.error)
+    event.listen(engine, "engine_disposed", lambda _engine: meter.refresh())
     meter.add(engine)
 
 
