@@ -77,9 +77,7 @@ def test_pool_names_carry_no_user_or_password():
 
 
 def test_counts_by_state_after_checkouts_and_returns(database_url):
-    engine = engine_from_settings(
-        settings_for(database_url, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1")
-    )
+    engine = engine_from_settings(settings_for(database_url, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1"))
     try:
         assert sample("db_client_connection_max", database_url) == 3
         assert sample("db_client_connection_idle_max", database_url) == 2

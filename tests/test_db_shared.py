@@ -162,9 +162,7 @@ def test_the_async_engine_needs_its_driver(monkeypatch, tmp_path):
 
 def test_the_async_engine_needs_psycopg_for_postgres(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    error = raised_by(
-        fender.db.async_engine, settings_for(f"postgresql://app:{PASSWORD}@db/app")
-    )
+    error = raised_by(fender.db.async_engine, settings_for(f"postgresql://app:{PASSWORD}@db/app"))
     assert "needs psycopg for asyncio: pip install 'fender[postgres]'" in error.expected
 
 

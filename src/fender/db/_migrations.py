@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
+import importlib
 import sys
 import threading
 from pathlib import Path
@@ -132,7 +132,9 @@ def alembic_config(settings: Settings) -> Path | None:
 
 
 def _not_installed(path: Path) -> str | None:
-    if importlib.util.find_spec("alembic") is None:
+    try:
+        importlib.import_module("alembic")
+    except ImportError:
         return f"{path} found, but alembic is not installed: pip install alembic"
     return None
 
