@@ -1,8 +1,9 @@
 """The app's database engine: one per process from DATABASE_URL, metered, checked, disposed.
 
 :func:`engine` (sync) and :func:`async_engine` (asyncio) are built on first use and shared by
-every thread (or task) of the process; ``fender.install`` makes its settings their default,
-adds the readiness check over the same pool, and disposes the pools at shutdown. A forked
+every thread (or task) of the process. With DATABASE_URL set, ``fender.install`` makes its
+settings their default, adds the readiness check over the same pool (and the Alembic head
+check, when the app uses Alembic), and closes the pools at shutdown. A forked
 child (gunicorn ``--preload``) drops the parent's connections and opens its own.
 
 Pool: DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE and a pre-ping; metrics
@@ -10,14 +11,16 @@ named after OpenTelemetry's ``db.client.connection.*``; statements slower than
 FENDER_SLOW_QUERY_MS are a ``slow_query`` warning (the statement, never its parameters) and
 counted. Passwords are never logged or reported.
 
-Example:
-    >>> from sqlalchemy import text
-    >>> from fender.settings import load_settings
-    >>> settings = load_settings({"DATABASE_URL": "sqlite://"}, env_file=None)
-    >>> with engine(settings).connect() as connection:
-    ...     connection.execute(text("select 1")).scalar()
-    1
-    >>> dispose(settings)
+Example::
+
+    from sqlalchemy import text
+    import fender.db
+
+    @app.get("/users/{user_id}")
+    def user(user_id: int) -> dict[str, str]:
+        with fender.db.engine().connect() as connection:
+            query = text("select name from users where id = :id")
+            return {"name": connection.execute(query, {"id": user_id}).scalar_one()}
 """
 
 from __future__ import annotations
@@ -50,12 +53,6 @@ def engine(settings: Settings | None = None) -> Engine:
     Without ``settings``: those fender was installed with (the last app in this process), or
     else the environment's. With them: the shared engine of their DATABASE_URL and pool
     settings. Safe to call from any thread, on every request (a dictionary read).
-
-    Example:
-        >>> @app.get("/users/{user_id}")  # doctest: +SKIP
-        ... def user(user_id: int):
-        ...     with fender.db.engine().connect() as connection:
-        ...         return connection.execute(query, {"id": user_id}).one()._asdict()
 
     Raises:
         ConfigurationError: naming DATABASE_URL (password masked) when the URL does not parse,

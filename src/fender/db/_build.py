@@ -131,7 +131,7 @@ def _instrumented(engine: Engine, url: URL, spec: EngineSpec) -> Engine:
     meter = meter_for(_url.pool_name(url))
     instrument(engine, meter, slow_query_ms=spec.slow_query_ms)
     pool = engine.pool
-    _logger.debug(
+    _logger.info(
         "db_engine_created",
         url=_url.shown(url),
         pool_name=meter.name,

@@ -36,13 +36,11 @@ def database_health_check(
     missing driver each make a check that always reports ``warn`` with the fix, and one
     ``database_check_degraded`` warning is logged at start-up.
 
-    Example:
-        >>> from fender.settings import load_settings
-        >>> settings = load_settings({"DATABASE_URL": "sqlite://"}, env_file=None)
-        >>> check, close = database_health_check(settings)
-        >>> check.name
-        'database'
-        >>> close()
+    Example::
+
+        check, close = database_health_check(settings)
+        registry.add(check, timeout=settings.health_timeout)
+        runtime.on_shutdown(close)
     """
     try:
         engine = _shared.engine(settings)

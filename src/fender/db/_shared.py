@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fender.db._build import EngineSpec, build_async, build_sync
 from fender.db._metrics import after_fork_in_child
-from fender.observability._logging import get_logger
 from fender.settings import Settings, load_settings
 
 __all__ = ["adispose", "async_engine", "dispose", "engine", "use_settings"]
@@ -35,7 +34,6 @@ _default: EngineSpec | None = None
 # The default spec's engines, read without the lock on the hot path (engine() in a route).
 _default_sync: Engine | None = None
 _default_async: AsyncEngine | None = None
-_logger = get_logger("fender.db")
 
 
 def use_settings(settings: Settings) -> None:
@@ -97,7 +95,6 @@ def dispose(settings: Settings | None = None) -> None:
     found = _sync.get(_spec(settings))
     if found is not None:
         found.dispose()
-        _logger.debug("db_pool_disposed", flavour="sync")
 
 
 async def adispose(settings: Settings | None = None) -> None:
@@ -111,8 +108,6 @@ async def adispose(settings: Settings | None = None) -> None:
         # Its connections belong to an event loop that is gone (a test's): nothing to close
         # them with; drop them instead of failing the shutdown.
         found.sync_engine.dispose(close=False)
-    else:
-        _logger.debug("db_pool_disposed", flavour="asyncio")
 
 
 def _after_fork_in_child() -> None:
