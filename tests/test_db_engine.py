@@ -33,7 +33,7 @@ def test_postgres_urls_build_a_psycopg_engine_without_connecting(scheme):
     engine = engine_for(f"{scheme}://app:{PASSWORD}@127.0.0.1:1/app")
     try:
         assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
-        assert engine.pool.size() == 5  # DB_POOL_SIZE
+        assert engine.pool.size() == 10  # DB_POOL_SIZE
     finally:
         engine.dispose()
 

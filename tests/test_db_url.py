@@ -9,6 +9,7 @@ import pytest
 
 from fender._status import Status
 from fender.db import database_health_check, engine_from_settings
+from fender.db import engine as shared_engine
 from fender.errors import ConfigurationError
 from fender.settings import Settings, load_settings
 from fender.testing import capture_logs
@@ -138,7 +139,7 @@ def test_anything_else_that_stops_the_engine_is_a_warning_too(monkeypatch):
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(PASSWORD)
 
-    monkeypatch.setattr("fender.db.create_engine", broken)
+    monkeypatch.setattr("fender.db._build.create_engine", broken)
     output = warning_of(as_written(f"postgresql://app:{PASSWORD}@db/app"))
     assert output == "fender's engine for DATABASE_URL failed to build (RuntimeError)"
 
@@ -156,7 +157,7 @@ def test_engine_from_settings_still_raises_for_callers_who_asked_for_an_engine(m
 def test_a_working_check_keeps_the_pool_settings_and_its_closer_frees_it(monkeypatch, tmp_path):
     settings = as_written(f"postgresql://app:{PASSWORD}@127.0.0.1:1/app")
     check, close = database_health_check(settings)
-    engine = close.__self__  # the bound Engine.dispose
+    engine = shared_engine(settings)  # the check's pool is the app's
     assert check.name == "database"
     assert check.component_type == "datastore"
     assert engine.pool.size() == settings.db_pool_size

@@ -511,6 +511,7 @@ _SAMPLES = {
     "slow_query_ms": "100",
     "request_head_timeout": "2",
     "body_read_timeout": "5",
+    "alembic_config": "migrations/alembic.ini",
     "build_time": "2026-11-30T07:00:00Z",
     "health_prefix": "/_health",
     "health_aliases": "true",

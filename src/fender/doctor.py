@@ -6,7 +6,8 @@ reachable, worker count against memory) register theirs the same way. Besides th
 rules, doctor builds what ``fender.install`` builds from them (rate limits, the admin guard,
 the database engine, the Redis URL, all without connecting), so a value install would refuse
 fails here too. It also checks what install cannot: that the runtime directory (the drain flag)
-is writable. Nothing here prints: ``fender.cli`` renders the findings.
+is writable, and, when the app uses Alembic (FENDER_ALEMBIC_CONFIG exists), that the database
+is at head: the one check that connects. Nothing here prints: ``fender.cli`` renders the findings.
 
 Given the app (``fender doctor --app module:attr``), the production rules judge it too: the
 secret key and debug flag it really uses (:mod:`fender.apps`), and whether it needs
@@ -26,6 +27,7 @@ from fender._private_dir import check_private
 from fender._status import Finding, Status
 from fender.apps import app_findings
 from fender.db import engine_from_settings
+from fender.db._migrations import migration_findings
 from fender.errors import ConfigurationError
 from fender.http.admin import AdminGuard
 from fender.ratelimit._clientip import ClientIPResolver
@@ -95,17 +97,23 @@ def _security_check(settings: Settings) -> list[Finding]:
 
 @doctor_check
 def _database_check(settings: Settings) -> list[Finding]:
-    """The engine install builds when DATABASE_URL is set: dialect and driver load."""
+    """The engine install builds when DATABASE_URL is set: dialect and driver load; migrations."""
     if "database_url" not in settings.model_fields_set:
         return []  # install builds no engine either: nothing is configured to check
 
     try:
-        engine_from_settings(settings).dispose()  # no connection: the engine is lazy
+        engine = engine_from_settings(settings)  # no connection: the engine is lazy
     except ConfigurationError as exc:
         # install still boots (the app's own driver may read the URL): the check warns.
         reason = f"{exc.field}={exc.value!r}: fender's database check cannot run, it will warn"
         return [Finding("database_driver", Status.WARN, reason, f"use {exc.expected}", exc.field)]
-    return [Finding("database_driver", Status.PASS, "DATABASE_URL's dialect and driver load")]
+    try:
+        # With the app's Alembic config: connects, and says whether the database is at head.
+        migrations = migration_findings(settings, engine)
+    finally:
+        engine.dispose()
+    passed = Finding("database_driver", Status.PASS, "DATABASE_URL's dialect and driver load")
+    return [passed, *migrations]
 
 
 @doctor_check

@@ -36,12 +36,10 @@ def add_builtin_checks(health: HealthRegistry, settings: Settings, hooks: Hooks)
     )
     start_memory_guard(settings, plan, hooks)
     if "database_url" in settings.model_fields_set or os.environ.get("DATABASE_URL"):
-        from fender.db import database_health_check
+        from fender.db._checks import add_database_checks
 
         # Never a boot failure: a URL or driver fender cannot use is a warning on the check.
-        check, close = database_health_check(settings)
-        health.add(check, timeout=settings.health_timeout)
-        hooks.on_shutdown(close)
+        add_database_checks(health, settings, hooks)
 
     if settings.celery_broker_url:
         if importlib.util.find_spec("celery") is None:

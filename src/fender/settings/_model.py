@@ -161,18 +161,18 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
         "psycopg 3 or psycopg2, whichever is installed).",
     )
     db_pool_size: int = env_field(
-        "DB_POOL_SIZE", default=5, ge=1, le=1000, description="Connections kept open per worker."
+        "DB_POOL_SIZE", default=10, ge=1, le=1000, description="Connections kept open per worker."
     )
     db_max_overflow: int = env_field(
         "DB_MAX_OVERFLOW",
-        default=10,
+        default=20,
         ge=0,
         le=1000,
         description="Extra connections a worker may open under load.",
     )
     db_pool_recycle: int = env_field(
         "DB_POOL_RECYCLE",
-        default=1800,
+        default=3600,
         ge=-1,
         description="Seconds after which a connection is replaced (-1: never).",
     )

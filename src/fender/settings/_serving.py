@@ -16,7 +16,7 @@ __all__ = ["ServingFields"]
 
 
 class ServingFields(BaseSettings):
-    """Fields of issue 12: bind, workers, gunicorn timeouts, memory thresholds, slow queries."""
+    """Fields of issue 12: bind, workers, gunicorn timeouts, memory thresholds, the database."""
 
     host: str = env_field(
         "FENDER_HOST",
@@ -145,4 +145,10 @@ class ServingFields(BaseSettings):
         default=500.0,
         gt=0,
         description="Database queries slower than this are a slow_query event and counted.",
+    )
+    alembic_config: str = env_field(
+        "FENDER_ALEMBIC_CONFIG",
+        default="alembic.ini",
+        description="Alembic config of the app's migrations; when the file exists, readiness "
+        "and `fender doctor` say whether the database is at head. Empty: no such check.",
     )
