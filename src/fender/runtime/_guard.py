@@ -24,10 +24,13 @@ from prometheus_client.registry import Collector
 from fender.observability import _metrics as metrics
 from fender.observability._logging import get_logger
 from fender.runtime._container import ContainerLimits, read_usage
+from fender.runtime._lifecycle import CLOSING_CONNECTIONS, STOP_ACCEPTING
 from fender.runtime._memory import Action, MemoryGuard, Pressure
 
 __all__ = ["ContainerCollector", "MemoryWatch", "recycle_under_gunicorn", "resident_bytes"]
 
+RECYCLE_GRACE_SECONDS = 1.0
+"""How long a recycling worker answers with ``Connection: close`` before it stops."""
 _logger = get_logger("fender.memory")
 _recycles = metrics.counter(
     "memory_recycles", "Workers that recycled themselves over the critical memory threshold."
@@ -45,11 +48,20 @@ def recycle_under_gunicorn() -> bool:
     """Ask this gunicorn worker to finish its requests and exit; False when not a worker.
 
     gunicorn's workers exit gracefully on SIGTERM and the master replaces them. A process
-    whose parent is not a gunicorn master would just stop, so it is left alone.
+    whose parent is not a gunicorn master would just stop, so it is left alone. The signal
+    comes :data:`RECYCLE_GRACE_SECONDS` after the decision (see
+    :data:`~fender.runtime._lifecycle.CLOSING_CONNECTIONS`).
     """
     if not os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
         return False
-    os.kill(os.getpid(), signal.SIGTERM)
+    # First a short while of "Connection: close" answers: keep-alive clients then send their
+    # next request on a new connection, to another worker, instead of on one about to close.
+    CLOSING_CONNECTIONS.set()
+    for stop_accepting in STOP_ACCEPTING:
+        stop_accepting()
+    timer = threading.Timer(RECYCLE_GRACE_SECONDS, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
     return True
 
 

@@ -13,7 +13,22 @@ from typing import Final
 
 from fender._clock import Clock, monotonic
 
-__all__ = ["Lifecycle", "State", "Transition"]
+__all__ = ["CLOSING_CONNECTIONS", "STOP_ACCEPTING", "Lifecycle", "State", "Transition"]
+
+CLOSING_CONNECTIONS: Final = threading.Event()
+"""Set when this process is about to exit on its own (the memory guard recycling a worker).
+
+Its responses then say ``Connection: close``, so that keep-alive clients open their next
+request elsewhere instead of racing the shutdown on a connection about to close.
+"""
+
+STOP_ACCEPTING: Final[list[Callable[[], None]]] = []
+"""How this process's server stops accepting connections (fender's uvicorn worker adds one).
+
+A worker about to exit on its own calls them first: the connections it has accepted get their
+answers, and new ones wait in the listen queue for the worker that replaces it, instead of
+being accepted and then closed unread by the shutdown.
+"""
 
 
 class State(enum.StrEnum):

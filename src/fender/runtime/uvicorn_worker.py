@@ -132,6 +132,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _close_listeners(server: Any) -> None:
+    """Stop accepting: the listeners close, accepted connections are still served."""
+    for listener in server.servers:
+        listener.close()
+
+
 def bounded_protocol(max_head_bytes: int, max_header_count: int) -> type[HttpToolsProtocol]:
     """A :class:`BoundedHttpToolsProtocol` class with these bounds."""
     return type(
@@ -170,6 +176,33 @@ class UvicornWorker(_StockWorker):  # type: ignore[misc]
             logger = logging.getLogger(name)
             logger.handlers = []
             logger.propagate = True
+
+    async def _serve(self) -> None:
+        """Serve as the stock worker does, keeping the server so its accepting can stop.
+
+        The memory guard, recycling this worker, stops the accepting first (see
+        :data:`~fender.runtime._lifecycle.STOP_ACCEPTING`).
+        """
+        import asyncio
+        import sys
+
+        from gunicorn.arbiter import Arbiter
+        from uvicorn.server import Server
+
+        from fender.runtime._lifecycle import STOP_ACCEPTING
+
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        self._install_sigquit_handler()
+        loop = asyncio.get_running_loop()
+
+        def stop_accepting() -> None:  # called from the memory guard's thread
+            loop.call_soon_threadsafe(_close_listeners, server)
+
+        STOP_ACCEPTING.append(stop_accepting)
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def _bound_requests(self) -> None:
         """Bound the request head and hide the Server header, as the settings say."""

@@ -36,6 +36,7 @@ from fender.http.headers import asgi_headers, is_https
 from fender.http.requestid import HEADER, accept_request_id, request_context
 from fender.middleware.asgi.routes import report_unmarked
 from fender.observability._logging import REQUEST_CONTEXT, get_logger, mark_logged
+from fender.runtime._lifecycle import CLOSING_CONNECTIONS
 from fender.security import CSP_NONCE
 from fender.security._headers import new_nonce
 
@@ -195,6 +196,7 @@ class FenderMiddleware:
         extra: list[tuple[bytes, bytes]] = []
         scope[RESPONSE_HEADERS] = extra
         lifecycle = self.lifecycle
+        closing = CLOSING_CONNECTIONS
         outcome: list[Any] = [0, 0, False]  # status, response bytes, response complete
 
         async def send_observed(message: Message) -> None:
@@ -216,7 +218,7 @@ class FenderMiddleware:
                     )
                     headers.append(header)
                     headers.extend(extra)
-                if lifecycle.draining:
+                if lifecycle.draining or closing.is_set():
                     headers.append(_CLOSE)
                 message["headers"] = headers
             await send(message)
