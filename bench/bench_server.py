@@ -46,6 +46,10 @@ WORKERS = {
     "FastAPI": ["--worker-class", "fender.runtime.uvicorn_worker.UvicornWorker"],
     "Flask": ["--worker-class", "gthread", "--threads", "8"],
 }
+PLAIN_WORKERS = {
+    "FastAPI": ["--worker-class", "uvicorn_worker.UvicornWorker"],
+    "Flask": ["--worker-class", "gthread", "--threads", "8"],
+}
 APPS = {"FastAPI": ("fastapi_bare", "fastapi_fender"), "Flask": ("flask_bare", "flask_fender")}
 START_TIMEOUT = 60.0
 
@@ -64,10 +68,11 @@ def free_port() -> int:
 class Server:
     """One gunicorn process serving ``app`` (a ``server_apps`` name) on a free loopback port."""
 
-    def __init__(self, framework: str, app: str, workdir: Path) -> None:
+    def __init__(self, framework: str, app: str, workdir: Path, *, plain: bool = False) -> None:
+        """``plain``: stock gunicorn, no fender configuration (nothing of fender imported)."""
         self.port = free_port()
         self.name = app
-        metrics = workdir / f"metrics-{app}"
+        metrics = workdir / f"metrics-{app}{'-plain' if plain else ''}"
         metrics.mkdir()
         env = {
             **os.environ,
@@ -77,13 +82,16 @@ class Server:
             "FENDER_RUNTIME_DIR": str(workdir / f"run-{app}"),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
             "FENDER_RATE_LIMIT_ENABLED": "false",
+            "GUNICORN_MAX_REQUESTS": "0",  # steady state: no worker replaced mid-round
         }
+        config = [] if plain else ["-c", "python:fender.runtime.gunicorn_conf"]
+        workers = PLAIN_WORKERS[framework] if plain else WORKERS[framework]
         argv = [
             str(BIN / "gunicorn"),
-            "-c", "python:fender.runtime.gunicorn_conf",
+            *config,
             "--workers", "1",
             "--bind", f"127.0.0.1:{self.port}",
-            *WORKERS[framework],
+            *workers,
             f"server_apps:{app}",
         ]  # fmt: skip
         # Access lines go to a file, as a container runtime would collect them.
@@ -110,6 +118,13 @@ class Server:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} did not answer within {START_TIMEOUT}s")
+
+    def worker_rss_mib(self) -> float:
+        """Resident MiB of the (one) worker, after the load: what a worker costs in memory."""
+        import psutil
+
+        children = psutil.Process(self.process.pid).children()
+        return sum(child.memory_info().rss for child in children) / 2**20
 
     def close(self) -> None:
         """SIGTERM the gunicorn we started, then SIGKILL its session if it lingers."""
@@ -205,6 +220,13 @@ def measure(framework: str, rounds: int, requests: int, connections: int) -> lis
                     rps[server.name].append(throughput)
                     latencies[server.name] += seen
                 ratios.append(rps[bare_name][-1] / rps[fender_name][-1])
+            rss = {bare_name: bare.worker_rss_mib(), fender_name: with_fender.worker_rss_mib()}
+            plain = Server(framework, bare_name, Path(tmp), plain=True)
+            try:
+                load(plain.port, requests, connections)
+                rss["plain"] = plain.worker_rss_mib()
+            finally:
+                plain.close()
         finally:
             bare.close()
             with_fender.close()
@@ -217,6 +239,8 @@ def measure(framework: str, rounds: int, requests: int, connections: int) -> lis
             f"{percentile(seen, 0.5) * 1e6:.0f}",
             f"{percentile(seen, 0.99) * 1e6:.0f}",
             "1.00x" if name == bare_name else f"{statistics.median(ratios):.2f}x",
+            f"{rss[name]:.1f}",
+            f"{rss[name] - rss['plain']:+.1f}",
         ])  # fmt: skip
     return rows
 
@@ -235,7 +259,15 @@ def main() -> None:
     for framework in APPS:
         rows += measure(framework, args.rounds, args.requests, args.connections)
     table = markdown_table(
-        ["app", "requests/s (median round)", "p50 µs", "p99 µs", "time per request vs bare"],
+        [
+            "app",
+            "requests/s (median round)",
+            "p50 µs",
+            "p99 µs",
+            "time per request vs bare",
+            "worker RSS MiB",
+            "RSS over plain gunicorn",
+        ],
         rows,
     )
     intro = (
@@ -246,7 +278,11 @@ def main() -> None:
         "machine. fender as installed by default (rate limits off, to compare like with like): "
         "request ids, a JSON access line per request to the server's stdout (a file here), "
         "metrics in multiprocess mode. Ratio: median over rounds of bare requests/s divided "
-        "by fender's, each round timing both servers back to back."
+        "by fender's, each round timing both servers back to back. Worker RSS: the worker's "
+        "resident size after the load, against the same bare app under plain gunicorn (stock "
+        "uvicorn worker or gthread, no fender configuration: nothing of fender imported); "
+        "target for fender's addition: <= 5 MiB. The bare row already pays fender's gunicorn "
+        "configuration (logging, metrics)."
     )
     section = "\n\n".join(
         ["## Through a real server (what a client sees)", machine_header(PACKAGES), intro, table]
