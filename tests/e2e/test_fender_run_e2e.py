@@ -79,3 +79,25 @@ def test_fender_run_serves_what_fender_workers_prints(tmp_path, kind):
     finally:
         server.stop()
         server.close()
+
+
+@pytest.mark.parametrize("spec", ["examples.fastapi_app:app", "examples.flask_app:app"])
+def test_fender_run_serves_the_examples(tmp_path, spec):
+    port = free_port()
+    env = {**environment(tmp_path, port), "PYTHONPATH": str(HERE.parent.parent)}
+    server = CommandServer(
+        [str(BIN / "fender"), "run", spec],
+        port=port,
+        cwd=HERE.parent.parent,
+        env=env,
+        ready_path="/health/ready",
+    )
+    server.start()
+    try:
+        assert httpx.get(f"{server.url}/health/ready", timeout=10).status_code == 200
+        config = logged_config(server.output())
+        assert config["app_kind"] == ("asgi" if "fastapi" in spec else "wsgi")
+        assert config["worker_plan"]["inputs"]["sources"]["memory_bytes"] == "MEMORY_LIMIT_MB"
+    finally:
+        server.stop()
+        server.close()
