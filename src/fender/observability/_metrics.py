@@ -141,6 +141,10 @@ def _configure() -> None:
         _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
         _multiprocess = directory
     else:
+        # prometheus_client chose multiprocess values at import when the variable merely
+        # exists (PROMETHEUS_MULTIPROC_DIR=""), and would then write its files into the
+        # working directory: single-process values, as the empty setting means.
+        _values.ValueClass = _values.MutexValue
         # First on the registry, so every collection folds the buffered series before the
         # metrics they feed are read.
         prometheus_client.REGISTRY.register(_FoldOnCollect())
