@@ -36,6 +36,18 @@ def require_services() -> bool:
     return os.environ.get("FENDER_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
 
+def find_chromium() -> str:
+    """The headless browser the tests drive; missing: :func:`missing` (a failure under CI)."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    missing("chromium")
+    raise AssertionError  # unreachable: missing() fails or skips
+
+
 def missing(what: str) -> None:
     """Fail (under CI) or skip (on a developer machine) because ``what`` is not installed."""
     message = f"{what} is not installed; `make test` installs it when run as root on Debian"

@@ -9,7 +9,6 @@ Under CI (``CI`` or FENDER_REQUIRE_SERVICES set) a missing Chromium fails the te
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,24 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import CommandServer, require_services, wait_for
+from servers import CommandServer, find_chromium, wait_for
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.e2e
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    message = "chromium is not installed; `make test` installs it when run as root on Debian"
-    if os.environ.get("CI") or require_services():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-    raise AssertionError  # unreachable: skip raises
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +43,7 @@ def server() -> Iterator[CommandServer]:
 def dump_dom(url: str, profile: Path) -> str:
     """The DOM of ``url`` once loaded (frames included), as headless Chromium renders it."""
     argv = [
-        chromium(),
+        find_chromium(),
         "--headless",
         "--no-sandbox",  # runs as root in CI containers
         "--disable-gpu",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from servers import CommandServer, missing, wait_for
+from servers import CommandServer, find_chromium, wait_for
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -187,9 +186,7 @@ def test_fender_drain_turns_every_worker_unready_while_requests_succeed(worker, 
 
 
 def test_status_page_in_headless_chromium(tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        missing("chromium")
+    chromium = find_chromium()
     server = gunicorn("uvicorn", tmp_path, FENDER_ADMIN_POLICY="always")
     server.start()
     ARTIFACTS.mkdir(exist_ok=True)
