@@ -187,6 +187,7 @@ def _cmd_drain(args: Args) -> int:
 def _plan(args: Args) -> Any:
     """The server plan for ``args.app`` (kind detected, or measured with ``--measure``)."""
     from fender.runtime._launch import current_plan, detect_kind, measure_app, parse_app
+    from fender.runtime._serve import configured_kind
     from fender.settings import load_settings
 
     settings = load_settings()
@@ -211,8 +212,7 @@ def _plan(args: Args) -> Any:
                     f"importing {args.app} raised {type(error).__name__}: {error}"
                 ) from None
         return current_plan(settings, kind, master_rss_mb=master_mb)
-    wsgi = settings.worker_class in ("sync", "gthread")
-    return current_plan(settings, "wsgi" if wsgi else "asgi")
+    return current_plan(settings, configured_kind(settings))
 
 
 def _cmd_workers(args: Args) -> int:

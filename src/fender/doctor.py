@@ -179,13 +179,11 @@ def _not_writable(directory: Path) -> str:
 @doctor_check
 def _workers_check(settings: Settings) -> list[Finding]:
     """Workers x FENDER_WORKER_MEMORY_MB against 85% of the container's memory limit."""
-    from fender.runtime._container import read_limits
     from fender.runtime._launch import current_plan
+    from fender.runtime._serve import configured_kind
 
-    plan = current_plan(
-        settings, "wsgi" if settings.worker_class in ("sync", "gthread") else "asgi"
-    )
-    limits = read_limits(memory_limit_mb=settings.memory_limit_mb)
+    plan = current_plan(settings, configured_kind(settings))
+    limits = plan.limits
     findings = [
         Finding("container", Status.WARN, problem, "check the cgroup files; set MEMORY_LIMIT_MB")
         for problem in limits.problems

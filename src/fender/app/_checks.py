@@ -6,7 +6,7 @@ import importlib.util
 import os
 
 from fender._hooks import Hooks
-from fender.app._memory import memory_plan, start_memory_guard
+from fender.app._memory import MemoryPlan, start_memory_guard
 from fender.health import HealthRegistry, Kind, disk_check, memory_check
 from fender.observability._logging import get_logger
 from fender.settings import Settings
@@ -16,7 +16,9 @@ __all__ = ["add_builtin_checks"]
 _logger = get_logger("fender")
 
 
-def add_builtin_checks(health: HealthRegistry, settings: Settings, hooks: Hooks) -> None:
+def add_builtin_checks(
+    health: HealthRegistry, settings: Settings, hooks: Hooks, plan: MemoryPlan
+) -> None:
     """Disk and memory (information); the database and Celery when the settings name them.
 
     Memory is judged against this worker's share of the container (see
@@ -24,7 +26,6 @@ def add_builtin_checks(health: HealthRegistry, settings: Settings, hooks: Hooks)
     memory guard starts with the app.
     """
     health.add(disk_check("/"), critical=False, kind=Kind.INFO)
-    plan = memory_plan(settings)
     health.add(
         memory_check(
             limit_bytes=plan.share_bytes,

@@ -21,6 +21,7 @@ from fender._hooks import Hook, call, call_capped, hook_name
 from fender._status import Status
 from fender.app._checks import add_builtin_checks
 from fender.app._flavours import Flavour, LimiterT, StoreT
+from fender.app._memory import memory_plan
 from fender.app._process import (
     DRAIN_WATCH,
     call_weak,
@@ -126,7 +127,9 @@ class Runtime(Generic[StoreT, LimiterT]):
             )
         )
         self._declared_added: set[int] = set()
-        add_builtin_checks(self.health, settings, self)
+        self.memory = memory_plan(settings)
+        """The container's limits and this worker's share of them (see app/_memory)."""
+        add_builtin_checks(self.health, settings, self, self.memory)
         self._add_declared_checks()
         # Weakly: the registry's threads must never keep a dropped app's runtime alive.
         ready_ref = weakref.WeakMethod(self._maybe_ready)
@@ -150,6 +153,7 @@ class Runtime(Generic[StoreT, LimiterT]):
             framework=framework,
             drain_started_at=server_started_at,
             client_ips=self.rate_limit.resolver,
+            memory_limit_bytes=self.memory.share_bytes,
         )
         if settings.metrics_enabled:
             guard = self.health_endpoints.guard

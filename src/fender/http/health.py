@@ -139,8 +139,14 @@ class HealthEndpoints:
         framework: str,
         drain_started_at: Callable[[], float],
         client_ips: ClientIPResolver,
+        memory_limit_bytes: int | None = None,
     ) -> None:
-        """Precompute what never changes (the version document, the render config)."""
+        """Precompute what never changes (the version document, the render config).
+
+        ``memory_limit_bytes``: this worker's share of the container's memory, which /status
+        shows the RSS against (as the memory check and the guard judge it).
+        """
+        self.memory_limit_bytes = memory_limit_bytes
         self.settings = settings
         self.registry = registry
         self.lifecycle = lifecycle
@@ -395,8 +401,7 @@ class HealthEndpoints:
 
         report = self.registry.snapshot(max_age=self._max_age())
         rss = psutil.Process().memory_info().rss
-        limit = self.settings.memory_limit_mb
-        limit_bytes = limit * 1024 * 1024 if limit else None
+        limit_bytes = self.memory_limit_bytes
         return {
             "service": self.settings.service_name,
             "status": str(report.status),

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from fender._negotiate import preferred
 from fender._private_dir import private_dir, user_base
+from fender._server import under_gunicorn
 from fender._version import __version__
 from fender.errors import ConfigurationError
 from fender.observability._logging import get_logger
@@ -80,10 +81,6 @@ _configured = False
 M = TypeVar("M", bound=MetricWrapperBase)
 
 
-def _under_gunicorn() -> bool:
-    return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
-
-
 def auto_dir(master_pid: int) -> Path:
     """The multiprocess directory of the gunicorn master ``master_pid`` when none is set.
 
@@ -121,7 +118,7 @@ def _configure() -> None:
         return
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     try:
-        if not directory and _under_gunicorn():
+        if not directory and under_gunicorn():
             auto = private_dir(_auto_dir(), private_parent=True)
             _drop_files_older_than_master(auto)
             directory = str(auto)

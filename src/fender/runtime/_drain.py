@@ -33,6 +33,7 @@ from fender._private_dir import (
     safe_name,
     user_base,
 )
+from fender._server import under_gunicorn
 from fender.settings import Settings, field_default
 
 __all__ = [
@@ -116,7 +117,7 @@ def _started_at(pid: int) -> float:  # noqa: ARG001  (the cache key: a forked wo
     import psutil
 
     process = psutil.Process()
-    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+    if under_gunicorn():
         try:
             return float(psutil.Process(os.getppid()).create_time())
         except psutil.Error:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from fender._server import under_gunicorn
 from fender.observability import _metrics as metrics
 from fender.observability._logging import get_logger
 from fender.runtime._container import ContainerLimits, read_usage
@@ -52,7 +53,7 @@ def recycle_under_gunicorn() -> bool:
     comes :data:`RECYCLE_GRACE_SECONDS` after the decision (see
     :data:`~fender.runtime._lifecycle.CLOSING_CONNECTIONS`).
     """
-    if not os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+    if not under_gunicorn():
         return False
     # First a short while of "Connection: close" answers: keep-alive clients then send their
     # next request on a new connection, to another worker, instead of on one about to close.
@@ -85,11 +86,11 @@ class MemoryWatch:
         self._collect = collect
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._was_high = False
 
     def check(self) -> Action:
         """Take one sample and act on it; return what was decided."""
         rss = self._sample()
+        before = self.guard.pressure
         action = self.guard.observe(rss)
         share = self.guard.share_bytes
         if action is Action.COLLECT:
@@ -112,9 +113,8 @@ class MemoryWatch:
                 ratio=round(self.guard.ratio(rss), 3),
                 action="recycle" if recycling else "none: no server would restart this process",
             )
-        elif self.guard.pressure is Pressure.OK and self._was_high:
+        elif self.guard.pressure is Pressure.OK and before is not Pressure.OK:
             _logger.info("memory_ok", rss_mb=round(rss / 2**20, 1))
-        self._was_high = self.guard.pressure is not Pressure.OK
         return action
 
     def start(self) -> None:

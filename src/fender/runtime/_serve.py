@@ -39,6 +39,7 @@ __all__ = [
     "AppKind",
     "ServePlan",
     "app_kind",
+    "configured_kind",
     "plan_serving",
 ]
 
@@ -48,6 +49,17 @@ UVICORN_WORKER = "fender.runtime.uvicorn_worker.UvicornWorker"
 THREAD_WORKER = "fender.runtime.gthread_worker.ThreadWorker"
 AppKind = Literal["asgi", "wsgi"]
 _SHM = "/dev/shm"  # noqa: S108  (gunicorn's heartbeat files: memory-backed, per worker)
+
+
+def configured_kind(settings: Settings, told: str | None = None) -> AppKind:
+    """The app's kind without importing it.
+
+    ``told`` (``fender run`` detected it) first; else WSGI when FENDER_WORKER_CLASS names a
+    WSGI worker (sync, gthread); else ASGI.
+    """
+    if told in ("asgi", "wsgi"):
+        return "wsgi" if told == "wsgi" else "asgi"
+    return "wsgi" if settings.worker_class in ("sync", "gthread") else "asgi"
 
 
 def app_kind(app: object) -> AppKind:

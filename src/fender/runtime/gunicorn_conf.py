@@ -168,15 +168,15 @@ def serve_plan(settings: Any) -> dict[str, Any] | None:
     FENDER_WORKER_CLASS names a WSGI worker, else ASGI. None when the settings are unusable.
     """
     from fender.runtime._launch import KIND_VARIABLE, current_plan, exported_plan
+    from fender.runtime._serve import configured_kind
 
     exported = exported_plan()
     if exported is not None:
         return exported
     if settings is None:
         return None
-    told = os.environ.get(KIND_VARIABLE)
-    wsgi = told == "wsgi" or (told != "asgi" and settings.worker_class in ("sync", "gthread"))
-    return current_plan(settings, "wsgi" if wsgi else "asgi").as_event()
+    kind = configured_kind(settings, os.environ.get(KIND_VARIABLE))
+    return current_plan(settings, kind).as_event()
 
 
 _GUNICORN_MAX_LINE = 8190  # gunicorn's ceiling of limit_request_line
