@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Final
 
 from fender._http import PEER_KEY, Forwarding
 from fender.http.edge import Edge, EdgeRequest
-from fender.middleware.asgi.access import RESPONSE_HEADERS
+from fender.middleware.asgi.access import RESPONSE_HEADERS, send_response
 
 if TYPE_CHECKING:
     from fender._types import ASGIApp, Message, Receive, Scope, Send
-    from fender.http.endpoints import Response
     from fender.ratelimit._clientip import Resolution
 
 __all__ = ["EdgeMiddleware"]
@@ -106,13 +105,6 @@ def apply_resolution(scope: Scope, resolution: Resolution, *, websocket: bool = 
         scope["server"] = (name.strip("[]"), int(port) if port else default)
 
 
-async def _send_response(send: Send, response: Response) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
-
-
 class EdgeMiddleware:
     """Pure ASGI middleware: :class:`~fender.http.edge.Edge` around ``app`` (see the module)."""
 
@@ -137,7 +129,8 @@ class EdgeMiddleware:
             if websocket:  # refused before the handshake: the server answers 403
                 await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             else:
-                await _send_response(send, decision.response)
+                answer = decision.response
+                await send_response(send, answer, (("content-length", str(len(answer.body))),))
             return
         if not decision.headers:
             await self.app(scope, receive, send)
