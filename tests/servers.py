@@ -430,9 +430,12 @@ class CommandServer(ServerProcess):
         cwd: str | Path | None = None,
     ) -> None:
         """Prepare the command ``argv``."""
-        # A worker replaced after max_requests (fender's default 1000) would take its in-memory
-        # state (limits, counts) with it mid-test: tests that want it set it.
-        merged = {**os.environ, "GUNICORN_MAX_REQUESTS": "0", **(env or {})}
+        # Pinned for every test server, unless a test sets them: a worker replaced after
+        # max_requests (fender's default 1000) would take its in-memory state (limits, counts)
+        # with it mid-test, and a /metrics rendering reused for a second (production's
+        # FENDER_METRICS_CACHE_SECONDS) would show two scrapes in a row different workers' pasts.
+        pinned = {"GUNICORN_MAX_REQUESTS": "0", "FENDER_METRICS_CACHE_SECONDS": "0"}
+        merged = {**os.environ, **pinned, **(env or {})}
         super().__init__(port, env=merged, cwd=cwd)
         self._argv = [part.replace("{port}", str(self.port)) for part in argv]
         self.ready_path = ready_path
