@@ -1,0 +1,93 @@
+"""An in-memory storage node for the store's unit tests: the Node protocol over dicts.
+
+``down = True`` makes every call raise NodeUnavailable, as a node behind a partition does;
+``lose_reply = True`` applies a put and then raises (the reply lost to a timeout).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from examples.kvstore.records import Hint, NodeUnavailable, PutResult, Record, newer
+
+
+class MemoryNode:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.url = f"memory://{name}"
+        self.data: dict[str, Record] = {}
+        self.queue: dict[int, Hint] = {}
+        self.down = False
+        self.lose_reply = False
+        self.calls = 0
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    def _enter(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise NodeUnavailable(self.name, "partitioned (test)")
+
+    def get(self, key: str) -> Record | None:
+        self._enter()
+        return self.data.get(key)
+
+    def put(self, key: str, record: Record, *, hint: bool = False) -> PutResult:
+        self._enter()
+        with self._lock:
+            previous = self.data.get(key)
+            applied = newer(record, previous)
+            if applied:
+                self.data[key] = record
+            hint_id = self._queue(key, record, None) if hint else None
+        if self.lose_reply:
+            raise NodeUnavailable(self.name, "reply lost (test)")
+        return PutResult(applied, previous, hint_id)
+
+    def restore(self, key: str, previous: Record | None, *, expect: int) -> bool:
+        self._enter()
+        with self._lock:
+            current = self.data.get(key)
+            if current is None or current.version != expect:
+                return False
+            if previous is None:
+                del self.data[key]
+            else:
+                self.data[key] = previous
+            return True
+
+    def _queue(self, key: str, record: Record | None, expect: int | None) -> int:
+        hint_id = self._next_id
+        self._next_id += 1
+        self.queue[hint_id] = Hint(hint_id, key, record, expect)
+        return hint_id
+
+    def add_hint(self, key: str, record: Record | None, *, expect: int | None = None) -> int:
+        self._enter()
+        with self._lock:
+            return self._queue(key, record, expect)
+
+    def hints(self, limit: int) -> list[Hint]:
+        self._enter()
+        with self._lock:
+            return [self.queue[i] for i in sorted(self.queue)[:limit]]
+
+    def drop_hint(self, hint_id: int) -> None:
+        self._enter()
+        with self._lock:
+            self.queue.pop(hint_id, None)
+
+    def hint_count(self) -> int:
+        self._enter()
+        return len(self.queue)
+
+    def items(self) -> Iterator[tuple[str, Record]]:
+        self._enter()
+        return iter(sorted(self.data.items()))
+
+    def ping(self) -> None:
+        self._enter()
+
+    def close(self) -> None:
+        pass
