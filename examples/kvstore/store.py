@@ -1,0 +1,461 @@
+"""The replicated store: two nodes, CP or AP, through one breaker per node.
+
+CP (consistency when partitioned):
+
+* a write is acknowledged only when both nodes hold it. The local node takes it first; if the
+  peer then fails, the local node is rolled back (only if it still holds this write) and a
+  compensation is queued for the peer, which may have taken the write before its reply was
+  lost. When the peer's breaker is open nothing is written at all;
+* a read is served only when the local node is known current: the queue of writes owed to the
+  peer is empty and both nodes answer. It returns the newer of their records and repairs the
+  other node.
+
+AP (availability when partitioned):
+
+* a write is acknowledged when the local node holds it; in the same transaction a hint (the
+  write owed to the peer) is queued in the local node. The peer is written at once and the
+  hint dropped; when that fails, the hint stays and the background sync replays it, in order,
+  when the peer returns. Last writer wins by version, so a replay never undoes a newer write;
+* a read always answers (from the peer when the local node is down), with its staleness: the
+  milliseconds since both queues were last seen empty with the peer reachable. Past
+  ``max_staleness_ms`` it says stale.
+
+Read-your-writes: a read may ask for ``at_least`` a version of its key (from the token of an
+earlier write); it is served from a node that holds at least that version, or refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final, Literal, TypeVar
+
+from examples.kvstore import metrics
+from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record
+from examples.kvstore.versions import VersionClock
+from fender.errors import CallNotPermitted
+from fender.resilience import (
+    BreakerConfig,
+    BreakerRegistry,
+    BreakerState,
+    CircuitBreaker,
+    default_registry,
+)
+
+__all__ = [
+    "NODE_BREAKER",
+    "Mode",
+    "ReadResult",
+    "KvStore",
+    "Unavailable",
+    "WriteResult",
+]
+
+Mode = Literal["cp", "ap"]
+T = TypeVar("T")
+
+NODE_BREAKER: Final = BreakerConfig(
+    failure_threshold=3,
+    failure_rate_threshold=50.0,
+    minimum_number_of_calls=10,
+    sliding_window_size=10,
+    recovery_timeout=2.0,
+    permitted_calls_in_half_open=1,
+    success_threshold=1,
+    half_open_slot_timeout=5.0,
+    record_exceptions=(NodeUnavailable,),
+)
+"""How a node's breaker trips (three failures in a row, or half the calls of 10 s) and retries
+(one trial call two seconds later): a partition costs a few timeouts, then none."""
+
+REPLAY_BATCH: Final = 200
+_REFUSING: Final = frozenset({BreakerState.OPEN, BreakerState.FORCED_OPEN})
+_log = logging.getLogger("examples.kvstore")
+
+
+class Unavailable(Exception):
+    """The store cannot do this now (HTTP 503); ``reason`` is a stable code for clients."""
+
+    def __init__(self, reason: str, detail: str, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriteResult:
+    """An acknowledged write: its version, and whether the peer holds it already."""
+
+    key: str
+    version: int
+    replicated: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadResult:
+    """A read: the record (None when the key was never written), where it came from, how stale."""
+
+    key: str
+    record: Record | None
+    node: str
+    staleness_ms: int
+    stale: bool
+
+    @property
+    def found(self) -> bool:
+        """True when the key holds a value (not missing, not deleted)."""
+        return self.record is not None and not self.record.deleted
+
+
+class KvStore:
+    """Two nodes and a mode; thread-safe. :meth:`start` runs the background sync."""
+
+    def __init__(
+        self,
+        mode: Mode,
+        local: Node,
+        peer: Node,
+        *,
+        max_staleness_ms: int,
+        breakers: BreakerRegistry | None = None,
+        breaker_config: BreakerConfig = NODE_BREAKER,
+        versions: VersionClock | None = None,
+        sync_interval: float = 0.25,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Build the store; ``breakers`` defaults to fender's registry (metrics, /status)."""
+        if mode not in ("cp", "ap"):
+            raise ValueError(f"KV_MODE must be cp or ap, not {mode!r}")
+        self.mode: Mode = mode
+        self.local = local
+        self.peer = peer
+        self.max_staleness_ms = max_staleness_ms
+        registry = default_registry if breakers is None else breakers
+        self.breakers: dict[str, CircuitBreaker] = {
+            node.name: registry.get_or_create(f"kv-{node.name}", breaker_config)
+            for node in (local, peer)
+        }
+        self.versions = versions or VersionClock()
+        self.sync_interval = sync_interval
+        self._monotonic = monotonic
+        # Before the first sync, staleness counts from the store's start.
+        started = monotonic()
+        self._synced_at = {"local": started, "peer": started}
+        self._queue_length = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._sync_lock = threading.Lock()
+
+    # --- node calls through the breakers --------------------------------------------------------
+
+    def _call(self, node: Node, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args)`` on ``node`` through its breaker; any failure is NodeUnavailable."""
+        try:
+            return self.breakers[node.name].call(fn, *args, **kwargs)
+        except CallNotPermitted as exc:
+            metrics.CONNECTION_FAILURES.labels(node.name).inc()
+            raise NodeUnavailable(node.name, f"circuit open (retry in {exc.retry_after:.1f} s)")
+        except NodeUnavailable:
+            metrics.CONNECTION_FAILURES.labels(node.name).inc()
+            raise
+
+    def reachable(self, node: Node) -> bool:
+        """False while the node's breaker is open and not yet due for a trial call."""
+        breaker = self.breakers[node.name]
+        return breaker.state not in _REFUSING or breaker.retry_after() <= 0
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def write(self, key: str, value: str) -> WriteResult:
+        """Store ``value`` under ``key`` (see the module for what acknowledges it)."""
+        return self._write(key, value)
+
+    def delete(self, key: str) -> WriteResult:
+        """Delete ``key``: a tombstone written like a value, so that replicas agree."""
+        return self._write(key, None)
+
+    def _write(self, key: str, value: str | None) -> WriteResult:
+        record = Record(value, self.versions.next())
+        if self.mode == "cp":
+            return self._write_cp(key, record)
+        return self._write_ap(key, record)
+
+    def _write_ap(self, key: str, record: Record) -> WriteResult:
+        try:
+            stored = self._call(self.local, self.local.put, key, record, hint=True)
+        except NodeUnavailable as exc:
+            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
+        self._observe(stored)
+        replicated = False
+        if self.reachable(self.peer):
+            try:
+                self._call(self.peer, self.peer.put, key, record)
+                replicated = True
+            except NodeUnavailable:
+                self._wake.set()  # the sync replays the hint when the peer returns
+        if replicated and stored.hint_id is not None:
+            try:
+                self._call(self.local, self.local.drop_hint, stored.hint_id)
+            except NodeUnavailable:
+                pass  # replayed later: harmless, last writer wins
+        return WriteResult(key, record.version, replicated)
+
+    def _write_cp(self, key: str, record: Record) -> WriteResult:
+        if not self.reachable(self.peer):
+            raise Unavailable(
+                "peer_unreachable",
+                "the peer node is unreachable (circuit open): CP mode refuses writes it "
+                "cannot store on both nodes",
+                retry_after=self._retry_after(self.peer),
+            )
+        try:
+            stored = self._call(self.local, self.local.put, key, record)
+        except NodeUnavailable as exc:
+            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
+        self._observe(stored)
+        try:
+            self._call(self.peer, self.peer.put, key, record)
+        except NodeUnavailable as exc:
+            self._roll_back(key, record, stored)
+            raise Unavailable(
+                "peer_unreachable",
+                f"the peer node did not take the write, which was rolled back: {exc}",
+                retry_after=self._retry_after(self.peer),
+            ) from exc
+        return WriteResult(key, record.version, True)
+
+    def _roll_back(self, key: str, record: Record, stored: PutResult) -> None:
+        """Undo a CP write the peer did not confirm, here and (queued) on the peer."""
+        try:
+            if stored.applied:
+                self._call(
+                    self.local, self.local.restore, key, stored.previous, expect=record.version
+                )
+            # The peer may have applied it before the reply was lost: undo it there too.
+            self._call(
+                self.local, self.local.add_hint, key, stored.previous, expect=record.version
+            )
+        except NodeUnavailable:
+            _log.error(
+                "kv_rollback_failed",
+                extra={"key": key, "version": record.version},
+            )
+        self._wake.set()
+
+    def _observe(self, stored: PutResult) -> None:
+        if stored.previous is not None:
+            self.versions.observe(stored.previous.version)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def read(self, key: str, *, at_least: int | None = None) -> ReadResult:
+        """The key's record, from a node that holds at least ``at_least`` of it."""
+        if self.mode == "cp":
+            return self._read_cp(key, at_least)
+        return self._read_ap(key, at_least)
+
+    def _read_ap(self, key: str, at_least: int | None) -> ReadResult:
+        staleness = self.staleness_ms()
+        local: Record | None = None
+        try:
+            local = self._call(self.local, self.local.get, key)
+        except NodeUnavailable:
+            pass
+        else:
+            if _holds(local, at_least):
+                return self._result(key, local, "local", staleness)
+        # The local node is down, or behind the version asked for: try the peer.
+        try:
+            remote = self._call(self.peer, self.peer.get, key)
+        except NodeUnavailable as exc:
+            if at_least is not None:
+                raise Unavailable(
+                    "version_not_available",
+                    f"no reachable node holds version {at_least} of {key!r} yet",
+                ) from exc
+            raise Unavailable("no_node_reachable", f"neither node answers: {exc}") from exc
+        if not _holds(remote, at_least):
+            raise Unavailable(
+                "version_not_available", f"no node holds version {at_least} of {key!r} yet"
+            )
+        return self._result(key, remote, "peer", staleness)
+
+    def _read_cp(self, key: str, at_least: int | None) -> ReadResult:
+        if self.queue_length() and not self.sync_once():
+            raise Unavailable(
+                "not_current",
+                "writes owed to the peer node are not delivered yet: the local node is not "
+                "known current",
+                retry_after=self._retry_after(self.peer),
+            )
+        if not self.reachable(self.peer):
+            raise Unavailable(
+                "peer_unreachable",
+                "the peer node is unreachable: CP mode cannot tell that the local node is current",
+                retry_after=self._retry_after(self.peer),
+            )
+        try:
+            local = self._call(self.local, self.local.get, key)
+            remote = self._call(self.peer, self.peer.get, key)
+        except NodeUnavailable as exc:
+            raise Unavailable(
+                "not_current", f"a node did not answer, so the read may not be current: {exc}"
+            ) from exc
+        newest, behind = (local, self.peer) if _order(local) >= _order(remote) else (remote, self.local)
+        if newest is not None and _order(local) != _order(remote):
+            self._repair(behind, key, newest)
+        if not _holds(newest, at_least):
+            raise Unavailable(
+                "version_not_available", f"no node holds version {at_least} of {key!r} yet"
+            )
+        return self._result(key, newest, "local" if newest == local else "peer", 0)
+
+    def _repair(self, node: Node, key: str, record: Record) -> None:
+        try:
+            self._call(node, node.put, key, record)
+        except NodeUnavailable:
+            pass  # the next read repairs it
+
+    def _result(self, key: str, record: Record | None, node: str, staleness: int) -> ReadResult:
+        if record is not None:
+            self.versions.observe(record.version)
+        stale = self.mode == "ap" and staleness > self.max_staleness_ms
+        return ReadResult(key, record, node, staleness, stale)
+
+    # --- staleness and the background sync ------------------------------------------------------
+
+    def staleness_ms(self, node: str = "local") -> int:
+        """Milliseconds since ``node`` was last known in sync with the other node."""
+        return max(0, round((self._monotonic() - self._synced_at[node]) * 1000))
+
+    def queue_length(self) -> int:
+        """Hints queued for the peer, as of the last sync (or write)."""
+        return self._queue_length
+
+    def sync_once(self) -> bool:
+        """Replay hints both ways; True when both queues are empty and the peer answered.
+
+        Hints owed to the local node (queued in the peer by another instance whose peer is our
+        local node) are replayed too, so that the nodes converge while that instance is down.
+        """
+        with self._sync_lock:
+            outbound = self._replay(self.local, self.peer)
+            inbound = self._replay(self.peer, self.local) if outbound is not None else None
+            now = self._monotonic()
+            if outbound == 0:
+                self._synced_at["peer"] = now
+            if outbound == 0 and inbound == 0:
+                self._synced_at["local"] = now
+            self._publish()
+            return outbound == 0 and inbound == 0
+
+    def _replay(self, source: Node, target: Node) -> int | None:
+        """Replay ``source``'s hints onto ``target``; the hints left, or None when unknown."""
+        try:
+            while True:
+                batch = self._call(source, source.hints, REPLAY_BATCH)
+                for hint in batch:
+                    self._apply(target, hint)
+                    self._call(source, source.drop_hint, hint.id)
+                if len(batch) < REPLAY_BATCH:
+                    left = self._call(source, source.hint_count)
+                    break
+        except NodeUnavailable:
+            if source is self.local:
+                self._count_queue()
+            return None
+        if source is self.local:
+            self._queue_length = left
+        return left
+
+    def _apply(self, target: Node, hint: Hint) -> None:
+        if hint.expect is not None:
+            self._call(target, target.restore, hint.key, hint.record, expect=hint.expect)
+        elif hint.record is not None:
+            self._call(target, target.put, hint.key, hint.record)
+
+    def _count_queue(self) -> None:
+        try:
+            self._queue_length = self._call(self.local, self.local.hint_count)
+        except NodeUnavailable:
+            pass
+
+    def _publish(self) -> None:
+        metrics.QUEUE_LENGTH.set(self._queue_length)
+        for node in ("local", "peer"):
+            metrics.STALENESS.labels(node).set(self.staleness_ms(node))
+
+    def _retry_after(self, node: Node) -> float:
+        return max(1.0, self.breakers[node.name].retry_after())
+
+    def start(self) -> None:
+        """Run the sync in a daemon thread of this process (again after a fork)."""
+        if self._thread is not None and self._thread_pid == os.getpid():
+            return
+        self._stop.clear()
+        self._thread_pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="kv-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_once()
+            except Exception:  # the sync must outlive any surprise; it says so
+                _log.exception("kv_sync_failed")
+            self._wake.wait(self.sync_interval)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        """Stop the sync thread (the nodes stay open)."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive() and self._thread_pid == os.getpid():
+            thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop the sync and close both nodes."""
+        self.stop()
+        for node in (self.local, self.peer):
+            node.close()
+
+    # --- for pages and checks -------------------------------------------------------------------
+
+    def ping(self, name: str) -> None:
+        """Return when node ``name`` (local or peer) answers; raise NodeUnavailable otherwise."""
+        node = self.local if name == "local" else self.peer
+        self._call(node, node.ping)
+
+    def describe(self) -> dict[str, Any]:
+        """The store's state for pages: mode, nodes, breakers, queue and staleness."""
+        return {
+            "mode": self.mode,
+            "max_staleness_ms": self.max_staleness_ms,
+            "replication_queue": self._queue_length,
+            "nodes": {
+                node.name: {
+                    "url": node.url,
+                    "breaker": self.breakers[node.name].name,
+                    "state": self.breakers[node.name].state.value,
+                    "staleness_ms": self.staleness_ms(node.name),
+                }
+                for node in (self.local, self.peer)
+            },
+        }
+
+
+def _order(record: Record | None) -> tuple[int, str]:
+    return (-1, "") if record is None else record.order()
+
+
+def _holds(record: Record | None, at_least: int | None) -> bool:
+    """True when ``record`` satisfies a read asking for ``at_least`` (None: anything does)."""
+    return at_least is None or (record is not None and record.version >= at_least)
