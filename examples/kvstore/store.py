@@ -288,7 +288,12 @@ class KvStore:
         return self._result(key, remote, "peer", staleness)
 
     def _read_cp(self, key: str, at_least: int | None) -> ReadResult:
-        if self.queue_length() and not self.sync_once():
+        # The queue as the local node holds it (another worker may have queued a compensation).
+        try:
+            owed = self._call(self.local, self.local.hint_count)
+        except NodeUnavailable as exc:
+            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
+        if owed and not self.sync_once():
             raise Unavailable(
                 "not_current",
                 "writes owed to the peer node are not delivered yet: the local node is not "

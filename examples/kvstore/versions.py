@@ -74,7 +74,8 @@ def decode_token(token: str) -> dict[str, int]:
     if len(token) > _MAX_TOKEN:
         raise BadToken(f"longer than {_MAX_TOKEN} characters")
     try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = token + "=" * (-len(token) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadToken("not base64url") from None
     versions: dict[str, int] = {}

@@ -1,0 +1,304 @@
+"""The replicated store's rules, over in-memory nodes with an injected clock (no sleeps).
+
+Partitions are ``node.down = True``; a reply lost after the write landed is ``lose_reply``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from memnode import MemoryNode
+
+from examples.kvstore.records import Record
+from examples.kvstore.store import KvStore, Unavailable
+from examples.kvstore.versions import (
+    TOKEN_KEYS,
+    BadToken,
+    VersionClock,
+    decode_token,
+    encode_token,
+    remember,
+)
+from fender._clock import ManualClock
+from fender.resilience import BreakerRegistry
+
+
+def build(mode: str, *, max_staleness_ms: int = 1000):
+    clock = ManualClock()
+    local, peer = MemoryNode("local"), MemoryNode("peer")
+    store = KvStore(
+        mode,  # type: ignore[arg-type]
+        local,
+        peer,
+        max_staleness_ms=max_staleness_ms,
+        breakers=BreakerRegistry(clock=clock),
+        monotonic=clock,
+    )
+    return store, local, peer, clock
+
+
+# --- AP ---------------------------------------------------------------------------------------
+
+
+def test_ap_write_lands_on_both_nodes_and_leaves_no_hint():
+    store, local, peer, _ = build("ap")
+    result = store.write("k", "v")
+    assert result.replicated
+    assert local.data["k"] == peer.data["k"] == Record("v", result.version)
+    assert local.queue == {}
+
+
+def test_ap_write_is_accepted_during_a_partition_and_replayed_in_order_after():
+    store, local, peer, _ = build("ap")
+    peer.down = True
+    versions = [store.write("k", str(i)).version for i in range(5)]
+    store.write("other", "x")
+    assert all(not store.read("k").stale for _ in range(1))
+    assert len(local.queue) == 6
+    assert peer.data == {}
+    assert not store.sync_once()  # still partitioned
+    peer.down = False
+    store.breakers["peer"].reset()
+    assert store.sync_once()
+    assert peer.data == local.data
+    assert peer.data["k"] == Record("4", versions[-1])
+    assert local.queue == {} and store.queue_length() == 0
+
+
+def test_ap_replay_never_undoes_a_newer_write():
+    store, local, peer, _ = build("ap")
+    peer.down = True
+    store.write("k", "old")
+    peer.down = False
+    store.breakers["peer"].reset()
+    newer = store.write("k", "new")  # reaches the peer directly, before the replay
+    assert store.sync_once()
+    assert peer.data["k"] == local.data["k"] == Record("new", newer.version)
+
+
+def test_ap_staleness_rises_during_a_partition_and_falls_after():
+    store, _, peer, clock = build("ap", max_staleness_ms=1000)
+    assert store.sync_once()
+    assert store.read("k").staleness_ms == 0
+    peer.down = True
+    for _ in range(3):
+        clock.advance(0.6)
+        store.sync_once()
+    read = store.read("k")
+    assert read.staleness_ms == 1800
+    assert read.stale
+    peer.down = False
+    clock.advance(store.breakers["peer"].retry_after() + 1)
+    assert store.sync_once()
+    read = store.read("k")
+    assert read.staleness_ms == 0 and not read.stale
+
+
+def test_ap_reads_from_the_peer_when_the_local_node_is_down():
+    store, local, _, _ = build("ap")
+    store.write("k", "v")
+    local.down = True
+    read = store.read("k")
+    assert read.node == "peer" and read.record is not None and read.record.value == "v"
+
+
+def test_ap_refuses_a_write_the_local_node_cannot_hold():
+    store, local, peer, _ = build("ap")
+    local.down = True
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "v")
+    assert caught.value.reason == "local_unreachable"
+    assert peer.data == {}
+
+
+def test_ap_opens_the_peer_breaker_and_stops_waiting_on_the_peer():
+    store, _, peer, _ = build("ap")
+    peer.down = True
+    for i in range(10):
+        store.write(f"k{i}", "v")
+    calls = peer.calls
+    store.write("after", "v")
+    assert store.breakers["peer"].state.value == "open"
+    assert peer.calls == calls  # not even tried
+
+
+# --- CP ---------------------------------------------------------------------------------------
+
+
+def test_cp_write_needs_both_nodes():
+    store, local, peer, _ = build("cp")
+    result = store.write("k", "v")
+    assert result.replicated
+    assert local.data["k"] == peer.data["k"]
+
+
+def test_cp_write_refused_when_the_peer_is_down_leaves_nothing_behind():
+    store, local, peer, _ = build("cp")
+    store.write("k", "before")
+    peer.down = True
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "after")
+    assert caught.value.reason == "peer_unreachable"
+    assert local.data["k"].value == "before"  # rolled back
+    with pytest.raises(Unavailable):
+        store.write("new", "x")
+    assert "new" not in local.data
+
+
+def test_cp_write_whose_reply_was_lost_is_undone_on_the_peer_when_it_returns():
+    store, local, peer, _ = build("cp")
+    store.write("k", "before")
+    peer.lose_reply = True  # the peer applies the write, the reply is lost
+    with pytest.raises(Unavailable):
+        store.write("k", "lost")
+    assert peer.data["k"].value == "lost"
+    assert local.data["k"].value == "before"
+    peer.lose_reply = False
+    clock_free = store.breakers["peer"]
+    clock_free.reset()
+    read = store.read("k")  # a CP read first delivers what is owed to the peer
+    assert read.record is not None and read.record.value == "before"
+    assert peer.data["k"].value == "before"
+
+
+def test_cp_compensation_keeps_a_newer_write():
+    store, local, peer, _ = build("cp")
+    peer.lose_reply = True
+    with pytest.raises(Unavailable):
+        store.write("k", "lost")
+    peer.lose_reply = False
+    store.breakers["peer"].reset()
+    # Another instance writes k on both nodes before the compensation runs: it must stay.
+    newer = Record("newer", store.versions.next())
+    local.put("k", newer)
+    peer.put("k", newer)
+    assert store.sync_once()
+    assert peer.data["k"] == local.data["k"] == newer
+
+
+def test_cp_read_refused_while_the_peer_is_unreachable():
+    store, _, peer, _ = build("cp")
+    store.write("k", "v")
+    peer.down = True
+    with pytest.raises(Unavailable) as caught:
+        store.read("k")
+    assert caught.value.reason in {"not_current", "peer_unreachable"}
+
+
+def test_cp_read_returns_the_newer_record_and_repairs_the_other_node():
+    store, local, peer, _ = build("cp")
+    store.write("k", "v1")
+    newer = Record("v2", store.versions.next())
+    peer.put("k", newer)  # written by another instance whose ack we saw
+    read = store.read("k")
+    assert read.record == newer and read.node == "peer"
+    assert local.data["k"] == newer
+
+
+def test_deletes_are_tombstones_that_replicate():
+    store, local, peer, _ = build("ap")
+    store.write("k", "v")
+    peer.down = True
+    store.delete("k")
+    assert not store.read("k").found
+    peer.down = False
+    store.breakers["peer"].reset()
+    store.sync_once()
+    assert peer.data["k"].deleted
+
+
+# --- read your writes -------------------------------------------------------------------------
+
+
+def test_read_your_writes_served_from_the_node_that_has_the_version():
+    store, local, peer, _ = build("ap")
+    version = store.write("k", "v").version
+    # The local node lost it (restored from an old backup): the peer has it.
+    del local.data["k"]
+    read = store.read("k", at_least=version)
+    assert read.node == "peer" and read.record is not None and read.record.version == version
+
+
+def test_read_your_writes_refused_when_no_node_has_the_version():
+    store, local, peer, _ = build("ap")
+    version = store.write("k", "v").version
+    del local.data["k"]
+    peer.down = True
+    with pytest.raises(Unavailable) as caught:
+        store.read("k", at_least=version)
+    assert caught.value.reason == "version_not_available"
+    assert store.read("k").record is None  # without the token it answers, from what it has
+
+
+def test_versions_grow_and_stay_ahead_of_what_was_observed():
+    clock = VersionClock(wall_ms=lambda: 1_700_000_000_000)
+    first, second = clock.next(), clock.next()
+    assert second == first + 1
+    clock.observe(second + 1000)
+    assert clock.next() == second + 1001
+    assert clock.next() < 2**53
+
+
+def test_versions_are_unique_across_threads():
+    clock = VersionClock()
+    seen: list[int] = []
+
+    def take():
+        seen.extend(clock.next() for _ in range(1000))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 4000
+
+
+@given(st.dictionaries(st.from_regex(r"[A-Za-z0-9._:-]{1,20}", fullmatch=True), st.integers(1, 2**53)))
+def test_tokens_round_trip(versions):
+    kept = dict(sorted(versions.items(), key=lambda kv: kv[1])[-TOKEN_KEYS:])
+    assert decode_token(encode_token(kept)) == kept
+
+
+@pytest.mark.parametrize(
+    "token", ["%%%", "a" * 5000, encode_token({}).join(["", "x"]), "a2V5", "a2V5PXg"]
+)
+def test_malformed_tokens_are_refused_with_a_reason(token):
+    with pytest.raises(BadToken):
+        decode_token(token)
+
+
+def test_remember_keeps_the_newest_keys():
+    versions: dict[str, int] = {}
+    for i in range(TOKEN_KEYS + 5):
+        versions = remember(versions, f"k{i}", i + 1)
+    assert len(versions) == TOKEN_KEYS
+    assert "k0" not in versions and versions[f"k{TOKEN_KEYS + 4}"] == TOKEN_KEYS + 5
+
+
+def test_sync_thread_replays_without_being_asked():
+    store, _, peer, _ = build("ap")
+    peer.down = True
+    store.write("k", "v")
+    peer.down = False
+    store.breakers["peer"].reset()
+    store.sync_interval = 0.01
+    store.start()
+    try:
+        done = threading.Event()
+
+        def wait():
+            while "k" not in peer.data:
+                if done.wait(0.01):
+                    return
+            done.set()
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        waiter.join(timeout=10)
+        assert "k" in peer.data
+    finally:
+        store.stop()
