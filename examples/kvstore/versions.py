@@ -37,7 +37,7 @@ TOKEN_KEYS: Final = 32
 _MAX_TOKEN: Final = 4096
 
 
-class BadToken(ValueError):
+class BadToken(ValueError):  # noqa: N818  (the HTTP 400 it becomes)
     """A version token that is not one this service wrote."""
 
 

@@ -10,7 +10,6 @@ import threading
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from memnode import MemoryNode
 
 from examples.kvstore.records import Record
 from examples.kvstore.store import KvStore, Unavailable
@@ -24,6 +23,8 @@ from examples.kvstore.versions import (
 )
 from fender._clock import ManualClock
 from fender.resilience import BreakerRegistry
+
+from memnode import MemoryNode
 
 
 def build(mode: str, *, max_staleness_ms: int = 1000):
@@ -65,7 +66,8 @@ def test_ap_write_is_accepted_during_a_partition_and_replayed_in_order_after():
     assert store.sync_once()
     assert peer.data == local.data
     assert peer.data["k"] == Record("4", versions[-1])
-    assert local.queue == {} and store.queue_length() == 0
+    assert local.queue == {}
+    assert store.queue_length() == 0
 
 
 def test_ap_replay_never_undoes_a_newer_write():
@@ -94,7 +96,8 @@ def test_ap_staleness_rises_during_a_partition_and_falls_after():
     clock.advance(store.breakers["peer"].retry_after() + 1)
     assert store.sync_once()
     read = store.read("k")
-    assert read.staleness_ms == 0 and not read.stale
+    assert read.staleness_ms == 0
+    assert not read.stale
 
 
 def test_ap_reads_from_the_peer_when_the_local_node_is_down():
@@ -102,7 +105,9 @@ def test_ap_reads_from_the_peer_when_the_local_node_is_down():
     store.write("k", "v")
     local.down = True
     read = store.read("k")
-    assert read.node == "peer" and read.record is not None and read.record.value == "v"
+    assert read.node == "peer"
+    assert read.record is not None
+    assert read.record.value == "v"
 
 
 def test_ap_refuses_a_write_the_local_node_cannot_hold():
@@ -160,7 +165,8 @@ def test_cp_write_whose_reply_was_lost_is_undone_on_the_peer_when_it_returns():
     clock_free = store.breakers["peer"]
     clock_free.reset()
     read = store.read("k")  # a CP read first delivers what is owed to the peer
-    assert read.record is not None and read.record.value == "before"
+    assert read.record is not None
+    assert read.record.value == "before"
     assert peer.data["k"].value == "before"
 
 
@@ -194,12 +200,13 @@ def test_cp_read_returns_the_newer_record_and_repairs_the_other_node():
     newer = Record("v2", store.versions.next())
     peer.put("k", newer)  # written by another instance whose ack we saw
     read = store.read("k")
-    assert read.record == newer and read.node == "peer"
+    assert read.record == newer
+    assert read.node == "peer"
     assert local.data["k"] == newer
 
 
 def test_deletes_are_tombstones_that_replicate():
-    store, local, peer, _ = build("ap")
+    store, _local, peer, _ = build("ap")
     store.write("k", "v")
     peer.down = True
     store.delete("k")
@@ -214,12 +221,14 @@ def test_deletes_are_tombstones_that_replicate():
 
 
 def test_read_your_writes_served_from_the_node_that_has_the_version():
-    store, local, peer, _ = build("ap")
+    store, local, _peer, _ = build("ap")
     version = store.write("k", "v").version
     # The local node lost it (restored from an old backup): the peer has it.
     del local.data["k"]
     read = store.read("k", at_least=version)
-    assert read.node == "peer" and read.record is not None and read.record.version == version
+    assert read.node == "peer"
+    assert read.record is not None
+    assert read.record.version == version
 
 
 def test_read_your_writes_refused_when_no_node_has_the_version():
@@ -257,7 +266,9 @@ def test_versions_are_unique_across_threads():
     assert len(set(seen)) == 4000
 
 
-@given(st.dictionaries(st.from_regex(r"[A-Za-z0-9._:-]{1,20}", fullmatch=True), st.integers(1, 2**53)))
+@given(
+    st.dictionaries(st.from_regex(r"[A-Za-z0-9._:-]{1,20}", fullmatch=True), st.integers(1, 2**53))
+)
 def test_tokens_round_trip(versions):
     kept = dict(sorted(versions.items(), key=lambda kv: kv[1])[-TOKEN_KEYS:])
     assert decode_token(encode_token(kept)) == kept
@@ -276,7 +287,8 @@ def test_remember_keeps_the_newest_keys():
     for i in range(TOKEN_KEYS + 5):
         versions = remember(versions, f"k{i}", i + 1)
     assert len(versions) == TOKEN_KEYS
-    assert "k0" not in versions and versions[f"k{TOKEN_KEYS + 4}"] == TOKEN_KEYS + 5
+    assert "k0" not in versions
+    assert versions[f"k{TOKEN_KEYS + 4}"] == TOKEN_KEYS + 5
 
 
 def test_sync_thread_replays_without_being_asked():
