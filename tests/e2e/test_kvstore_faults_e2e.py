@@ -1,0 +1,318 @@
+"""The reference store under faults: real redis-servers, CP and AP instances as real processes.
+
+* a partition (SIGSTOP of a Redis node) during a stream of writes: CP refuses, and never
+  acknowledges a write that is not on both nodes; AP accepts every write, says stale, and both
+  nodes converge after the heal;
+* read-your-writes across two instances, through a proxy that cuts one instance off its peer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Self
+
+import httpx
+import pytest
+
+from examples.kvstore.nodes import open_node
+
+from servers import CommandServer, RedisServer, find_redis, free_port, missing, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MAX_STALENESS_MS = 800
+
+
+def instance(tmp_path: Path, name: str, mode: str, local: str, peer: str) -> CommandServer:
+    port = free_port()
+    env = {
+        "FENDER_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FENDER_HOST": "127.0.0.1",
+        "FENDER_PORT": str(port),
+        "WEB_WORKERS": "2",
+        "MEMORY_LIMIT_MB": "1024",
+        "FENDER_RATE_LIMIT_ENABLED": "false",
+        "FENDER_RUNTIME_DIR": str(tmp_path / name / "run"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / name / "metrics"),
+        "HOME": str(tmp_path / name),
+        "PYTHONPATH": str(ROOT),
+        "KV_MODE": mode,
+        "KV_LOCAL_URL": local,
+        "KV_PEER_URL": peer,
+        "NETWORK_TIMEOUT_SEC": "0.2",
+        "MAX_STALENESS_MS": str(MAX_STALENESS_MS),
+        "REDIS_URL": "",
+        "DATABASE_URL": "",
+    }
+    server = CommandServer(
+        [str(BIN / "fender"), "run", "examples.kvstore.app:app"],
+        port=port,
+        cwd=ROOT,
+        env=env,
+        ready_path="/health/live",
+    )
+    server.start()
+    return server
+
+
+@pytest.fixture
+def redis_pair() -> Iterator[tuple[RedisServer, RedisServer]]:
+    binary = find_redis()
+    if binary is None:
+        missing("redis-server")
+    servers = (RedisServer(binary), RedisServer(binary))  # type: ignore[arg-type]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            if server.running():
+                server.resume()
+            server.close()
+
+
+@contextlib.contextmanager
+def serving(*servers: CommandServer) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+            server.close()
+
+
+def node_items(url: str, prefix: str) -> dict[str, tuple[str | None, int]]:
+    node = open_node(url, name="check", timeout=2.0)
+    try:
+        return {
+            key: (record.value, record.version)
+            for key, record in node.items()
+            if key.startswith(prefix)
+        }
+    finally:
+        node.close()
+
+
+class WriteStream:
+    """Writes distinct keys in a thread until stopped; records which were acknowledged."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.acked: dict[str, str] = {}
+        self.refused: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                key, value = f"{self.prefix}{self.count}", f"v{self.count}"
+                self.count += 1
+                try:
+                    response = client.post(f"/write/{key}/{value}")
+                except httpx.HTTPError as exc:  # a refused write must still be an answer
+                    self.errors.append(f"{key}: {exc!r}")
+                    continue
+                if response.status_code == 200:
+                    self.acked[key] = value
+                elif response.status_code == 503:
+                    assert response.json()["reason"], response.text
+                    self.refused[key] = response.status_code
+                else:
+                    self.errors.append(f"{key}: {response.status_code} {response.text[:200]}")
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def wait_for_writes(self, more: int) -> None:
+        target = self.count + more
+        wait_for(lambda: self.count >= target, 30, f"{more} more writes")
+
+
+def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_nodes(
+    tmp_path, redis_pair
+):
+    node_a, node_b = redis_pair
+    cp = instance(tmp_path, "cp", "cp", node_a.url, node_b.url)
+    with serving(cp), WriteStream(cp.url, "cp-") as stream:
+        stream.wait_for_writes(20)
+        node_b.pause()  # the peer is partitioned away
+        try:
+            stream.wait_for_writes(30)
+            during = len(stream.refused)
+        finally:
+            node_b.resume()
+        # healed: the breaker's trial succeeds and writes are acknowledged again
+        acked_before_heal = len(stream.acked)
+        wait_for(lambda: len(stream.acked) > acked_before_heal + 20, 30, "writes after heal")
+    assert not stream.errors, stream.errors[:5]
+    assert during > 0, "no write was refused during the partition"
+    # Every acknowledged write is on both nodes, readable through the service.
+    on_a, on_b = node_items(node_a.url, "cp-"), node_items(node_b.url, "cp-")
+    for key, value in stream.acked.items():
+        assert on_a[key][0] == value, key
+        assert on_b[key][0] == value, key
+    # Refused writes were rolled back here and compensated on the peer once it returned.
+    wait_for(
+        lambda: (
+            not set(stream.refused)
+            & (set(node_items(node_a.url, "cp-")) | set(node_items(node_b.url, "cp-")))
+        ),
+        30,
+        "refused writes gone from both nodes",
+    )
+    cp2 = instance(tmp_path, "cp2", "cp", node_a.url, node_b.url)
+    with serving(cp2), httpx.Client(base_url=cp2.url, timeout=10) as client:
+        for key, value in list(stream.acked.items())[::7]:
+            assert client.get(f"/read/{key}").json()["value"] == value
+
+
+def test_ap_partition_accepts_every_write_and_converges_after_heal(tmp_path, redis_pair):
+    node_a, node_b = redis_pair
+    ap = instance(tmp_path, "ap", "ap", node_b.url, node_a.url)  # local B, peer A
+    with serving(ap), httpx.Client(base_url=ap.url, timeout=10) as client:
+        with WriteStream(ap.url, "ap-") as stream:
+            stream.wait_for_writes(20)
+            node_a.pause()
+            try:
+                stream.wait_for_writes(30)
+                # Staleness rises past the bound while the peer cannot be reached.
+                wait_for(
+                    lambda: client.get("/read/ap-0").json()["stale"] is True,
+                    30,
+                    "reads marked stale during the partition",
+                )
+                stale = client.get("/read/ap-0")
+                assert stale.headers["x-data-stale"] == "true"
+                assert stale.json()["staleness_ms"] > MAX_STALENESS_MS
+            finally:
+                node_a.resume()
+            stream.wait_for_writes(20)
+        assert not stream.errors, stream.errors[:5]
+        assert not stream.refused, f"AP refused {len(stream.refused)} writes"
+        # Both nodes converge, to the acknowledged values.
+        wait_for(
+            lambda: node_items(node_a.url, "ap-") == node_items(node_b.url, "ap-"),
+            30,
+            "nodes converged after the heal",
+        )
+        on_a = node_items(node_a.url, "ap-")
+        assert {key: value for key, (value, _) in on_a.items()} == stream.acked
+        # ... and staleness falls back under the bound.
+        wait_for(
+            lambda: client.get("/read/ap-0").json()["stale"] is False,
+            30,
+            "staleness back under the bound",
+        )
+
+
+class CutProxy:
+    """A TCP proxy to ``target`` on a free port; :meth:`cut` makes it a black hole."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.open = threading.Event()
+        self.open.set()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for src, dst in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                thread.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                # While cut, bytes are swallowed: the peer looks hung, as in a partition.
+                if self.open.is_set():
+                    dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+
+    def heal(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+def test_read_your_writes_holds_across_instances_with_the_token(tmp_path, redis_pair):
+    node_a, node_b = redis_pair
+    proxy = CutProxy(node_a.port)
+    try:
+        # writer: local B, peer A through the proxy; reader: local A, peer B
+        writer = instance(tmp_path, "w", "ap", node_b.url, f"redis://127.0.0.1:{proxy.port}/0")
+        reader = instance(tmp_path, "r", "ap", node_a.url, node_b.url)
+        with serving(writer, reader), httpx.Client(timeout=10) as client:
+            assert client.post(f"{writer.url}/write/ryw/old").status_code == 200
+            wait_for(
+                lambda: client.get(f"{reader.url}/read/ryw").json().get("value") == "old",
+                30,
+                "the first value replicated",
+            )
+            proxy.cut()
+            written = client.post(f"{writer.url}/write/ryw/new")
+            assert written.status_code == 200
+            assert written.json()["replicated"] is False
+            token = written.headers["x-kv-token"]
+            # Without the token the reader serves what its node has; with it, the new value
+            # from the node that has it.
+            assert client.get(f"{reader.url}/read/ryw").json()["value"] == "old"
+            with_token = client.get(f"{reader.url}/read/ryw", headers={"X-KV-Token": token})
+            assert with_token.status_code == 200, with_token.text
+            assert with_token.json()["value"] == "new"
+            assert with_token.json()["node"] == "peer"
+            # Cookie form, as a browser would send it.
+            with_cookie = client.get(f"{reader.url}/read/ryw", cookies={"kv_token": token})
+            assert with_cookie.json()["value"] == "new"
+            # When no reachable node has the version, it says so instead of serving old data.
+            node_b.pause()
+            try:
+                refused = client.get(f"{reader.url}/read/ryw", headers={"X-KV-Token": token})
+                assert refused.status_code == 503
+                assert refused.json()["reason"] == "version_not_available"
+                assert "retry-after" in refused.headers
+            finally:
+                node_b.resume()
+            proxy.heal()
+    finally:
+        proxy.close()
