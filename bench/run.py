@@ -15,7 +15,7 @@ from pathlib import Path
 from _results import write_section
 
 HERE = Path(__file__).resolve().parent
-WRITE_THEIR_OWN = {"bench_request_path", "bench_health"}
+WRITE_THEIR_OWN = {"bench_request_path", "bench_health", "bench_kvstore"}
 
 
 def main(names: list[str]) -> int:
