@@ -43,8 +43,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def open_node(url: str, *, name: str, timeout: float) -> Node:
-    """The node for ``url``: Redis for ``redis://``, ``rediss://``, ``unix://``; SQLite for
-    ``sqlite:///path``.
+    """The node for ``url``, by its scheme: Redis or SQLite.
 
     Args:
         url: Where the node lives (the password, if any, is masked in ``node.url``).
@@ -410,8 +409,7 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisNode:
-    """A storage node on a Redis server (standalone: one server, or one reached by TLS or a
-    Unix socket).
+    """A storage node on one Redis server (over TCP, TLS or a Unix socket; not a cluster).
 
     Layout under ``prefix`` (``kv:``): a record is the hash ``kv:r:<key>`` (``n``: version,
     ``v``: value, absent for a tombstone); hints are the stream ``kv:h:q`` with ids from the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -427,7 +428,7 @@ def test_sqlite_urls_follow_sqlalchemy(url, path):
     node = open_node(url, name="local", timeout=TIMEOUT)
     assert isinstance(node, SqliteNode)
     assert node.path == path
-    assert open_node(node.url, name="local", timeout=TIMEOUT).path == path  # type: ignore[attr-defined]
+    assert open_node(node.url, name="local", timeout=TIMEOUT).path == path
 
 
 @pytest.mark.parametrize("scheme", REDIS_SCHEMES)
@@ -491,3 +492,46 @@ def test_any_order_of_the_same_puts_converges_to_one_state_on_every_node(redis_u
         finally:
             for node in nodes:
                 node.close()
+
+
+# -- many threads, many processes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [p for p in KINDS if p.id != "memory"])
+def test_concurrent_writers_sharing_a_node_or_its_file_lose_nothing(kind, request, tmp_path):
+    # Threads of one worker share a node; gunicorn's workers each open their own on the same
+    # file or server (here: two nodes, as two processes would).
+    first = make_node(kind, request, tmp_path)
+    if isinstance(first, SqliteNode):
+        first.timeout = 10.0  # correctness under contention, not the busy timeout, is tested
+        second: Node = SqliteNode(first.path, name="local", timeout=10.0)
+    else:
+        assert isinstance(first, RedisNode)
+        second = RedisNode(request.getfixturevalue("redis_url"), name="local", timeout=10.0,
+                           prefix=first.prefix)  # fmt: skip
+    writes = [(f"k{i % 7}", Record(f"v{i}", i % 13)) for i in range(120)]
+    results: list[PutResult] = []
+
+    def work(node: Node, mine: list[tuple[str, Record]]) -> None:
+        results.extend(node.put(key, record, hint=True) for key, record in mine)
+
+    threads = [
+        threading.Thread(target=work, args=(node, writes[i::4]))
+        for i, node in enumerate([first, second, first, second])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected: dict[str, Record] = {}
+    for key, record in writes:
+        if newer(record, expected.get(key)):
+            expected[key] = record
+    try:
+        assert state(first) == expected
+        ids = [result.hint_id for result in results]
+        assert len(set(ids)) == len(writes)
+        assert sorted(h.id for h in first.hints(1000)) == sorted(ids)
+    finally:
+        first.close()
+        second.close()
