@@ -114,20 +114,20 @@ def backup(
             details = _backup_sqlite(node, directory, timeout)
         else:
             details = _backup_redis(url, cast("RedisNode", node), directory, timeout, save_timeout)
+        manifest = {
+            "format": FORMAT,
+            "kind": _kind(node),
+            "url": node.url,
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **details,
+        }
+        temporary = directory / f"{MANIFEST}.tmp"
+        temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+        temporary.replace(directory / MANIFEST)
     except OSError as exc:
         raise BackupError(f"cannot write the backup in {directory}: {exc}") from exc
     finally:
         node.close()
-    manifest = {
-        "format": FORMAT,
-        "kind": _kind(node),
-        "url": node.url,
-        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        **details,
-    }
-    temporary = directory / f"{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-    temporary.replace(directory / MANIFEST)
     return Report(directory, manifest)
 
 
@@ -140,13 +140,13 @@ def restore(url: str, source: str | Path, *, timeout: float = 10.0) -> Report:
     """
     node = open_node(url, name="restore", timeout=timeout)
     directory = Path(source)
-    manifest = _read_manifest(directory)
-    if manifest.get("kind") != _kind(node):
-        raise BackupError(
-            f"{directory} is a backup of a {manifest.get('kind')} node; {node.url} is a "
-            f"{_kind(node)} node"
-        )
     try:
+        manifest = _read_manifest(directory)
+        if manifest.get("kind") != _kind(node):
+            raise BackupError(
+                f"{directory} is a backup of a {manifest.get('kind')} node; {node.url} is a "
+                f"{_kind(node)} node"
+            )
         if isinstance(node, SqliteNode):
             details = _restore_sqlite(node, directory, timeout)
         else:
