@@ -35,9 +35,14 @@ class Record:
         """True for a tombstone."""
         return self.value is None
 
-    def order(self) -> tuple[int, str]:
-        """The last-writer-wins order: version, then value (a tombstone lowest)."""
-        return self.version, self.value or ""
+    def order(self) -> tuple[int, bool, str]:
+        """The last-writer-wins order: version, then value (a tombstone lowest, below ``""``).
+
+        The middle term keeps a tombstone and an empty value of one version apart: were they
+        equal, neither would replace the other, and two nodes that saw them in opposite orders
+        would keep different records for ever.
+        """
+        return self.version, self.value is not None, self.value or ""
 
 
 def newer(candidate: Record, current: Record | None) -> bool:
