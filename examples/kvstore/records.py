@@ -64,7 +64,7 @@ class PutResult:
     hint_id: int | None = None
 
 
-class NodeUnavailable(Exception):
+class NodeUnavailable(Exception):  # noqa: N818  (a state, as CallNotPermitted)
     """The node could not be reached or answered in time (any transport or storage failure)."""
 
     def __init__(self, node: str, reason: str) -> None:

@@ -26,6 +26,7 @@ earlier write); it is served from a node that holds at least that version, or re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -37,6 +38,7 @@ from typing import Any, Final, Literal, TypeVar
 from examples.kvstore import metrics
 from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record
 from examples.kvstore.versions import VersionClock
+
 from fender.errors import CallNotPermitted
 from fender.resilience import (
     BreakerConfig,
@@ -48,9 +50,9 @@ from fender.resilience import (
 
 __all__ = [
     "NODE_BREAKER",
+    "KvStore",
     "Mode",
     "ReadResult",
-    "KvStore",
     "Unavailable",
     "WriteResult",
 ]
@@ -77,7 +79,7 @@ _REFUSING: Final = frozenset({BreakerState.OPEN, BreakerState.FORCED_OPEN})
 _log = logging.getLogger("examples.kvstore")
 
 
-class Unavailable(Exception):
+class Unavailable(Exception):  # noqa: N818  (a state: the HTTP 503 it maps to)
     """The store cannot do this now (HTTP 503); ``reason`` is a stable code for clients."""
 
     def __init__(self, reason: str, detail: str, retry_after: float = 1.0) -> None:
@@ -161,7 +163,9 @@ class KvStore:
             return self.breakers[node.name].call(fn, *args, **kwargs)
         except CallNotPermitted as exc:
             metrics.CONNECTION_FAILURES.labels(node.name).inc()
-            raise NodeUnavailable(node.name, f"circuit open (retry in {exc.retry_after:.1f} s)")
+            raise NodeUnavailable(
+                node.name, f"circuit open (retry in {exc.retry_after:.1f} s)"
+            ) from exc
         except NodeUnavailable:
             metrics.CONNECTION_FAILURES.labels(node.name).inc()
             raise
@@ -200,11 +204,12 @@ class KvStore:
                 replicated = True
             except NodeUnavailable:
                 self._wake.set()  # the sync replays the hint when the peer returns
+        if not replicated:
+            self._queue_length += 1  # the hint left for the peer (recounted at the next sync)
         if replicated and stored.hint_id is not None:
-            try:
+            # If this fails the hint is replayed later: harmless, last writer wins.
+            with contextlib.suppress(NodeUnavailable):
                 self._call(self.local, self.local.drop_hint, stored.hint_id)
-            except NodeUnavailable:
-                pass  # replayed later: harmless, last writer wins
         return WriteResult(key, record.version, replicated)
 
     def _write_cp(self, key: str, record: Record) -> WriteResult:
@@ -229,7 +234,7 @@ class KvStore:
                 f"the peer node did not take the write, which was rolled back: {exc}",
                 retry_after=self._retry_after(self.peer),
             ) from exc
-        return WriteResult(key, record.version, True)
+        return WriteResult(key, record.version, replicated=True)
 
     def _roll_back(self, key: str, record: Record, stored: PutResult) -> None:
         """Undo a CP write the peer did not confirm, here and (queued) on the peer."""
@@ -239,9 +244,10 @@ class KvStore:
                     self.local, self.local.restore, key, stored.previous, expect=record.version
                 )
             # The peer may have applied it before the reply was lost: undo it there too.
-            self._call(
-                self.local, self.local.add_hint, key, stored.previous, expect=record.version
-            )
+            self._call(self.local, self.local.add_hint, key, stored.previous, expect=record.version)
+            # Counted now: a CP read must deliver it before it serves the key, or it would find
+            # the undone write on the peer and repair it back into the local node.
+            self._queue_length += 1
         except NodeUnavailable:
             _log.error(
                 "kv_rollback_failed",
@@ -308,7 +314,10 @@ class KvStore:
             raise Unavailable(
                 "not_current", f"a node did not answer, so the read may not be current: {exc}"
             ) from exc
-        newest, behind = (local, self.peer) if _order(local) >= _order(remote) else (remote, self.local)
+        if _order(local) >= _order(remote):
+            newest, behind = local, self.peer
+        else:
+            newest, behind = remote, self.local
         if newest is not None and _order(local) != _order(remote):
             self._repair(behind, key, newest)
         if not _holds(newest, at_least):
@@ -318,10 +327,8 @@ class KvStore:
         return self._result(key, newest, "local" if newest == local else "peer", 0)
 
     def _repair(self, node: Node, key: str, record: Record) -> None:
-        try:
+        with contextlib.suppress(NodeUnavailable):  # the next read repairs it
             self._call(node, node.put, key, record)
-        except NodeUnavailable:
-            pass  # the next read repairs it
 
     def _result(self, key: str, record: Record | None, node: str, staleness: int) -> ReadResult:
         if record is not None:
@@ -382,10 +389,8 @@ class KvStore:
             self._call(target, target.put, hint.key, hint.record)
 
     def _count_queue(self) -> None:
-        try:
+        with contextlib.suppress(NodeUnavailable):
             self._queue_length = self._call(self.local, self.local.hint_count)
-        except NodeUnavailable:
-            pass
 
     def _publish(self) -> None:
         metrics.QUEUE_LENGTH.set(self._queue_length)
