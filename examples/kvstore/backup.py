@@ -49,9 +49,9 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import redis
+
 from examples.kvstore.nodes import RedisNode, SqliteNode, open_node
 from examples.kvstore.records import NodeUnavailable
-
 from fender.redis import redis_client
 
 __all__ = [

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 import redis
-from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record, newer
 
+from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record, newer
 from fender.redis import redis_client
 from fender.settings import redact_url
 

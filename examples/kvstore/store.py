@@ -203,6 +203,8 @@ class KvStore:
                 replicated = True
             except NodeUnavailable:
                 self._wake.set()  # the sync replays the hint when the peer returns
+        if not replicated:
+            self._queue_length += 1  # the hint left for the peer (recounted at the next sync)
         if replicated and stored.hint_id is not None:
             # If this fails the hint is replayed later: harmless, last writer wins.
             with contextlib.suppress(NodeUnavailable):
@@ -242,6 +244,9 @@ class KvStore:
                 )
             # The peer may have applied it before the reply was lost: undo it there too.
             self._call(self.local, self.local.add_hint, key, stored.previous, expect=record.version)
+            # Counted now: a CP read must deliver it before it serves the key, or it would find
+            # the undone write on the peer and repair it back into the local node.
+            self._queue_length += 1
         except NodeUnavailable:
             _log.error(
                 "kv_rollback_failed",
@@ -456,8 +461,8 @@ class KvStore:
         }
 
 
-def _order(record: Record | None) -> tuple[int, str]:
-    return (-1, "") if record is None else record.order()
+def _order(record: Record | None) -> tuple[int, bool, str]:
+    return (-1, False, "") if record is None else record.order()
 
 
 def _holds(record: Record | None, at_least: int | None) -> bool:

@@ -81,7 +81,9 @@ def decode_token(token: str) -> dict[str, int]:
     versions: dict[str, int] = {}
     for pair in filter(None, text.split(",")):
         key, sep, version = pair.partition("=")
-        if not sep or not key or not version.isdigit():
+        # ASCII digits only: isdigit() admits "²", which int() refuses (a ValueError, not a
+        # BadToken), and isdecimal() other scripts' digits, which no version is written with.
+        if not sep or not key or not (version.isascii() and version.isdecimal()):
             raise BadToken(f"not key=version pairs: {pair[:40]!r}")
         versions[key] = int(version)
     if len(versions) > TOKEN_KEYS:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from examples.kvstore import backup as kvbackup
 from examples.kvstore.backup import KEYS_FILE, MANIFEST, SQLITE_FILE, BackupError, backup, restore
 from examples.kvstore.nodes import RedisNode, SqliteNode

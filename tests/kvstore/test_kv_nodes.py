@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from examples.kvstore.nodes import REDIS_SCHEMES, RedisNode, SqliteNode, open_node, sqlite_path
-from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record, newer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from memnode import MemoryNode
 
+from examples.kvstore.nodes import REDIS_SCHEMES, RedisNode, SqliteNode, open_node, sqlite_path
+from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record, newer
+
+from memnode import MemoryNode
 from servers import redis_io
 
 TIMEOUT = 0.3
