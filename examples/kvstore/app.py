@@ -86,7 +86,7 @@ def create_app(
     max_staleness_ms: int | None = None,
     network_timeout_sec: float | None = None,
     breakers: BreakerRegistry | None = None,
-    sync_interval: float = 0.25,
+    sync_interval: float | None = None,
     start_sync: bool | None = None,
     monotonic: Callable[[], float] | None = None,
     testing: bool = False,
@@ -100,7 +100,7 @@ def create_app(
         max_staleness_ms: overrides MAX_STALENESS_MS (fender's setting).
         network_timeout_sec: overrides NETWORK_TIMEOUT_SEC, each node call's timeout.
         breakers: the registry of the nodes' breakers (default fender's: metrics, /status).
-        sync_interval: seconds between background syncs (hint replays).
+        sync_interval: seconds between background syncs (KV_SYNC_INTERVAL_MS by default).
         start_sync: run the background sync in each worker; default: unless ``testing``
             (tests call ``app.extensions["kvstore"].sync_once()``).
         monotonic: the store's clock for staleness (tests).
@@ -137,7 +137,7 @@ def create_app(
         peer,
         max_staleness_ms=staleness,
         breakers=breakers,
-        sync_interval=sync_interval,
+        sync_interval=kv.sync_interval_ms / 1000 if sync_interval is None else sync_interval,
         monotonic=monotonic or time.monotonic,
     )
     app.extensions[_STORE] = store

@@ -23,7 +23,7 @@ URL_SCHEMES: Final = ("redis://", "rediss://", "sqlite:///")
 
 
 class KvSettings(BaseSettings):
-    """KV_MODE, KV_LOCAL_URL and KV_PEER_URL."""
+    """KV_MODE, KV_LOCAL_URL, KV_PEER_URL and KV_SYNC_INTERVAL_MS."""
 
     model_config = SettingsConfigDict(env_prefix="KV_", extra="ignore", frozen=True)
 
@@ -39,6 +39,13 @@ class KvSettings(BaseSettings):
     peer_url: str = Field(
         "sqlite:///data/kv-peer.db",
         description="The other node, which the other instance calls local.",
+    )
+    sync_interval_ms: int = Field(
+        250,
+        ge=10,
+        le=600_000,
+        description="Milliseconds between background syncs (hint replays both ways, the "
+        "staleness check) in each worker.",
     )
 
     @field_validator("mode", mode="before")

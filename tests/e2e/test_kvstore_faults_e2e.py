@@ -31,7 +31,9 @@ BIN = Path(sys.executable).parent
 MAX_STALENESS_MS = 800
 
 
-def instance(tmp_path: Path, name: str, mode: str, local: str, peer: str) -> CommandServer:
+def instance(
+    tmp_path: Path, name: str, mode: str, local: str, peer: str, **extra: str
+) -> CommandServer:
     port = free_port()
     env = {
         "FENDER_ENV": "production",
@@ -52,6 +54,7 @@ def instance(tmp_path: Path, name: str, mode: str, local: str, peer: str) -> Com
         "MAX_STALENESS_MS": str(MAX_STALENESS_MS),
         "REDIS_URL": "",
         "DATABASE_URL": "",
+        **extra,
     }
     server = CommandServer(
         [str(BIN / "fender"), "run", "examples.kvstore.app:app"],
@@ -76,7 +79,7 @@ def redis_pair() -> Iterator[tuple[RedisServer, RedisServer]]:
         yield servers
     finally:
         for server in servers:
-            if server.running():
+            if server.running:
                 server.resume()
             server.close()
 
@@ -101,6 +104,14 @@ def node_items(url: str, prefix: str) -> dict[str, tuple[str | None, int]]:
         }
     finally:
         node.close()
+
+
+def live_keys(*urls: str) -> set[str]:
+    """Keys holding a value (not deleted) on any of the nodes."""
+    keys: set[str] = set()
+    for url in urls:
+        keys |= {key for key, (value, _) in node_items(url, "").items() if value is not None}
+    return keys
 
 
 class WriteStream:
@@ -152,33 +163,32 @@ def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_node
 ):
     node_a, node_b = redis_pair
     cp = instance(tmp_path, "cp", "cp", node_a.url, node_b.url)
-    with serving(cp), WriteStream(cp.url, "cp-") as stream:
-        stream.wait_for_writes(20)
-        node_b.pause()  # the peer is partitioned away
-        try:
-            stream.wait_for_writes(30)
-            during = len(stream.refused)
-        finally:
-            node_b.resume()
-        # healed: the breaker's trial succeeds and writes are acknowledged again
-        acked_before_heal = len(stream.acked)
-        wait_for(lambda: len(stream.acked) > acked_before_heal + 20, 30, "writes after heal")
-    assert not stream.errors, stream.errors[:5]
-    assert during > 0, "no write was refused during the partition"
-    # Every acknowledged write is on both nodes, readable through the service.
-    on_a, on_b = node_items(node_a.url, "cp-"), node_items(node_b.url, "cp-")
-    for key, value in stream.acked.items():
-        assert on_a[key][0] == value, key
-        assert on_b[key][0] == value, key
-    # Refused writes were rolled back here and compensated on the peer once it returned.
-    wait_for(
-        lambda: (
-            not set(stream.refused)
-            & (set(node_items(node_a.url, "cp-")) | set(node_items(node_b.url, "cp-")))
-        ),
-        30,
-        "refused writes gone from both nodes",
-    )
+    with serving(cp):
+        with WriteStream(cp.url, "cp-") as stream:
+            stream.wait_for_writes(20)
+            node_b.pause()  # the peer is partitioned away
+            try:
+                stream.wait_for_writes(30)
+                during = len(stream.refused)
+            finally:
+                node_b.resume()
+            # healed: the breaker's trial succeeds and writes are acknowledged again
+            acked_before_heal = len(stream.acked)
+            wait_for(lambda: len(stream.acked) > acked_before_heal + 20, 30, "writes after heal")
+        assert not stream.errors, stream.errors[:5]
+        assert during > 0, "no write was refused during the partition"
+        # Every acknowledged write is on both nodes.
+        on_a, on_b = node_items(node_a.url, "cp-"), node_items(node_b.url, "cp-")
+        for key, value in stream.acked.items():
+            assert on_a[key][0] == value, key
+            assert on_b[key][0] == value, key
+        # Refused writes were rolled back here, and undone on the peer (which may have taken
+        # one before its reply was lost) by the compensations the sync replays.
+        wait_for(
+            lambda: not set(stream.refused) & live_keys(node_a.url, node_b.url),
+            30,
+            "refused writes gone from both nodes",
+        )
     cp2 = instance(tmp_path, "cp2", "cp", node_a.url, node_b.url)
     with serving(cp2), httpx.Client(base_url=cp2.url, timeout=10) as client:
         for key, value in list(stream.acked.items())[::7]:
@@ -281,7 +291,17 @@ def test_read_your_writes_holds_across_instances_with_the_token(tmp_path, redis_
     try:
         # writer: local B, peer A through the proxy; reader: local A, peer B
         writer = instance(tmp_path, "w", "ap", node_b.url, f"redis://127.0.0.1:{proxy.port}/0")
-        reader = instance(tmp_path, "r", "ap", node_a.url, node_b.url)
+        # The reader's own sync would pull the writer's hint over within 250 ms: one worker,
+        # whose first sync runs at its first request, and no other for a minute.
+        reader = instance(
+            tmp_path,
+            "r",
+            "ap",
+            node_a.url,
+            node_b.url,
+            WEB_WORKERS="1",
+            KV_SYNC_INTERVAL_MS="60000",
+        )
         with serving(writer, reader), httpx.Client(timeout=10) as client:
             assert client.post(f"{writer.url}/write/ryw/old").status_code == 200
             wait_for(
@@ -294,6 +314,8 @@ def test_read_your_writes_holds_across_instances_with_the_token(tmp_path, redis_
             assert written.status_code == 200
             assert written.json()["replicated"] is False
             token = written.headers["x-kv-token"]
+            # The client keeps the token's cookie (for 127.0.0.1, whatever the port): drop it.
+            client.cookies.clear()
             # Without the token the reader serves what its node has; with it, the new value
             # from the node that has it.
             assert client.get(f"{reader.url}/read/ryw").json()["value"] == "old"
