@@ -298,7 +298,8 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
     admin_cidrs: str = env_field(
         "FENDER_ADMIN_CIDRS",
         default="",
-        description="Comma-separated CIDRs that may read protected endpoints without a token.",
+        description="Comma-separated CIDRs that may read protected endpoints without a token; "
+        "empty in development: loopback (127.0.0.0/8, ::1).",
     )
     admin_policy: Literal["never", "when-authorized", "always"] = env_field(
         "FENDER_ADMIN_POLICY",
