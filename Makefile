@@ -5,10 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
-DEMO_APP ?= examples.fastapi_app:app
+DEMO_APP ?= examples.kvstore.app:app
+DEMO_WORKERS ?= 2
+# The store's two embedded SQLite nodes (KV_LOCAL_URL, KV_PEER_URL, when unset) live here.
+DEMO_DATA ?= data
+DEMO_URL = http://$(DEMO_HOST):$(DEMO_PORT)
 LINTED := $(wildcard src tests bench examples scripts)
 
-.PHONY: demo demo-serve test lint typecheck imports pytest realapps-oldest services readme bench mutate clean
+.PHONY: demo demo-serve demo-cluster test lint typecheck imports pytest realapps-oldest services readme bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +23,33 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,flask,fastapi,postgres]'
 	touch $@
 
+# What the reference service (examples/kvstore, a Flask app) needs.
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[fastapi]'
+	$(BIN)/python -m pip install -q -e '.[flask]'
 	touch $@
 
-## demo: run the reference service on embedded defaults (SQLite, in-memory tier) on 127.0.0.1:8000
+## demo: the reference key-value store (examples/kvstore) in AP mode on embedded defaults (two
+## SQLite nodes under ./data, the in-memory tier), served by `fender run` on 127.0.0.1:8000 in
+## development: the protected pages (/status...) open from loopback without a token
 demo: $(VENV)/.installed-demo demo-serve
 
+# KV_MODE, KV_LOCAL_URL, KV_PEER_URL and FENDER_ENV from the shell win over these defaults.
 demo-serve:
-	FENDER_ENV=$${FENDER_ENV:-development} exec $(BIN)/gunicorn $(DEMO_APP) \
-	  -c python:fender.runtime.gunicorn_conf --workers 2 \
-	  --bind $(DEMO_HOST):$(DEMO_PORT) --graceful-timeout 20
+	@mkdir -p '$(DEMO_DATA)'
+	@export FENDER_ENV="$${FENDER_ENV:-development}" KV_MODE="$${KV_MODE:-ap}" \
+	  KV_LOCAL_URL="$${KV_LOCAL_URL:-sqlite:///$(DEMO_DATA)/kv-local.db}" \
+	  KV_PEER_URL="$${KV_PEER_URL:-sqlite:///$(DEMO_DATA)/kv-peer.db}" \
+	  FENDER_HOST='$(DEMO_HOST)' FENDER_PORT='$(DEMO_PORT)' \
+	  WEB_WORKERS='$(DEMO_WORKERS)' GUNICORN_GRACEFUL_TIMEOUT=20; \
+	title="fender demo: $(DEMO_APP), KV_MODE=$$KV_MODE, nodes $$KV_LOCAL_URL and"; \
+	scripts/demo-hints.sh '$(DEMO_URL)' "$$title $$KV_PEER_URL (Ctrl-C stops it)"; \
+	exec $(BIN)/fender run $(DEMO_APP)
+
+## demo-cluster: two redis-servers, the store in CP mode on 127.0.0.1:5001 and in AP mode on
+## 127.0.0.1:5002 (each the other's peer), and Prometheus scraping both on 127.0.0.1:9090;
+## data and logs under ./data/cluster; Ctrl-C stops all of it
+demo-cluster: $(VENV)/.installed-demo
+	BIN='$(BIN)' exec scripts/demo-cluster.sh
 
 ## test: lint, type-check, import contract and the whole test suite, with real services; then
 ## the corpus of real apps again against the oldest FastAPI and Starlette fender supports

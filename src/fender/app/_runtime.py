@@ -353,7 +353,12 @@ class Runtime(Generic[StoreT, LimiterT]):
         if not self.health.select(kind=Kind.READINESS):
             self.lifecycle.mark_ready("startup complete")
         self._watch_drain()
-        _logger.info("fender_started", service=self.settings.service_name, env=self.settings.env)
+        _logger.info(
+            "fender_started",
+            service=self.settings.service_name,
+            env=self.settings.env,
+            **self._loopback_admin(),
+        )
         shut_down_at_exit(self)
 
     def shutdown_sync(self) -> None:
@@ -377,7 +382,18 @@ class Runtime(Generic[StoreT, LimiterT]):
             state=str(self.lifecycle.state),
             endpoints=list(self.endpoints.paths),
             multiprocess_metrics=metrics.multiprocess_dir() is not None,
+            **self._loopback_admin(),
         )
+
+    def _loopback_admin(self) -> dict[str, object]:
+        """The start-up line's word on development's open door, when it is open."""
+        if not self.health_endpoints.guard.loopback_open or self.settings.admin_policy == "never":
+            return {}
+        return {
+            "admin_from_loopback": list(self.endpoints.protected),
+            "admin_note": "protected endpoints open from loopback without a token because "
+            "FENDER_ENV=development (FENDER_ADMIN_CIDRS empty)",
+        }
 
     async def shutdown(self) -> None:
         """STOPPED; stop the refresher; run the shutdown hooks in reverse, each contained."""

@@ -12,6 +12,13 @@ also needs:
   browser ask CORS first, and neither ``Sec-Fetch-Site: cross-site`` / ``same-site`` nor an
   ``Origin`` other than the request's own host.
 
+In development (``FENDER_ENV=development``) with FENDER_ADMIN_CIDRS empty, the loopback
+addresses (127.0.0.0/8, ::1) stand in for the CIDRs: a developer opens ``/status`` on their own
+machine without a token, under every rule above (the client after the trusted proxies, the
+``Host``, the signs of an action not sent blind), and never for a request a loopback peer
+forwards without being a trusted proxy (a local tunnel relaying the internet). Never in
+production; any CIDR set replaces it.
+
 Every refusal is a security event (``bad_admin_token`` for a wrong token, ``admin_denied``
 otherwise), and every action allowed is one too (``admin_action``: who asked, and how):
 bounded fields, never the token.
@@ -40,6 +47,7 @@ ADMIN_HEADER: Final = "x-fender-admin"
 """The header (value ``1``) that marks an admin action as not sent blind by a browser."""
 
 _CROSS_SITE: Final = frozenset({"cross-site", "same-site"})
+_LOOPBACK: Final = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 _JSON: Final = "application/json"
 
 
@@ -68,7 +76,15 @@ class AdminGuard:
                 raise ConfigurationError(
                     "FENDER_ADMIN_CIDRS", settings.admin_cidrs, "comma-separated CIDRs"
                 ) from None
-        self._networks = tuple(networks)
+        self.loopback_open = not networks and settings.env == "development"
+        """True when loopback clients stand in for the CIDRs (development, none set)."""
+        self._networks = _LOOPBACK if self.loopback_open else tuple(networks)
+        self._not_in = (
+            "no token, client not on loopback or relayed by an untrusted proxy "
+            "(FENDER_ENV=development, FENDER_ADMIN_CIDRS empty)"
+            if self.loopback_open
+            else "no token, client not in FENDER_ADMIN_CIDRS"
+        )
         self._resolver = client_ips
         hosts = HostPolicy.parse(settings.allowed_hosts)
         # No list means any host for the app; for admin access by network it means none but
@@ -113,7 +129,7 @@ class AdminGuard:
         if self._policy == "always" and not strict:
             return Grant.OPEN, "", ""
         if not self._in_networks(request):
-            return None, "admin_denied", "no token, client not in FENDER_ADMIN_CIDRS"
+            return None, "admin_denied", self._not_in
         host = request.headers.get("host", "")
         if not self._admin_host(host):
             return None, "admin_denied", "Host not an address, loopback or allowed host"
@@ -126,6 +142,8 @@ class AdminGuard:
     def _in_networks(self, request: Request) -> bool:
         """True when the request's client (after the trusted proxies) is in the admin CIDRs.
 
+        The CIDRs: FENDER_ADMIN_CIDRS, or loopback when :attr:`loopback_open`.
+
         Unresolved (a trusted proxy's chain missing or unreadable): the address is the proxy's
         own, and an unreadable identity is never an admin.
         """
@@ -133,6 +151,10 @@ class AdminGuard:
             return False
         resolved = self._resolve(request)
         if not resolved.trusted:
+            return False
+        if self.loopback_open and not resolved.proxied and _forwarded(request):
+            # A loopback peer relaying someone else's request (a local proxy or tunnel not in
+            # FENDER_TRUSTED_PROXIES): the client is not this machine.
             return False
         try:
             address = ipaddress.ip_address(resolved.address)
@@ -180,6 +202,11 @@ class AdminGuard:
                 headers=(("www-authenticate", "Bearer"),),
             )
         return error_response(404, "not_found", request_id)
+
+
+def _forwarded(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("x-forwarded-for") is not None or headers.get("forwarded") is not None
 
 
 def _is_ip_literal(name: str) -> bool:

@@ -201,6 +201,11 @@ class Endpoints:
         """Every path served, in the order added."""
         return tuple(self._routes)
 
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """The paths behind a gate (the admin guard), in the order added."""
+        return tuple(path for path in self._routes if path in self._gates)
+
     def handle(self, request: Request) -> Response | Flow:
         """Answer ``request`` (whose path must be in the table); 405 for another method.
 

@@ -26,7 +26,8 @@ dependency is down, so every pod turns unready at once and the Service has no en
 that is why ``warn`` defaults to 200 (degrade, never fail the user).
 
 Protected endpoints answer to a bearer FENDER_ADMIN_TOKEN (compared in constant time) or a
-client in FENDER_ADMIN_CIDRS, as FENDER_ADMIN_POLICY says; others get fender's JSON 404 (or
+client in FENDER_ADMIN_CIDRS (in development with none set: loopback), as FENDER_ADMIN_POLICY
+says; others get fender's JSON 404 (or
 401), for any method, and each refusal is a security event (see :mod:`fender.http.admin`:
 the Host and cross-site rules of access by network). With FENDER_HIDE_VERSIONS (on in
 production by default) ``/health/version`` shows the Python, framework and fender versions

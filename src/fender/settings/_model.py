@@ -203,6 +203,13 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
         le=60,
         description="Connect and read timeout for network dependencies, in seconds.",
     )
+    max_staleness_ms: int = env_field(
+        "MAX_STALENESS_MS",
+        default=5000,
+        ge=1,
+        description="Replicated reads older than this many milliseconds are marked stale (the "
+        "reference key-value store's AP mode).",
+    )
     memory_limit_mb: int | None = env_field(
         "MEMORY_LIMIT_MB",
         default=None,
@@ -291,7 +298,8 @@ class Settings(SecurityFields, ServingFields, BaseSettings):
     admin_cidrs: str = env_field(
         "FENDER_ADMIN_CIDRS",
         default="",
-        description="Comma-separated CIDRs that may read protected endpoints without a token.",
+        description="Comma-separated CIDRs that may read protected endpoints without a token; "
+        "empty in development: loopback (127.0.0.0/8, ::1).",
     )
     admin_policy: Literal["never", "when-authorized", "always"] = env_field(
         "FENDER_ADMIN_POLICY",
