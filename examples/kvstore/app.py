@@ -28,10 +28,8 @@ Errors are JSON ``{"error": code, "detail": why}``: 400 (a bad key, value, body 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
@@ -41,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from examples.kvstore import metrics
 from examples.kvstore.index import OWN, fender_endpoints
+from examples.kvstore.nodes import open_node
 from examples.kvstore.openapi import TOKEN_COOKIE, TOKEN_HEADER, document
 from examples.kvstore.records import Node, NodeUnavailable
 from examples.kvstore.settings import load_kv_settings
@@ -73,7 +72,6 @@ MODE_TEXT: Final[Mapping[str, str]] = {
     "by hinted handoff), and a read always answers, saying how stale it may be.",
 }
 _STORE: Final = "kvstore"
-_DEFAULT_STALENESS_MS: Final = 5000
 
 
 def create_app(
@@ -119,7 +117,7 @@ def create_app(
     runtime = Fender().init_app(app, **fender_options)
     settings = runtime.settings
     timeout = settings.network_timeout_sec if network_timeout_sec is None else network_timeout_sec
-    staleness = _max_staleness_ms(settings) if max_staleness_ms is None else max_staleness_ms
+    staleness = settings.max_staleness_ms if max_staleness_ms is None else max_staleness_ms
     if local is None:
         local = _open("KV_LOCAL_URL", kv.local_url, "local", timeout)
     if peer is None:
@@ -149,23 +147,7 @@ def create_app(
     return app
 
 
-def _max_staleness_ms(settings: Settings) -> int:
-    """MAX_STALENESS_MS: fender's setting, or the variable where fender does not have it yet."""
-    value = getattr(settings, "max_staleness_ms", None)
-    if value is not None:
-        return int(value)
-    text = os.environ.get("MAX_STALENESS_MS", "").strip()
-    if not text:
-        return _DEFAULT_STALENESS_MS
-    if not text.isascii() or not text.isdecimal():
-        raise ConfigurationError("MAX_STALENESS_MS", text, "milliseconds, an integer >= 0")
-    return int(text)
-
-
 def _open(variable: str, url: str, name: str, timeout: float) -> Node:
-    # nodes.py holds the Redis and SQLite clients; imported only when a URL is opened.
-    nodes = importlib.import_module("examples.kvstore.nodes")
-    open_node = cast("Callable[..., Node]", nodes.open_node)
     try:
         return open_node(url, name=name, timeout=timeout)
     except ValueError as exc:

@@ -77,6 +77,7 @@ _lock = threading.RLock()
 _declared: dict[str, tuple[type[MetricWrapperBase], tuple[str, ...], MetricWrapperBase]] = {}
 _multiprocess: str | None = None
 _configured = False
+_build_labels: tuple[str, ...] | None = None
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -518,10 +519,23 @@ def set_build_info(version: str, commit: str, *, hide_versions: bool = False) ->
         ("version", "commit", "python", "fender"),
         multiprocess_mode="livemax",
     )
-    info.clear()  # one series: the latest settings' (an app built again in one process)
-    info.labels(
-        version or "unknown", commit or "unknown", python, HIDDEN if hide_versions else __version__
-    ).set(1)
+    labels = (
+        version or "unknown",
+        commit or "unknown",
+        python,
+        HIDDEN if hide_versions else __version__,
+    )
+    global _build_labels  # one series per process: the latest settings'
+    with _lock:
+        previous, _build_labels = _build_labels, labels
+        if previous is not None and previous != labels:
+            # An app built again in one process. Multiprocess mode cannot drop a series (and
+            # warns if asked): the old build reads 0 there instead.
+            if _multiprocess is None:
+                info.remove(*previous)
+            else:
+                info.labels(*previous).set(0)
+    info.labels(*labels).set(1)
     _show_platform(show=not hide_versions)
 
 
