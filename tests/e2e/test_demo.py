@@ -64,3 +64,4 @@ def test_make_demo_serves_the_store_with_fender_under_gunicorn(tmp_path):
         server.close()
     assert "Shutting down: Master" in output
     assert "Traceback" not in output
+    assert "py.warnings" not in output  # no library warning at start or stop

@@ -324,7 +324,9 @@ def test_read_your_writes_holds_across_instances_with_the_token(tmp_path, redis_
             assert with_token.json()["value"] == "new"
             assert with_token.json()["node"] == "peer"
             # Cookie form, as a browser would send it.
-            with_cookie = client.get(f"{reader.url}/read/ryw", cookies={"kv_token": token})
+            with_cookie = client.get(
+                f"{reader.url}/read/ryw", headers={"Cookie": f"kv_token={token}"}
+            )
             assert with_cookie.json()["value"] == "new"
             # When no reachable node has the version, it says so instead of serving old data.
             node_b.pause()
