@@ -31,13 +31,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 60.0
+KEYS = 1000
 
 # wrk: 80% GET /read, 20% POST /write over 1,000 keys; done() prints one JSON line.
 WRK_SCRIPT = r"""
 local counter = 0
 request = function()
   counter = counter + 1
-  local key = "k" .. (counter * 7919 % 1000)
+  local key = "k" .. (counter * 7919 % 997)
   if counter % 5 == 0 then
     return wrk.format("POST", "/write/" .. key .. "/v" .. counter)
   end
@@ -194,7 +195,12 @@ def main() -> None:
                 for line in (work / "app.log").read_text().splitlines()
                 if '"server_config"' in line
             )
-            wrk(base, 3, 10, script)  # warm-up: keys written, workers warm
+            # Every key exists before the load, so that a read answers 200 (not 404).
+            for number in range(KEYS):
+                request = urllib.request.Request(f"{base}/write/k{number}/v0", method="POST")
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+            wrk(base, 3, 10, script)  # warm-up: workers and connections warm
             for label, pause in (("healthy", False), ("peer node paused (SIGSTOP)", True)):
                 if pause:
                     nodes[1].send_signal(signal.SIGSTOP)
