@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import CommandServer
+from servers import CommandServer, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,8 @@ def test_make_demo_serves_the_store_with_fender_under_gunicorn(tmp_path):
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.get("/health/live").status_code == 200
-            assert client.get("/health/ready").json()["state"] == "ready"
+            # Each worker starts at its first request: wait until one says it is ready.
+            wait_for(lambda: client.get("/health/ready").json()["state"] == "ready", 60, "ready")
             home = client.get("/", headers={"Accept": "application/json"})
             assert home.status_code == 200
             assert home.headers["content-type"].startswith("application/json")

@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,49 +20,20 @@ import pytest
 
 from examples.kvstore.nodes import open_node
 
+from kv_instances import kv_instance
 from servers import CommandServer, RedisServer, find_redis, free_port, missing, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 MAX_STALENESS_MS = 800
 
 
 def instance(
     tmp_path: Path, name: str, mode: str, local: str, peer: str, **extra: str
 ) -> CommandServer:
-    port = free_port()
-    env = {
-        "FENDER_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "FENDER_HOST": "127.0.0.1",
-        "FENDER_PORT": str(port),
-        "WEB_WORKERS": "2",
-        "MEMORY_LIMIT_MB": "1024",
-        "FENDER_RATE_LIMIT_ENABLED": "false",
-        "FENDER_RUNTIME_DIR": str(tmp_path / name / "run"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / name / "metrics"),
-        "HOME": str(tmp_path / name),
-        "PYTHONPATH": str(ROOT),
-        "KV_MODE": mode,
-        "KV_LOCAL_URL": local,
-        "KV_PEER_URL": peer,
-        "NETWORK_TIMEOUT_SEC": "0.2",
-        "MAX_STALENESS_MS": str(MAX_STALENESS_MS),
-        "REDIS_URL": "",
-        "DATABASE_URL": "",
-        **extra,
-    }
-    server = CommandServer(
-        [str(BIN / "fender"), "run", "examples.kvstore.app:app"],
-        port=port,
-        cwd=ROOT,
-        env=env,
-        ready_path="/health/live",
+    return kv_instance(
+        tmp_path, name, mode, local, peer, MAX_STALENESS_MS=str(MAX_STALENESS_MS), **extra
     )
-    server.start()
-    return server
 
 
 @pytest.fixture
@@ -232,6 +201,29 @@ def test_ap_partition_accepts_every_write_and_converges_after_heal(tmp_path, red
             30,
             "staleness back under the bound",
         )
+        # The metrics dashboards query, summed over the two workers.
+        text = client.get("/metrics").text
+        writes = sample(text, 'app_requests_total{mode="ap",operation="write",status="200"}')
+        assert writes == len(stream.acked)
+        assert sample(text, 'db_connection_failures_total{node="peer"}') > 0
+        # Each worker's breaker closes again at its first trial call after the heal.
+        wait_for(
+            lambda: (
+                sample(client.get("/metrics").text, 'circuit_breaker_state{name="kv-peer"}') == 0
+            ),
+            30,
+            "the peer's breaker closed in every worker",
+        )
+        assert 'data_staleness_ms{node="local"}' in text
+        assert "kv_replication_queue_length" in text
+
+
+def sample(exposition: str, series: str) -> float:
+    """The value of one series in a Prometheus text exposition."""
+    for line in exposition.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{series} not in the exposition")
 
 
 class CutProxy:

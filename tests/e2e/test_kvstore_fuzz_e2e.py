@@ -9,10 +9,7 @@ documented status with a documented body and content type; none may be a server 
 from __future__ import annotations
 
 import json
-import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,10 +25,7 @@ from schemathesis.checks import (
 from examples.kvstore.openapi import document
 from fender import __version__
 
-from servers import CommandServer, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from kv_instances import kv_instance
 
 pytestmark = pytest.mark.e2e
 
@@ -39,32 +33,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("kvfuzz")
-    port = free_port()
-    server = CommandServer(
-        [str(BIN / "fender"), "run", "examples.kvstore.app:app"],
-        port=port,
-        cwd=ROOT,
-        env={
-            "FENDER_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FENDER_HOST": "127.0.0.1",
-            "FENDER_PORT": str(port),
-            "WEB_WORKERS": "2",
-            "MEMORY_LIMIT_MB": "1024",
-            "FENDER_RATE_LIMIT_ENABLED": "false",
-            "FENDER_RUNTIME_DIR": str(tmp / "run"),
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-            "HOME": str(tmp),
-            "PYTHONPATH": str(ROOT),
-            "KV_MODE": "ap",
-            "KV_LOCAL_URL": f"sqlite:///{tmp}/local.db",
-            "KV_PEER_URL": f"sqlite:///{tmp}/peer.db",
-            "REDIS_URL": "",
-            "DATABASE_URL": "",
-        },
+    server = kv_instance(
+        tmp,
+        "fuzz",
+        "ap",
+        f"sqlite:///{tmp}/local.db",
+        f"sqlite:///{tmp}/peer.db",
         ready_path="/health/ready",
     )
-    server.start()
     try:
         yield server.url
     finally:
