@@ -177,7 +177,9 @@ store() { # store NAME MODE PORT LOCAL_PORT PEER_PORT
 redis redis-a "$REDIS_A_PORT"
 redis redis-b "$REDIS_B_PORT"
 store cp cp "$CP_PORT" "$REDIS_A_PORT" "$REDIS_B_PORT"
-store ap ap "$AP_PORT" "$REDIS_B_PORT" "$REDIS_A_PORT"
+# Both instances are local to redis A, so that a partition from redis B shows the two modes
+# side by side: CP refuses what it cannot write to both nodes, AP accepts and queues it.
+store ap ap "$AP_PORT" "$REDIS_A_PORT" "$REDIS_B_PORT"
 if [ -n "$prometheus" ]; then
   prometheus_config >"$cluster/prometheus.yml"
   start prometheus "$prometheus" --config.file="$cluster/prometheus.yml" \
@@ -192,16 +194,17 @@ here=$(dirname "$0")
 FENDER_ENV=${FENDER_ENV:-development} "$here/demo-hints.sh" "http://$HOST:$CP_PORT" \
   "CP (KV_MODE=cp; local redis A :$REDIS_A_PORT, peer redis B :$REDIS_B_PORT): http://$HOST:$CP_PORT"
 FENDER_ENV=${FENDER_ENV:-development} "$here/demo-hints.sh" "http://$HOST:$AP_PORT" \
-  "AP (KV_MODE=ap; local redis B :$REDIS_B_PORT, peer redis A :$REDIS_A_PORT): http://$HOST:$AP_PORT"
+  "AP (KV_MODE=ap; local redis A :$REDIS_A_PORT, peer redis B :$REDIS_B_PORT): http://$HOST:$AP_PORT"
 if [ -n "$prometheus" ]; then
   echo "Prometheus: http://$HOST:$PROMETHEUS_PORT/targets (both instances), e.g."
   echo "  http://$HOST:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(mode)(rate(http_server_request_duration_seconds_count%5B1m%5D))"
 fi
 cat <<EOF
-Across the two (CP writes to both nodes; AP reads its local node, redis B):
+Across the two (CP writes to both nodes; AP reads its local node, redis A):
   curl -X POST http://$HOST:$CP_PORT/write/greeting/hello
   curl http://$HOST:$AP_PORT/read/greeting
-A partition: kill -STOP ${pids[1]} (redis B) and write to both again; kill -CONT ${pids[1]} heals it.
+A partition: kill -STOP ${pids[1]} (redis B, the peer of both): CP refuses writes (503), AP
+accepts them and queues them for B (see /circuit-breaker); kill -CONT ${pids[1]} heals it.
 Logs: $CLUSTER_DIR/logs/*.log. Ctrl-C stops all of it.
 EOF
 

@@ -107,9 +107,16 @@ def test_the_cluster_comes_up_is_scraped_and_ctrl_c_stops_every_process(tmp_path
 
         wait_for(both_scraped, 60, "Prometheus scraping both instances")
         # The partition the script suggests, left in place: Ctrl-C must still stop redis B.
-        paused = re.search(r"kill -STOP (\d+) \(redis B\)", script.output())
+        paused = re.search(r"kill -STOP (\d+) \(redis B", script.output())
         assert paused is not None, script.output()
         os.kill(int(paused[1]), signal.SIGSTOP)
+        # What the script says the partition shows: CP refuses, AP accepts.
+        cp_url = f"http://127.0.0.1:{chosen['CP_PORT']}"
+        ap_url = f"http://127.0.0.1:{chosen['AP_PORT']}"
+        assert httpx.post(f"{ap_url}/write/split/ap", timeout=30).status_code == 200
+        refused = httpx.post(f"{cp_url}/write/split/cp", timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["reason"] == "peer_unreachable"
         os.kill(script.pid, signal.SIGINT)  # what Ctrl-C sends the script (its children: not)
         assert script.process is not None
         assert script.process.wait(timeout=90) == 130

@@ -83,8 +83,14 @@ def test_the_token_still_works_and_a_wrong_one_is_refused_even_from_loopback():
         ("127.0.0.1:8000", True),
         ("localhost:8000", True),
         ("[::1]:8000", True),
+        ("127.0.0.2:8000", True),
+        ("app.localhost:8000", True),
         ("evil.test", False),
         ("evil.test:8000", False),
+        # names that look local but resolve where their owner's DNS says
+        ("127.attacker.example:8000", False),
+        ("127.0.0.1.nip.io", False),
+        ("localhost.attacker.example", False),
     ],
 )
 def test_loopback_reads_nothing_through_a_rebinding_host(host, granted):

@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
+
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -44,9 +46,16 @@ def host_name(host: str) -> str | None:
 def is_local_host(host: str) -> bool:
     """True for ``localhost``, a loopback literal, and names under ``.localhost``."""
     name = host_name(host)
-    return name is not None and (
-        name in _LOCAL_NAMES or name.endswith(".localhost") or name.startswith("127.")
-    )
+    if name is None:
+        return False
+    if name in _LOCAL_NAMES or name.endswith(".localhost"):
+        return True
+    # A literal only: ``127.attacker.example`` is a name its owner's DNS can point anywhere
+    # (DNS rebinding), so a prefix never makes a host local.
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
