@@ -87,6 +87,8 @@ def create_app(
     sync_interval: float | None = None,
     start_sync: bool | None = None,
     monotonic: Callable[[], float] | None = None,
+    wall_ms: Callable[[], int] | None = None,
+    intent_grace: float | None = None,
     testing: bool = False,
     **fender_options: Any,
 ) -> Flask:
@@ -102,6 +104,9 @@ def create_app(
         start_sync: run the background sync in each worker; default: unless ``testing``
             (tests call ``app.extensions["kvstore"].sync_once()``).
         monotonic: the store's clock for staleness (tests).
+        wall_ms: the store's wall clock, ms since the epoch, for CP intents' age (tests).
+        intent_grace: seconds before the sync undoes a CP write left half-done (default:
+            8 node timeouts, at least 5 s: longer than any write in flight).
         testing: Flask's testing flag.
         fender_options: fender's options (``env="development"``...), as for ``Fender(app)``.
 
@@ -137,6 +142,8 @@ def create_app(
         breakers=breakers,
         sync_interval=kv.sync_interval_ms / 1000 if sync_interval is None else sync_interval,
         monotonic=monotonic or time.monotonic,
+        wall_ms=wall_ms,
+        intent_grace=max(5.0, 8 * timeout) if intent_grace is None else intent_grace,
     )
     app.extensions[_STORE] = store
     _add_checks(runtime.health, store, timeout=settings.health_timeout)
@@ -402,7 +409,7 @@ def index() -> Response:
     settings: Settings = runtime.settings
     theirs = fender_endpoints(settings, runtime.endpoints)
     nodes = {
-        name: {"url": node["url"], "state": node["state"]}
+        name: {"kind": node["kind"], "state": node["state"]}
         for name, node in store.describe()["nodes"].items()
     }
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
@@ -425,7 +432,7 @@ def index() -> Response:
                 "service": "kvstore",
                 "description": DESCRIPTION,
                 "mode": store.mode,
-                "nodes": {name: node["url"] for name, node in nodes.items()},
+                "nodes": nodes,
                 "endpoints": [endpoint.as_dict() for endpoint in (*OWN, *theirs)],
             },
         )

@@ -85,8 +85,10 @@ def sqlite_path(url: str) -> Path:
 # -- SQLite ------------------------------------------------------------------------------------
 
 # A hint's record: ``version`` NULL when it has none (a compensation that removes the key);
-# ``value`` NULL with a version is a tombstone. AUTOINCREMENT: an id is never handed out twice,
-# even after the newest hint is dropped, so a replayer's late drop_hint cannot hit a newer hint.
+# ``value`` NULL with a version is a tombstone; the same for ``expect`` (NULL: a replication)
+# and ``expect_value``. AUTOINCREMENT: an id is never handed out twice, even after the newest
+# hint is dropped, so a replayer's late drop_hint cannot hit a newer hint. The partial index
+# finds a key's queued compensations (``inspect``).
 _SCHEMA: Final = """
 PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS records (
@@ -99,9 +101,17 @@ CREATE TABLE IF NOT EXISTS hints (
     key TEXT NOT NULL,
     value TEXT,
     version INTEGER,
-    expect INTEGER
+    expect INTEGER,
+    expect_value TEXT,
+    created_ms INTEGER NOT NULL DEFAULT 0
 );
 """
+# Files written before compensations named their record (an earlier layout) gain the columns.
+_ADDED_COLUMNS: Final = {
+    "expect_value": "ALTER TABLE hints ADD COLUMN expect_value TEXT",
+    "created_ms": "ALTER TABLE hints ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0",
+}
+_INDEX: Final = "CREATE INDEX IF NOT EXISTS hints_pending ON hints (key) WHERE expect IS NOT NULL"
 _UPSERT: Final = (
     "INSERT INTO records (key, value, version) VALUES (?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version"
@@ -145,6 +155,11 @@ class SqliteNode:
         if not self._schema_ready:
             try:
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(hints)")}
+                for column, statement in _ADDED_COLUMNS.items():
+                    if column not in columns:
+                        conn.execute(statement)
+                conn.execute(_INDEX)
             except sqlite3.Error as exc:
                 conn.close()
                 raise NodeUnavailable(self.name, _reason(exc)) from exc
@@ -189,11 +204,23 @@ class SqliteNode:
 
     @staticmethod
     def _queue(
-        conn: sqlite3.Connection, key: str, record: Record | None, expect: int | None
+        conn: sqlite3.Connection,
+        key: str,
+        record: Record | None,
+        expect: Record | None,
+        created_ms: int,
     ) -> int:
         cursor = conn.execute(
-            "INSERT INTO hints (key, value, version, expect) VALUES (?, ?, ?, ?)",
-            (key, record and record.value, record and record.version, expect),
+            "INSERT INTO hints (key, value, version, expect, expect_value, created_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                record and record.value,
+                record and record.version,
+                expect and expect.version,
+                expect and expect.value,
+                created_ms,
+            ),
         )
         return cast("int", cursor.lastrowid)
 
@@ -202,21 +229,44 @@ class SqliteNode:
         with self._connection() as conn:
             return self._current(conn, key)
 
-    def put(self, key: str, record: Record, *, hint: bool = False) -> PutResult:
-        """Store ``record`` if newer; with ``hint``, queue it in the same transaction."""
+    def inspect(self, key: str) -> tuple[Record | None, bool]:
+        """The key's record, and whether a compensation for it is queued (one transaction)."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")  # one snapshot for both reads (an error closes the connection)
+            current = self._current(conn, key)
+            pending = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM hints WHERE key = ? AND expect IS NOT NULL)",
+                (key,),
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+        return current, bool(pending)
+
+    def put(
+        self,
+        key: str,
+        record: Record,
+        *,
+        hint: bool = False,
+        intent: bool = False,
+        created_ms: int = 0,
+    ) -> PutResult:
+        """Store ``record`` if newer; queue its hint or its intent in the same transaction."""
         with self._transaction() as conn:
             previous = self._current(conn, key)
             applied = newer(record, previous)
             if applied:
                 conn.execute(_UPSERT, (key, record.value, record.version))
-            hint_id = self._queue(conn, key, record, None) if hint else None
+            hint_id = None
+            if hint:
+                hint_id = self._queue(conn, key, record, None, created_ms)
+            elif intent:
+                hint_id = self._queue(conn, key, previous, record, created_ms)
         return PutResult(applied, previous, hint_id)
 
-    def restore(self, key: str, previous: Record | None, *, expect: int) -> bool:
-        """If the key's version is ``expect``, put back ``previous`` (None: remove the key)."""
+    def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
+        """If the key holds exactly ``expect`` (None: nothing), put back ``previous``."""
         with self._transaction() as conn:
-            current = self._current(conn, key)
-            if current is None or current.version != expect:
+            if self._current(conn, key) != expect:
                 return False
             if previous is None:
                 conn.execute("DELETE FROM records WHERE key = ?", (key,))
@@ -224,28 +274,37 @@ class SqliteNode:
                 conn.execute(_UPSERT, (key, previous.value, previous.version))
         return True
 
-    def add_hint(self, key: str, record: Record | None, *, expect: int | None = None) -> int:
+    def add_hint(
+        self,
+        key: str,
+        record: Record | None,
+        *,
+        expect: Record | None = None,
+        created_ms: int = 0,
+    ) -> int:
         """Queue a hint; returns its id."""
         with self._transaction() as conn:
-            return self._queue(conn, key, record, expect)
+            return self._queue(conn, key, record, expect, created_ms)
 
-    def hints(self, limit: int) -> list[Hint]:
-        """The oldest ``limit`` hints, in id order."""
+    def hints(self, limit: int, *, after: int = 0) -> list[Hint]:
+        """The oldest ``limit`` hints with an id above ``after``, in id order."""
         if limit < 1:
             return []
         with self._connection() as conn:
             rows = conn.execute(
-                "SELECT id, key, value, version, expect FROM hints ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, key, value, version, expect, expect_value, created_ms FROM hints "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
             ).fetchall()
         return [
-            Hint(id_, key, _record(value, version), expect)
-            for id_, key, value, version, expect in rows
+            Hint(id_, key, _record(value, version), _record(expect_value, expect), created)
+            for id_, key, value, version, expect, expect_value, created in rows
         ]
 
-    def drop_hint(self, hint_id: int) -> None:
-        """Remove a hint (idempotent)."""
+    def drop_hint(self, hint_id: int) -> bool:
+        """Remove a hint; True if this call removed it."""
         with self._connection() as conn:
-            conn.execute("DELETE FROM hints WHERE id = ?", (hint_id,))
+            return conn.execute("DELETE FROM hints WHERE id = ?", (hint_id,)).rowcount > 0
 
     def hint_count(self) -> int:
         """How many hints are queued."""
@@ -299,10 +358,12 @@ class SqliteNode:
 #   which is the byte order of UTF-8: values are compared byte by byte;
 # * Redis does not roll a failed script back, so the commands that can fail (the hint's INCR
 #   and XADD on a key of the wrong type) run before the record is written.
-# A hint is a stream entry ``<id>-0`` (fields k: key, n: version, v: value, e: expect; n absent
-# for no record, v for a tombstone), its id from INCR: XDEL of an id is idempotent, and the
-# stream refuses an id not above its last one, so a counter that fell behind (restored or
-# deleted by hand) is caught up with the stream instead of failing every hint after it.
+# A hint is a stream entry ``<id>-0`` (fields k: key; n, v: its record's version and value; e,
+# ev: the record a compensation expects; t: when it was queued; n or e absent for none, v or ev
+# for a tombstone), its id from INCR: XDEL of an id is idempotent, and the stream refuses an id
+# not above its last one, so a counter that fell behind (restored or deleted by hand) is caught
+# up with the stream instead of failing every hint after it. The hash ``p`` counts each key's
+# queued compensations (``inspect``): every script that adds or drops one keeps it.
 _LUA_COMMON: Final = """
 local function above(nver, nhas, nval, cver, chas, cval)
   if nver ~= cver then return nver > cver end
@@ -331,26 +392,32 @@ local function append_hint(seq, queue, fields)
   return id
 end
 
-local function hint_fields(key, has_record, version, has_value, value, expect)
-  local fields = {'k', key}
-  if has_record then
+-- record and expect: {version, value or false} or false for none
+local function hint_fields(key, record, expect, created)
+  local fields = {'k', key, 't', created}
+  if record then
     table.insert(fields, 'n')
-    table.insert(fields, version)
-    if has_value then
+    table.insert(fields, record[1])
+    if record[2] then
       table.insert(fields, 'v')
-      table.insert(fields, value)
+      table.insert(fields, record[2])
     end
   end
-  if expect ~= '' then
+  if expect then
     table.insert(fields, 'e')
-    table.insert(fields, expect)
+    table.insert(fields, expect[1])
+    if expect[2] then
+      table.insert(fields, 'ev')
+      table.insert(fields, expect[2])
+    end
   end
   return fields
 end
 """
 
-# KEYS: record, hint counter, hint stream. ARGV: version, has value, value, hint, key.
-# Returns {applied, hint id or nil, previous version or nil, previous value or nil}.
+# KEYS: record, hint counter, hint stream, pending counts. ARGV: version, has value, value,
+# queue ('' none, 'h' its hint, 'i' its intent), key, created. Returns {applied, hint id or
+# nil, previous version or nil, previous value or nil}.
 _PUT: Final = (
     _LUA_COMMON
     + """
@@ -358,9 +425,14 @@ local cur = redis.call('HMGET', KEYS[1], 'n', 'v')
 local nhas, nval = ARGV[2] == '1', ARGV[3]
 local applied = not cur[1] or above(
   tonumber(ARGV[1]), nhas, nval, tonumber(cur[1]), cur[2] ~= false, cur[2] or '')
+local mine = {ARGV[1], nhas and nval}
 local hint_id = false
-if ARGV[4] == '1' then
-  hint_id = append_hint(KEYS[2], KEYS[3], hint_fields(ARGV[5], true, ARGV[1], nhas, nval, ''))
+if ARGV[4] == 'h' then
+  hint_id = append_hint(KEYS[2], KEYS[3], hint_fields(ARGV[5], mine, false, ARGV[6]))
+elseif ARGV[4] == 'i' then
+  local previous = cur[1] and {cur[1], cur[2]} or false
+  hint_id = append_hint(KEYS[2], KEYS[3], hint_fields(ARGV[5], previous, mine, ARGV[6]))
+  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
 end
 if applied then
   if nhas then
@@ -374,30 +446,60 @@ return {applied and 1 or 0, hint_id, cur[1], cur[2]}
 """
 )
 
-# KEYS: record. ARGV: expect, has previous, version, has value, value. Returns 1 if restored.
+# KEYS: record. ARGV: expected (1: a record, 0: nothing), its version, has value, value; then
+# the same four for the record to put back. Returns 1 if it swapped (compare-and-set).
 _RESTORE: Final = """
-local cur = redis.call('HGET', KEYS[1], 'n')
-if not cur or tonumber(cur) ~= tonumber(ARGV[1]) then return 0 end
+local cur = redis.call('HMGET', KEYS[1], 'n', 'v')
+if ARGV[1] == '1' then
+  if not cur[1] or tonumber(cur[1]) ~= tonumber(ARGV[2]) then return 0 end
+  if (cur[2] ~= false) ~= (ARGV[3] == '1') then return 0 end
+  if cur[2] and cur[2] ~= ARGV[4] then return 0 end
+elseif cur[1] then
+  return 0
+end
 redis.call('DEL', KEYS[1])
-if ARGV[2] == '1' then
-  if ARGV[4] == '1' then
-    redis.call('HSET', KEYS[1], 'n', ARGV[3], 'v', ARGV[5])
+if ARGV[5] == '1' then
+  if ARGV[7] == '1' then
+    redis.call('HSET', KEYS[1], 'n', ARGV[6], 'v', ARGV[8])
   else
-    redis.call('HSET', KEYS[1], 'n', ARGV[3])
+    redis.call('HSET', KEYS[1], 'n', ARGV[6])
   end
 end
 return 1
 """
 
-# KEYS: hint counter, hint stream. ARGV: key, has record, version, has value, value, expect
-# ('' for none). Returns the hint's id.
+# KEYS: hint counter, hint stream, pending counts. ARGV: key, created; then has record, its
+# version, has value, value; then the same four for expect. Returns the hint's id.
 _ADD_HINT: Final = (
     _LUA_COMMON
     + """
-return append_hint(KEYS[1], KEYS[2], hint_fields(
-  ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6]))
+local record = ARGV[3] == '1' and {ARGV[4], ARGV[5] == '1' and ARGV[6]} or false
+local expect = ARGV[7] == '1' and {ARGV[8], ARGV[9] == '1' and ARGV[10]} or false
+if expect then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
+return append_hint(KEYS[1], KEYS[2], hint_fields(ARGV[1], record, expect, ARGV[2]))
 """
 )
+
+# KEYS: hint stream, pending counts. ARGV: the entry's id. Returns 1 if this call removed it.
+_DROP: Final = """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+local fields, key, compensation = entry[1][2], nil, false
+for i = 1, #fields, 2 do
+  if fields[i] == 'k' then key = fields[i + 1] elseif fields[i] == 'e' then compensation = true end
+end
+if compensation and redis.call('HINCRBY', KEYS[2], key, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], key)
+end
+return redis.call('XDEL', KEYS[1], ARGV[1])
+"""
+
+
+def _record_args(record: Record | None) -> list[str]:
+    """A record as four script arguments: present, version, has a value, value."""
+    if record is None:
+        return ["0", "", "0", ""]
+    return ["1", str(record.version), _flag(not record.deleted), record.value or ""]
 
 
 def _flag(value: bool) -> str:  # noqa: FBT001  (a Lua argument, not an option)
@@ -432,9 +534,11 @@ class RedisNode:
         )
         self._seq = f"{prefix}h:seq"
         self._queue = f"{prefix}h:q"
+        self._pending = f"{prefix}h:p"
         self._put = self._client.register_script(_PUT)
         self._restore = self._client.register_script(_RESTORE)
         self._add_hint = self._client.register_script(_ADD_HINT)
+        self._drop = self._client.register_script(_DROP)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}r:{key}"
@@ -454,63 +558,75 @@ class RedisNode:
             )
         return _record(value, None if version is None else int(version))
 
-    def put(self, key: str, record: Record, *, hint: bool = False) -> PutResult:
-        """Store ``record`` if newer; with ``hint``, queue it in the same script."""
+    def inspect(self, key: str) -> tuple[Record | None, bool]:
+        """The key's record, and whether a compensation for it is queued (MULTI: one snapshot)."""
+        with self._guard(), self._client.pipeline(transaction=True) as pipe:
+            pipe.hmget(self._key(key), ["n", "v"])
+            pipe.hexists(self._pending, key)
+            (version, value), pending = pipe.execute()
+        return _record(value, None if version is None else int(version)), bool(pending)
+
+    def put(
+        self,
+        key: str,
+        record: Record,
+        *,
+        hint: bool = False,
+        intent: bool = False,
+        created_ms: int = 0,
+    ) -> PutResult:
+        """Store ``record`` if newer; queue its hint or its intent in the same script."""
         args = [
             str(record.version),
             _flag(not record.deleted),
             record.value or "",
-            _flag(hint),
+            "h" if hint else "i" if intent else "",
             key,
+            str(created_ms),
         ]
+        keys = [self._key(key), self._seq, self._queue, self._pending]
         with self._guard():
-            reply = cast(
-                "list[Any]", self._put(keys=[self._key(key), self._seq, self._queue], args=args)
-            )
+            reply = cast("list[Any]", self._put(keys=keys, args=args))
         applied, hint_id, version, value = reply
         previous = _record(value, None if version is None else int(version))
         return PutResult(bool(applied), previous, None if hint_id is None else int(hint_id))
 
-    def restore(self, key: str, previous: Record | None, *, expect: int) -> bool:
-        """If the key's version is ``expect``, put back ``previous`` (None: remove the key)."""
-        args = [
-            str(expect),
-            _flag(previous is not None),
-            "" if previous is None else str(previous.version),
-            _flag(previous is not None and not previous.deleted),
-            (previous and previous.value) or "",
-        ]
+    def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
+        """If the key holds exactly ``expect`` (None: nothing), put back ``previous``."""
+        args = [*_record_args(expect), *_record_args(previous)]
         with self._guard():
             return bool(self._restore(keys=[self._key(key)], args=args))
 
-    def add_hint(self, key: str, record: Record | None, *, expect: int | None = None) -> int:
+    def add_hint(
+        self,
+        key: str,
+        record: Record | None,
+        *,
+        expect: Record | None = None,
+        created_ms: int = 0,
+    ) -> int:
         """Queue a hint; returns its id."""
-        args = [
-            key,
-            _flag(record is not None),
-            "" if record is None else str(record.version),
-            _flag(record is not None and not record.deleted),
-            (record and record.value) or "",
-            "" if expect is None else str(expect),
-        ]
+        args = [key, str(created_ms), *_record_args(record), *_record_args(expect)]
+        keys = [self._seq, self._queue, self._pending]
         with self._guard():
-            return int(cast("int", self._add_hint(keys=[self._seq, self._queue], args=args)))
+            return int(cast("int", self._add_hint(keys=keys, args=args)))
 
-    def hints(self, limit: int) -> list[Hint]:
-        """The oldest ``limit`` hints, in id order."""
+    def hints(self, limit: int, *, after: int = 0) -> list[Hint]:
+        """The oldest ``limit`` hints with an id above ``after``, in id order."""
         if limit < 1:
             return []
         with self._guard():
             entries = cast(
                 "list[tuple[str, dict[str, str]]]",
-                self._client.xrange(self._queue, "-", "+", count=limit),
+                self._client.xrange(self._queue, f"{after + 1}-0", "+", count=limit),
             )
         return [_hint(entry_id, fields) for entry_id, fields in entries]
 
-    def drop_hint(self, hint_id: int) -> None:
-        """Remove a hint (idempotent)."""
+    def drop_hint(self, hint_id: int) -> bool:
+        """Remove a hint; True if this call removed it."""
         with self._guard():
-            self._client.xdel(self._queue, f"{hint_id}-0")
+            removed = self._drop(keys=[self._queue, self._pending], args=[f"{hint_id}-0"])
+        return bool(removed)
 
     def hint_count(self) -> int:
         """How many hints are queued."""
@@ -573,5 +689,6 @@ def _hint(entry_id: str, fields: dict[str, str]) -> Hint:
         int(entry_id.partition("-")[0]),
         fields["k"],
         _record(fields.get("v"), None if version is None else int(version)),
-        None if expect is None else int(expect),
+        _record(fields.get("ev"), None if expect is None else int(expect)),
+        int(fields.get("t", "0")),
     )

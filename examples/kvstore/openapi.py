@@ -200,7 +200,16 @@ def _schemas() -> dict[str, Any]:
                 "service": text,
                 "description": text,
                 "mode": {"type": "string", "enum": ["cp", "ap"]},
-                "nodes": {"type": "object", "additionalProperties": text},
+                "nodes": {
+                    "type": "object",
+                    "description": "Each node's kind (redis, sqlite) and breaker state; "
+                    "no address (the index is public).",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["kind", "state"],
+                        "properties": {"kind": text, "state": text},
+                    },
+                },
                 "endpoints": {
                     "type": "array",
                     "items": {

@@ -9,9 +9,11 @@ A hint is a write owed to the other node (hinted handoff), kept durably in the n
 the data, and replayed in ``id`` order:
 
 * ``expect is None``: apply ``record`` with last-writer-wins (an ordinary replication);
-* ``expect`` set: a compensation (CP mode): if the node still holds version ``expect`` for the
-  key, put back ``record`` (the key's previous record), or remove the key when ``record`` is
-  None. A write the peer may have taken before a timeout is undone this way when it returns.
+* ``expect`` set: a compensation (CP mode): where a node still holds exactly the record
+  ``expect`` for the key, put back ``record`` (the key's previous record), or remove the key
+  when ``record`` is None. A CP write queues its compensation with the write itself (an
+  intent), and drops it once both nodes hold the write; a write that fails half-way, or whose
+  writer dies, is undone by it. While a compensation for a key is queued, the key is *pending*.
 """
 
 from __future__ import annotations
@@ -57,7 +59,14 @@ class Hint:
     id: int
     key: str
     record: Record | None
-    expect: int | None = None
+    expect: Record | None = None
+    created_ms: int = 0
+    """When it was queued (the writer's wall clock, ms since the Unix epoch)."""
+
+    @property
+    def compensation(self) -> bool:
+        """True for a compensation (an undo), False for a replication."""
+        return self.expect is not None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,28 +104,43 @@ class Node(Protocol):
         """The key's record (a tombstone included), or None when the node never saw it."""
         ...
 
-    def put(self, key: str, record: Record, *, hint: bool = False) -> PutResult:
+    def inspect(self, key: str) -> tuple[Record | None, bool]:
+        """The key's record, and whether a compensation for the key is queued here."""
+        ...
+
+    def put(
+        self, key: str, record: Record, *, hint: bool = False, intent: bool = False,
+        created_ms: int = 0,
+    ) -> PutResult:  # fmt: skip
         """Store ``record`` if it is :func:`newer` than the current one.
 
-        ``hint``: in the same transaction, queue a hint of this record for the other node
-        (also when not applied: the other node may still lack it); its id is returned.
+        In the same transaction, and also when not applied, queue (its id is returned):
+
+        * ``hint``: a replication of this record for the other node;
+        * ``intent``: its compensation (put back the current record where ``record`` is held).
         """
         ...
 
-    def restore(self, key: str, previous: Record | None, *, expect: int) -> bool:
-        """If the key's version is ``expect``, put back ``previous`` (None: remove the key)."""
+    def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
+        """If the key holds exactly ``expect`` (None: nothing), put back ``previous``.
+
+        ``previous`` None removes the key. A compare-and-set: True when it swapped.
+        """
         ...
 
-    def add_hint(self, key: str, record: Record | None, *, expect: int | None = None) -> int:
+    def add_hint(
+        self, key: str, record: Record | None, *, expect: Record | None = None,
+        created_ms: int = 0,
+    ) -> int:  # fmt: skip
         """Queue a hint for the other node; returns its id (ids grow)."""
         ...
 
-    def hints(self, limit: int) -> list[Hint]:
-        """The oldest ``limit`` hints, in id order."""
+    def hints(self, limit: int, *, after: int = 0) -> list[Hint]:
+        """The oldest ``limit`` hints with an id above ``after``, in id order."""
         ...
 
-    def drop_hint(self, hint_id: int) -> None:
-        """Remove a hint (idempotent: several workers may replay the same one)."""
+    def drop_hint(self, hint_id: int) -> bool:
+        """Remove a hint; True if this call removed it (one caller wins: a claim)."""
         ...
 
     def hint_count(self) -> int:

@@ -2,13 +2,19 @@
 
 CP (consistency when partitioned):
 
-* a write is acknowledged only when both nodes hold it. The local node takes it first; if the
-  peer then fails, the local node is rolled back (only if it still holds this write) and a
-  compensation is queued for the peer, which may have taken the write before its reply was
-  lost. When the peer's breaker is open nothing is written at all;
-* a read is served only when the local node is known current: the queue of writes owed to the
-  peer is empty and both nodes answer. It returns the newer of their records and repairs the
-  other node.
+* a write is acknowledged only when both nodes hold it. The local node takes it together with
+  its *intent*: the compensation that would undo it (a hint, stored in the same transaction).
+  Then the peer takes it, and the writer claims (drops) the intent and acknowledges. When the
+  peer fails, the local write is undone at once, and the intent stays: once it is older than
+  ``intent_grace`` (longer than any write in flight), the background sync claims it and undoes
+  the write wherever it is still held, so a write whose reply was lost, or whose writer died
+  half-way, never stays. Claims are atomic (one of the writer and the sync wins), so a write is
+  either acknowledged or undone, never both. Undoing is a compare-and-set on the whole record;
+  a write that finds a newer record (another instance's) is retried above it, never
+  acknowledged unstored. While the peer's breaker is open, nothing is written at all;
+* a read needs both nodes and no intent for its key on either (else 503, retry): a key being
+  written or undone is not served. The newer of the two records is served, and the other node
+  repaired by compare-and-set (a repair never revives what was undone meanwhile).
 
 AP (availability when partitioned):
 
@@ -17,11 +23,15 @@ AP (availability when partitioned):
   hint dropped; when that fails, the hint stays and the background sync replays it, in order,
   when the peer returns. Last writer wins by version, so a replay never undoes a newer write;
 * a read always answers (from the peer when the local node is down), with its staleness: the
-  milliseconds since both queues were last seen empty with the peer reachable. Past
-  ``max_staleness_ms`` it says stale.
+  milliseconds since the sync last delivered every hint it found, both ways, with the peer
+  reachable. Past ``max_staleness_ms`` it says stale.
 
 Read-your-writes: a read may ask for ``at_least`` a version of its key (from the token of an
 earlier write); it is served from a node that holds at least that version, or refused.
+
+Known window (CP): a read between a write reaching both nodes and its writer's claim sees the
+key pending and is refused; but a read racing a repair with an undo can, rarely, serve a write
+that is then undone (a dirty read; the nodes still end without it).
 """
 
 from __future__ import annotations
@@ -74,6 +84,8 @@ NODE_BREAKER: Final = BreakerConfig(
 (one trial call two seconds later): a partition costs a few timeouts, then none."""
 
 REPLAY_BATCH: Final = 200
+WRITE_ATTEMPTS: Final = 3
+"""Tries of a write that keeps finding a newer record (another instance's, same key)."""
 _REFUSING: Final = frozenset({BreakerState.OPEN, BreakerState.FORCED_OPEN})
 _log = logging.getLogger("examples.kvstore")
 
@@ -127,7 +139,9 @@ class KvStore:
         breaker_config: BreakerConfig = NODE_BREAKER,
         versions: VersionClock | None = None,
         sync_interval: float = 0.25,
+        intent_grace: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] | None = None,
     ) -> None:
         """Build the store; ``breakers`` defaults to fender's registry (metrics, /status)."""
         if mode not in ("cp", "ap"):
@@ -143,7 +157,9 @@ class KvStore:
         }
         self.versions = versions or VersionClock()
         self.sync_interval = sync_interval
+        self.intent_grace_ms = round(intent_grace * 1000)
         self._monotonic = monotonic
+        self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         # Before the first sync, staleness counts from the store's start.
         started = monotonic()
         self._synced_at = {"local": started, "peer": started}
@@ -185,74 +201,121 @@ class KvStore:
         return self._write(key, None)
 
     def _write(self, key: str, value: str | None) -> WriteResult:
-        record = Record(value, self.versions.next())
         if self.mode == "cp":
-            return self._write_cp(key, record)
-        return self._write_ap(key, record)
+            return self._write_cp(key, value)
+        return self._write_ap(key, value)
 
-    def _write_ap(self, key: str, record: Record) -> WriteResult:
-        try:
-            stored = self._call(self.local, self.local.put, key, record, hint=True)
-        except NodeUnavailable as exc:
-            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
-        self._observe(stored)
+    def _write_ap(self, key: str, value: str | None) -> WriteResult:
+        for _ in range(WRITE_ATTEMPTS):
+            record = Record(value, self.versions.next())
+            try:
+                stored = self._call(
+                    self.local, self.local.put, key, record, hint=True, created_ms=self._wall_ms()
+                )
+            except NodeUnavailable as exc:
+                raise Unavailable(
+                    "local_unreachable", f"the local node is unreachable: {exc}"
+                ) from exc
+            if stored.applied:
+                break
+            # A newer record holds the key (another instance's clock is ahead): write above it.
+            self._observe(stored)
+            self._drop(self.local, stored.hint_id)
+        else:
+            raise _conflict(key)
         replicated = False
         if self.reachable(self.peer):
             try:
                 self._call(self.peer, self.peer.put, key, record)
                 replicated = True
             except NodeUnavailable:
+                self._queue_length += 1  # until the sync counts the queue
                 self._wake.set()  # the sync replays the hint when the peer returns
-        if not replicated:
-            self._queue_length += 1  # the hint left for the peer (recounted at the next sync)
-        if replicated and stored.hint_id is not None:
+        if replicated:
             # If this fails the hint is replayed later: harmless, last writer wins.
-            with contextlib.suppress(NodeUnavailable):
-                self._call(self.local, self.local.drop_hint, stored.hint_id)
+            self._drop(self.local, stored.hint_id)
         return WriteResult(key, record.version, replicated)
 
-    def _write_cp(self, key: str, record: Record) -> WriteResult:
-        if not self.reachable(self.peer):
-            raise Unavailable(
-                "peer_unreachable",
-                "the peer node is unreachable (circuit open): CP mode refuses writes it "
-                "cannot store on both nodes",
-                retry_after=self._retry_after(self.peer),
-            )
-        try:
-            stored = self._call(self.local, self.local.put, key, record)
-        except NodeUnavailable as exc:
-            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
-        self._observe(stored)
-        try:
-            self._call(self.peer, self.peer.put, key, record)
-        except NodeUnavailable as exc:
-            self._roll_back(key, record, stored)
-            raise Unavailable(
-                "peer_unreachable",
-                f"the peer node did not take the write, which was rolled back: {exc}",
-                retry_after=self._retry_after(self.peer),
-            ) from exc
-        return WriteResult(key, record.version, replicated=True)
-
-    def _roll_back(self, key: str, record: Record, stored: PutResult) -> None:
-        """Undo a CP write the peer did not confirm, here and (queued) on the peer."""
-        try:
-            if stored.applied:
-                self._call(
-                    self.local, self.local.restore, key, stored.previous, expect=record.version
+    def _write_cp(self, key: str, value: str | None) -> WriteResult:
+        for _ in range(WRITE_ATTEMPTS):
+            if not self.reachable(self.peer):
+                raise Unavailable(
+                    "peer_unreachable",
+                    "the peer node is unreachable (circuit open): CP mode refuses writes it "
+                    "cannot store on both nodes",
+                    retry_after=self._retry_after(self.peer),
                 )
-            # The peer may have applied it before the reply was lost: undo it there too.
-            self._call(self.local, self.local.add_hint, key, stored.previous, expect=record.version)
-            # Counted now: a CP read must deliver it before it serves the key, or it would find
-            # the undone write on the peer and repair it back into the local node.
-            self._queue_length += 1
+            record = Record(value, self.versions.next())
+            try:
+                stored = self._call(
+                    self.local, self.local.put, key, record, intent=True, created_ms=self._wall_ms()
+                )
+            except NodeUnavailable as exc:
+                raise Unavailable(
+                    "local_unreachable", f"the local node is unreachable: {exc}"
+                ) from exc
+            self._observe(stored)
+            if not stored.applied:  # a newer record: never acknowledge a write not stored
+                self._drop(self.local, stored.hint_id)
+                continue
+            try:
+                on_peer = self._call(self.peer, self.peer.put, key, record)
+            except NodeUnavailable as exc:
+                # The peer may hold it (a lost reply): the intent undoes it there when due.
+                self._restore(self.local, key, stored.previous, record)
+                self._wake.set()
+                raise Unavailable(
+                    "peer_unreachable",
+                    f"the peer node did not take the write, which is rolled back: {exc}",
+                    retry_after=self._retry_after(self.peer),
+                ) from exc
+            if not on_peer.applied and on_peer.previous != record:
+                # The peer holds a newer record: undo ours here, and retry above it.
+                if on_peer.previous is not None:
+                    self.versions.observe(on_peer.previous.version)
+                if self._restore(self.local, key, stored.previous, record):
+                    self._drop(self.local, stored.hint_id)
+                continue
+            if not self._drop(self.local, stored.hint_id):
+                # The sync claimed the intent first (this write outlived the grace, so its
+                # undo may have run before the peer took it), or the local node failed (the
+                # intent undoes it later). Not acknowledged: undo it now, wherever it is.
+                self._undo(key, record, stored.previous)
+                raise Unavailable(
+                    "write_undone",
+                    "the write took longer than its grace period and is rolled back",
+                )
+            return WriteResult(key, record.version, replicated=True)
+        raise _conflict(key)
+
+    def _undo(self, key: str, record: Record, previous: Record | None) -> None:
+        """Undo a write on both nodes; what cannot be undone now is queued, due at once."""
+        for node in (self.peer, self.local):
+            try:
+                self._call(node, node.restore, key, previous, expect=record)
+            except NodeUnavailable:
+                with contextlib.suppress(NodeUnavailable):
+                    self._call(self.local, self.local.add_hint, key, previous, expect=record)
+                self._wake.set()
+                return
+
+    def _drop(self, node: Node, hint_id: int | None) -> bool:
+        """Claim (drop) a hint; False when another caller had it, or the node failed."""
+        if hint_id is None:
+            return False
+        try:
+            return self._call(node, node.drop_hint, hint_id)
         except NodeUnavailable:
-            _log.error(
-                "kv_rollback_failed",
-                extra={"key": key, "version": record.version},
-            )
-        self._wake.set()
+            return False
+
+    def _restore(
+        self, node: Node, key: str, previous: Record | None, expect: Record | None
+    ) -> bool:
+        """Compare-and-set on ``node``; False when it did not swap, or the node failed."""
+        try:
+            return self._call(node, node.restore, key, previous, expect=expect)
+        except NodeUnavailable:
+            return False
 
     def _observe(self, stored: PutResult) -> None:
         if stored.previous is not None:
@@ -293,18 +356,6 @@ class KvStore:
         return self._result(key, remote, "peer", staleness)
 
     def _read_cp(self, key: str, at_least: int | None) -> ReadResult:
-        # The queue as the local node holds it (another worker may have queued a compensation).
-        try:
-            owed = self._call(self.local, self.local.hint_count)
-        except NodeUnavailable as exc:
-            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
-        if owed and not self.sync_once():
-            raise Unavailable(
-                "not_current",
-                "writes owed to the peer node are not delivered yet: the local node is not "
-                "known current",
-                retry_after=self._retry_after(self.peer),
-            )
         if not self.reachable(self.peer):
             raise Unavailable(
                 "peer_unreachable",
@@ -312,27 +363,31 @@ class KvStore:
                 retry_after=self._retry_after(self.peer),
             )
         try:
-            local = self._call(self.local, self.local.get, key)
-            remote = self._call(self.peer, self.peer.get, key)
+            local, local_pending = self._call(self.local, self.local.inspect, key)
+            remote, remote_pending = self._call(self.peer, self.peer.inspect, key)
         except NodeUnavailable as exc:
             raise Unavailable(
                 "not_current", f"a node did not answer, so the read may not be current: {exc}"
             ) from exc
+        if local_pending or remote_pending:
+            raise Unavailable(
+                "not_current",
+                f"a write of {key!r} is in flight or being rolled back: retry",
+            )
         if _order(local) >= _order(remote):
-            newest, behind = local, self.peer
+            newest, node, behind, seen = local, "local", self.peer, remote
         else:
-            newest, behind = remote, self.local
-        if newest is not None and _order(local) != _order(remote):
-            self._repair(behind, key, newest)
+            newest, node, behind, seen = remote, "peer", self.local, local
+        if newest != seen:
+            # No intent for the key on either node: the difference is not a CP write in flight
+            # (an AP instance's replication, a restored node). Compare-and-set, so a repair
+            # racing an undo does nothing.
+            self._restore(behind, key, newest, seen)
         if not _holds(newest, at_least):
             raise Unavailable(
                 "version_not_available", f"no node holds version {at_least} of {key!r} yet"
             )
-        return self._result(key, newest, "local" if newest == local else "peer", 0)
-
-    def _repair(self, node: Node, key: str, record: Record) -> None:
-        with contextlib.suppress(NodeUnavailable):  # the next read repairs it
-            self._call(node, node.put, key, record)
+        return self._result(key, newest, node, 0)
 
     def _result(self, key: str, record: Record | None, node: str, staleness: int) -> ReadResult:
         if record is not None:
@@ -351,50 +406,65 @@ class KvStore:
         return self._queue_length
 
     def sync_once(self) -> bool:
-        """Replay hints both ways; True when both queues are empty and the peer answered.
+        """Deliver the due hints both ways; True when every one was delivered.
 
         Hints owed to the local node (queued in the peer by another instance whose peer is our
-        local node) are replayed too, so that the nodes converge while that instance is down.
+        local node) are delivered too, so that the nodes converge while that instance is down.
+        Hints queued after a pass began are the next pass's (a write replicates its own).
         """
         with self._sync_lock:
             outbound = self._replay(self.local, self.peer)
-            inbound = self._replay(self.peer, self.local) if outbound is not None else None
+            inbound = outbound and self._replay(self.peer, self.local)
             now = self._monotonic()
-            if outbound == 0:
+            if outbound:
                 self._synced_at["peer"] = now
-            if outbound == 0 and inbound == 0:
+            if inbound:
                 self._synced_at["local"] = now
+            with contextlib.suppress(NodeUnavailable):
+                self._queue_length = self._call(self.local, self.local.hint_count)
             self._publish()
-            return outbound == 0 and inbound == 0
+            return inbound
 
-    def _replay(self, source: Node, target: Node) -> int | None:
-        """Replay ``source``'s hints onto ``target``; the hints left, or None when unknown."""
+    def _replay(self, source: Node, target: Node) -> bool:
+        """Deliver ``source``'s due hints to ``target``, in id order; False when a node failed."""
+        after = 0
         try:
             while True:
-                batch = self._call(source, source.hints, REPLAY_BATCH)
+                batch = self._call(source, source.hints, REPLAY_BATCH, after=after)
                 for hint in batch:
-                    self._apply(target, hint)
-                    self._call(source, source.drop_hint, hint.id)
+                    self._deliver(source, target, hint)
+                    after = hint.id
                 if len(batch) < REPLAY_BATCH:
-                    left = self._call(source, source.hint_count)
-                    break
+                    return True
         except NodeUnavailable:
-            if source is self.local:
-                self._count_queue()
-            return None
-        if source is self.local:
-            self._queue_length = left
-        return left
+            return False
 
-    def _apply(self, target: Node, hint: Hint) -> None:
-        if hint.expect is not None:
-            self._call(target, target.restore, hint.key, hint.record, expect=hint.expect)
-        elif hint.record is not None:
-            self._call(target, target.put, hint.key, hint.record)
-
-    def _count_queue(self) -> None:
-        with contextlib.suppress(NodeUnavailable):
-            self._queue_length = self._call(self.local, self.local.hint_count)
+    def _deliver(self, source: Node, target: Node, hint: Hint) -> None:
+        if not hint.compensation:
+            if hint.record is not None:
+                self._call(target, target.put, hint.key, hint.record)
+            self._call(source, source.drop_hint, hint.id)
+            return
+        if self._wall_ms() - hint.created_ms < self.intent_grace_ms:
+            return  # a CP write in flight: its writer claims this intent, or it falls due
+        if not self._call(source, source.drop_hint, hint.id):
+            return  # claimed by its writer, or another worker's sync
+        try:
+            # Undo the write wherever it is still held exactly (compare-and-set).
+            for node in (target, source):
+                self._call(node, node.restore, hint.key, hint.record, expect=hint.expect)
+        except NodeUnavailable:
+            # Claimed, so it is this sync's to keep: queue it again, due at once.
+            with contextlib.suppress(NodeUnavailable):
+                self._call(
+                    source,
+                    source.add_hint,
+                    hint.key,
+                    hint.record,
+                    expect=hint.expect,
+                    created_ms=hint.created_ms,
+                )
+            raise
 
     def _publish(self) -> None:
         metrics.QUEUE_LENGTH.set(self._queue_length)
@@ -451,7 +521,7 @@ class KvStore:
             "replication_queue": self._queue_length,
             "nodes": {
                 node.name: {
-                    "url": node.url,
+                    "kind": node.url.partition(":")[0],
                     "breaker": self.breakers[node.name].name,
                     "state": self.breakers[node.name].state.value,
                     "staleness_ms": self.staleness_ms(node.name),
@@ -459,6 +529,13 @@ class KvStore:
                 for node in (self.local, self.peer)
             },
         }
+
+
+def _conflict(key: str) -> Unavailable:
+    return Unavailable(
+        "write_conflict",
+        f"other writes of {key!r} kept landing first ({WRITE_ATTEMPTS} tries): retry",
+    )
 
 
 def _order(record: Record | None) -> tuple[int, bool, str]:

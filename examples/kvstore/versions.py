@@ -22,6 +22,7 @@ from typing import Final
 __all__ = [
     "COUNTER_BITS",
     "EPOCH_MS",
+    "TOKEN_CHARS",
     "TOKEN_KEYS",
     "BadToken",
     "VersionClock",
@@ -34,6 +35,8 @@ EPOCH_MS: Final = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 COUNTER_BITS: Final = 10
 TOKEN_KEYS: Final = 32
 """How many keys a token remembers (the newest writes); a cookie stays well under 4 KB."""
+TOKEN_CHARS: Final = 3000
+"""The longest token written: with the cookie's name and attributes, well under 4 KB."""
 _MAX_TOKEN: Final = 4096
 
 
@@ -92,10 +95,14 @@ def decode_token(token: str) -> dict[str, int]:
 
 
 def remember(versions: dict[str, int], key: str, version: int) -> dict[str, int]:
-    """``versions`` with ``key`` at ``version``, keeping the newest :data:`TOKEN_KEYS` keys."""
+    """``versions`` with ``key`` at ``version``: the newest keys that fit a token.
+
+    At most :data:`TOKEN_KEYS` keys, and at most :data:`TOKEN_CHARS` characters once encoded
+    (long keys fill a cookie before 32 of them do); the oldest versions go first.
+    """
     merged = {k: v for k, v in versions.items() if k != key}
     merged[key] = max(version, versions.get(key, 0))
-    if len(merged) > TOKEN_KEYS:
-        newest = sorted(merged.items(), key=lambda kv: kv[1])[-TOKEN_KEYS:]
-        merged = dict(newest)
-    return merged
+    newest = sorted(merged.items(), key=lambda kv: kv[1])[-TOKEN_KEYS:]
+    while len(newest) > 1 and len(encode_token(dict(newest))) > TOKEN_CHARS:
+        newest = newest[1:]
+    return dict(newest)

@@ -33,50 +33,76 @@ class MemoryNode:
         self._enter()
         return self.data.get(key)
 
-    def put(self, key: str, record: Record, *, hint: bool = False) -> PutResult:
+    def inspect(self, key: str) -> tuple[Record | None, bool]:
+        self._enter()
+        with self._lock:
+            pending = any(h.key == key and h.compensation for h in self.queue.values())
+            return self.data.get(key), pending
+
+    def put(
+        self,
+        key: str,
+        record: Record,
+        *,
+        hint: bool = False,
+        intent: bool = False,
+        created_ms: int = 0,
+    ) -> PutResult:
         self._enter()
         with self._lock:
             previous = self.data.get(key)
             applied = newer(record, previous)
             if applied:
                 self.data[key] = record
-            hint_id = self._queue(key, record, None) if hint else None
+            hint_id = None
+            if hint:
+                hint_id = self._queue(key, record, None, created_ms)
+            elif intent:
+                hint_id = self._queue(key, previous, record, created_ms)
         if self.lose_reply:
             raise NodeUnavailable(self.name, "reply lost (test)")
         return PutResult(applied, previous, hint_id)
 
-    def restore(self, key: str, previous: Record | None, *, expect: int) -> bool:
+    def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
         self._enter()
         with self._lock:
-            current = self.data.get(key)
-            if current is None or current.version != expect:
+            if self.data.get(key) != expect:
                 return False
             if previous is None:
-                del self.data[key]
+                self.data.pop(key, None)
             else:
                 self.data[key] = previous
             return True
 
-    def _queue(self, key: str, record: Record | None, expect: int | None) -> int:
+    def _queue(
+        self, key: str, record: Record | None, expect: Record | None, created_ms: int
+    ) -> int:
         hint_id = self._next_id
         self._next_id += 1
-        self.queue[hint_id] = Hint(hint_id, key, record, expect)
+        self.queue[hint_id] = Hint(hint_id, key, record, expect, created_ms)
         return hint_id
 
-    def add_hint(self, key: str, record: Record | None, *, expect: int | None = None) -> int:
+    def add_hint(
+        self,
+        key: str,
+        record: Record | None,
+        *,
+        expect: Record | None = None,
+        created_ms: int = 0,
+    ) -> int:
         self._enter()
         with self._lock:
-            return self._queue(key, record, expect)
+            return self._queue(key, record, expect, created_ms)
 
-    def hints(self, limit: int) -> list[Hint]:
+    def hints(self, limit: int, *, after: int = 0) -> list[Hint]:
         self._enter()
         with self._lock:
-            return [self.queue[i] for i in sorted(self.queue)[:limit]]
+            return [self.queue[i] for i in sorted(self.queue) if i > after][:limit]
 
-    def drop_hint(self, hint_id: int) -> None:
+    def drop_hint(self, hint_id: int) -> bool:
         self._enter()
         with self._lock:
-            self.queue.pop(hint_id, None)
+            return self.queue.pop(hint_id, None) is not None
 
     def hint_count(self) -> int:
         self._enter()

@@ -60,6 +60,11 @@ class Service:
         self.peer.down = False
         self.breaker_clock.advance(60)
 
+    def intents_due(self) -> None:
+        """Past the intents' grace: the sync undoes the CP writes left half-done."""
+        self.clock.advance(self.store.intent_grace_ms / 1000 + 1)
+        self.store.sync_once()
+
 
 @pytest.fixture
 def make() -> Iterator[Callable[..., Service]]:
@@ -74,6 +79,7 @@ def make() -> Iterator[Callable[..., Service]]:
             "mode": mode,
             "breakers": BreakerRegistry(clock=breaker_clock),
             "monotonic": clock,
+            "wall_ms": lambda: int(clock() * 1000),
             "testing": True,
             "env": "development",
             "admin_token": ADMIN,
@@ -288,6 +294,9 @@ def test_cp_refuses_a_write_the_peer_cannot_take_and_writes_nothing(make):
     # Reads refuse too while the peer is away: CP cannot tell the local node is current.
     assert service.client.get("/kv/a").status_code == 503
     service.peer_back()
+    # The refused write's intent is pending (the peer might hold it) until it falls due.
+    assert service.client.get("/kv/a").json()["reason"] == "not_current"
+    service.intents_due()
     assert service.client.get("/kv/a").json()["value"] == "old"
 
 
@@ -298,7 +307,10 @@ def test_cp_write_whose_reply_was_lost_is_undone_on_both_nodes(make):
     assert "a" not in service.local.data
     assert service.peer.data["a"].value == "ghost"
     service.peer.lose_reply = False
-    # The read delivers the compensation first: the refused write must not come back.
+    # Pending until its intent falls due: never served, never repaired back.
+    assert service.client.get("/kv/a").json()["reason"] == "not_current"
+    assert "a" not in service.local.data
+    service.intents_due()
     assert service.client.get("/kv/a").status_code == 404
     assert "a" not in service.peer.data
     assert "a" not in service.local.data
@@ -559,11 +571,18 @@ def test_requests_are_counted_and_timed_by_mode_operation_and_status(make):
 
 
 def test_index_for_clients_is_json_listing_every_endpoint(make):
-    response = make("cp").client.get("/", headers={"Accept": "application/json"})
+    service = make("cp")
+    response = service.client.get("/", headers={"Accept": "application/json"})
     assert response.status_code == 200
     body = response.json()
     assert body["mode"] == "cp"
-    assert body["nodes"] == {"local": "memory://local", "peer": "memory://peer"}
+    # The index is public: each node's kind and state, never its address.
+    assert body["nodes"] == {
+        "local": {"kind": "memory", "state": "closed"},
+        "peer": {"kind": "memory", "state": "closed"},
+    }
+    assert "memory://" not in service.client.get("/", headers={"accept": "text/html"}).text
+    assert "memory://" not in service.client.get("/circuit-breaker").text
     listed = {(e["method"], e["path"]) for e in body["endpoints"]}
     for endpoint in [
         ("GET", "/"),

@@ -31,8 +31,8 @@ def populate(node: Node) -> None:
     node.put("deleted", Record(None, 6), hint=True)
     node.put("key-1", Record("older", 1), hint=True)  # not applied, hinted all the same
     dropped = node.add_hint("x", Record("x", 1))
-    node.add_hint("key-2", None, expect=102)
-    node.add_hint("key-3", Record("before", 50), expect=103)
+    node.add_hint("key-2", None, expect=Record("value 2 \U0001f600", 102))
+    node.put("key-3", Record("undone", 200), intent=True, created_ms=123)
     node.drop_hint(dropped)
 
 
@@ -44,7 +44,7 @@ def alter(node: Node) -> int:
     """Change the node after the backup; returns the newest hint id handed out."""
     node.put("key-0", Record("changed", 10_000), hint=True)
     node.put("new", Record("written after the backup", 10_001))
-    node.restore("key-5", None, expect=105)
+    node.restore("key-5", None, expect=Record("value 5 \U0001f600", 105))
     node.put("deleted", Record("back", 10_002))
     for hint in node.hints(2):
         node.drop_hint(hint.id)
@@ -62,7 +62,7 @@ def round_trip(node: Node, url: str, out: Path) -> None:
     restore(url, out, timeout=TIMEOUT)
     assert snapshot(node) == before  # the live node (its connections open) sees the backup
     # ids never go back: a hint read before the restore cannot share an id with a new one
-    assert node.add_hint("later", None, expect=1) > newest
+    assert node.add_hint("later", None, expect=Record("x", 1)) > newest
 
 
 def test_sqlite_round_trip_into_the_live_file(tmp_path):
@@ -107,7 +107,7 @@ def test_redis_round_trip_on_the_running_server_and_its_rdb_copy(redis_server, t
     assert manifest["kind"] == "redis"
     assert manifest["files"] == [KEYS_FILE, "dump.rdb"]
     assert manifest["notes"] == []
-    assert manifest["dumped"] == manifest["keys"] + 2  # the hint queue and its counter
+    assert manifest["dumped"] == manifest["keys"] + 3  # the hint queue, its counter, pending counts
 
 
 @pytest.mark.redis
@@ -123,7 +123,7 @@ def test_the_redis_rdb_copy_restores_cold(redis_server, tmp_path):
     redis_server.start()
     try:
         assert snapshot(node) == before
-        assert node.add_hint("next", None, expect=1) > max(h.id for h in before[1])
+        assert node.add_hint("next", None, expect=Record("x", 1)) > max(h.id for h in before[1])
     finally:
         node.close()
 

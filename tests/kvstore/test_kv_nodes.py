@@ -124,42 +124,114 @@ def test_keys_and_values_keep_every_character(node):
 # -- restore (compensation) ----------------------------------------------------------------------
 
 
-def test_restore_puts_back_the_previous_record_when_the_version_matches(node):
+def test_restore_puts_back_the_previous_record_when_the_record_matches(node):
     node.put("a", Record("old", 1))
     node.put("a", Record("new", 2))
-    assert node.restore("a", Record("old", 1), expect=2) is True
+    assert node.restore("a", Record("old", 1), expect=Record("new", 2)) is True
     assert node.get("a") == Record("old", 1)
 
 
 def test_restore_puts_back_a_tombstone(node):
     node.put("a", Record("new", 2))
-    assert node.restore("a", Record(None, 1), expect=2)
+    assert node.restore("a", Record(None, 1), expect=Record("new", 2))
     assert node.get("a") == Record(None, 1)
 
 
 def test_restore_with_no_previous_removes_the_key(node):
     node.put("a", Record("new", 2))
-    assert node.restore("a", None, expect=2)
+    assert node.restore("a", None, expect=Record("new", 2))
     assert node.get("a") is None
     assert state(node) == {}
 
 
-def test_restore_matches_a_tombstone_version(node):
+def test_restore_matches_a_tombstone(node):
     node.put("a", Record(None, 4))
-    assert node.restore("a", Record("back", 3), expect=4)
+    assert node.restore("a", Record("back", 3), expect=Record(None, 4))
     assert node.get("a") == Record("back", 3)
 
 
-def test_restore_does_nothing_when_the_version_moved_on(node):
+def test_restore_does_nothing_when_the_record_moved_on(node):
     node.put("a", Record("newer", 3))
-    assert node.restore("a", Record("old", 1), expect=2) is False
+    assert node.restore("a", Record("old", 1), expect=Record("new", 2)) is False
     assert node.get("a") == Record("newer", 3)
 
 
+@pytest.mark.parametrize(
+    "held",
+    [Record("z", 2), Record(None, 2), Record("", 2)],
+    ids=["other-value", "tombstone", "empty-value"],
+)
+def test_restore_needs_the_whole_record_not_only_its_version(node, held):
+    # Two instances can hand out one version: undoing one's write must not erase the other's.
+    node.put("a", held)
+    assert node.restore("a", None, expect=Record("y", 2)) is False
+    assert node.get("a") == held
+
+
+def test_restore_expecting_nothing_sets_an_absent_key_only(node):
+    assert node.restore("a", Record("v", 1), expect=None) is True
+    assert node.get("a") == Record("v", 1)
+    assert node.restore("a", Record("w", 2), expect=None) is False
+    assert node.get("a") == Record("v", 1)
+
+
 def test_restore_does_nothing_on_an_unknown_key(node):
-    assert node.restore("a", Record("old", 1), expect=2) is False
-    assert node.restore("a", None, expect=2) is False
+    assert node.restore("a", Record("old", 1), expect=Record("new", 2)) is False
+    assert node.restore("a", None, expect=Record("new", 2)) is False
     assert node.get("a") is None
+
+
+# -- intents and pending keys --------------------------------------------------------------------
+
+
+def test_put_with_intent_queues_the_undo_and_marks_the_key_pending(node):
+    node.put("a", Record("old", 1))
+    assert node.inspect("a") == (Record("old", 1), False)
+    result = node.put("a", Record("new", 2), intent=True, created_ms=1234)
+    assert result.applied
+    assert result.hint_id is not None
+    assert node.hints(10) == [Hint(result.hint_id, "a", Record("old", 1), Record("new", 2), 1234)]
+    assert node.inspect("a") == (Record("new", 2), True)
+    assert node.inspect("b") == (None, False)  # other keys are not pending
+    assert node.drop_hint(result.hint_id) is True
+    assert node.inspect("a") == (Record("new", 2), False)
+
+
+def test_an_intent_on_a_new_key_undoes_to_nothing(node):
+    result = node.put("a", Record("new", 2), intent=True)
+    (hint,) = node.hints(10)
+    assert hint.record is None
+    assert hint.expect == Record("new", 2)
+    assert hint.compensation
+    assert node.restore("a", hint.record, expect=hint.expect)
+    assert node.get("a") is None
+    assert node.drop_hint(result.hint_id)
+
+
+def test_pending_counts_every_compensation_of_a_key(node):
+    first = node.put("a", Record("v1", 1), intent=True).hint_id
+    second = node.add_hint("a", None, expect=Record("v1", 1))
+    replication = node.add_hint("a", Record("v1", 1))
+    node.drop_hint(first)
+    assert node.inspect("a")[1] is True
+    node.drop_hint(replication)
+    assert node.inspect("a")[1] is True
+    node.drop_hint(second)
+    assert node.inspect("a")[1] is False
+
+
+def test_a_hint_is_claimed_once(node):
+    hint_id = node.add_hint("a", None, expect=Record("v", 1))
+    assert node.drop_hint(hint_id) is True
+    assert node.drop_hint(hint_id) is False
+    assert node.inspect("a")[1] is False
+
+
+def test_hints_after_an_id(node):
+    ids = [node.add_hint(k, Record(k, 1)) for k in "abcd"]
+    assert [h.id for h in node.hints(10, after=ids[1])] == ids[2:]
+    assert [h.id for h in node.hints(1, after=ids[0])] == [ids[1]]
+    assert node.hints(10, after=ids[-1]) == []
 
 
 # -- hints ---------------------------------------------------------------------------------------
@@ -168,14 +240,14 @@ def test_restore_does_nothing_on_an_unknown_key(node):
 def test_hints_come_back_in_id_order_with_what_was_queued(node):
     first = node.add_hint("a", Record("v", 1))
     second = node.add_hint("b", Record(None, 2))
-    third = node.add_hint("c", None, expect=5)
-    fourth = node.add_hint("d", Record("prev", 3), expect=4)
+    third = node.add_hint("c", None, expect=Record("v", 5), created_ms=77)
+    fourth = node.add_hint("d", Record("prev", 3), expect=Record(None, 4))
     assert first < second < third < fourth
     assert node.hints(10) == [
         Hint(first, "a", Record("v", 1)),
         Hint(second, "b", Record(None, 2)),
-        Hint(third, "c", None, 5),
-        Hint(fourth, "d", Record("prev", 3), 4),
+        Hint(third, "c", None, Record("v", 5), 77),
+        Hint(fourth, "d", Record("prev", 3), Record(None, 4)),
     ]
     assert node.hint_count() == 4
     assert [h.id for h in node.hints(2)] == [first, second]
@@ -278,7 +350,7 @@ def test_redis_hint_ids_catch_up_with_the_queue_when_the_counter_falls_behind(re
         assert later is not None
         assert later > ids[-1]
         assert [h.id for h in node.hints(10)] == [*ids, later]
-        assert node.add_hint("e", None, expect=1) == later + 1
+        assert node.add_hint("e", None, expect=Record("e", 1)) == later + 1
     finally:
         node.close()
 
@@ -289,12 +361,15 @@ def test_redis_node_uses_one_round_trip_per_call(redis_url):
     try:
         node.ping()  # connect (and its handshake) first
         node.put("warm", Record("x", 1), hint=True)  # and load the scripts
-        node.restore("warm", None, expect=0)
+        node.restore("warm", None, expect=Record("x", 0))
         node.add_hint("warm", None)
+        node.drop_hint(10**6)
         calls: list[Callable[[], object]] = [
             lambda: node.get("a"),
             lambda: node.put("a", Record("v", 1), hint=True),
-            lambda: node.restore("a", None, expect=1),
+            lambda: node.restore("a", None, expect=Record("v", 1)),
+            lambda: node.inspect("a"),
+            lambda: node.put("b", Record("v", 1), intent=True),
             lambda: node.add_hint("a", Record("v", 1)),
             lambda: node.hints(10),
             lambda: node.drop_hint(1),
@@ -314,7 +389,8 @@ def test_redis_node_uses_one_round_trip_per_call(redis_url):
 CALLS: list[tuple[str, Callable[[Node], object]]] = [
     ("get", lambda n: n.get("a")),
     ("put", lambda n: n.put("a", Record("v", 1), hint=True)),
-    ("restore", lambda n: n.restore("a", None, expect=1)),
+    ("restore", lambda n: n.restore("a", None, expect=Record("v", 1))),
+    ("inspect", lambda n: n.inspect("a")),
     ("add_hint", lambda n: n.add_hint("a", Record("v", 1))),
     ("hints", lambda n: n.hints(10)),
     ("drop_hint", lambda n: n.drop_hint(1)),
