@@ -84,11 +84,13 @@ def live_keys(*urls: str) -> set[str]:
 
 
 class WriteStream:
-    """Writes distinct keys in a thread until stopped; records which were acknowledged."""
+    """Writes in a thread until stopped (distinct keys, or ``prefix`` again and again with
+    ``same_key``); records which were acknowledged: for one key, the last acknowledged value."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, same_key: bool = False) -> None:
         self.url = url
         self.prefix = prefix
+        self.same_key = same_key
         self.acked: dict[str, str] = {}
         self.refused: dict[str, int] = {}
         self.errors: list[str] = []
@@ -99,7 +101,8 @@ class WriteStream:
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
-                key, value = f"{self.prefix}{self.count}", f"v{self.count}"
+                key = self.prefix if self.same_key else f"{self.prefix}{self.count}"
+                value = f"v{self.count}"
                 self.count += 1
                 try:
                     response = client.post(f"/write/{key}/{value}")
@@ -127,13 +130,51 @@ class WriteStream:
         wait_for(lambda: self.count >= target, 30, f"{more} more writes")
 
 
+class ReadStream:
+    """Reads one key in a thread until stopped; keeps the values served (200s)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+        self.values: set[str] = set()
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(f"/read/{self.key}")
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    self.values.add(response.json()["value"])
+                elif response.status_code not in (404, 503):
+                    self.errors.append(f"{response.status_code} {response.text[:200]}")
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_nodes(
     tmp_path, redis_pair
 ):
     node_a, node_b = redis_pair
     cp = instance(tmp_path, "cp", "cp", node_a.url, node_b.url)
     with serving(cp):
-        with WriteStream(cp.url, "cp-") as stream:
+        # Beside the stream of distinct keys: one key written again and again, and read.
+        with (
+            WriteStream(cp.url, "cp-") as stream,
+            WriteStream(cp.url, "hot", same_key=True) as hot,
+            ReadStream(cp.url, "hot") as reader,
+        ):
             stream.wait_for_writes(20)
             node_b.pause()  # the peer is partitioned away
             try:
@@ -145,7 +186,23 @@ def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_node
             acked_before_heal = len(stream.acked)
             wait_for(lambda: len(stream.acked) > acked_before_heal + 20, 30, "writes after heal")
         assert not stream.errors, stream.errors[:5]
+        assert not hot.errors, hot.errors[:5]
+        assert not reader.errors, reader.errors[:5]
         assert during > 0, "no write was refused during the partition"
+        # The hot key ends at its last acknowledged value on both nodes: every write refused
+        # after it (rolled back, or undone by its intent once due) is gone.
+        last = hot.acked["hot"]
+        wait_for(
+            lambda: (
+                node_items(node_a.url, "hot").get("hot", (None,))[0] == last
+                and node_items(node_b.url, "hot").get("hot", (None,))[0] == last
+            ),
+            30,
+            f"both nodes at the last acknowledged value {last}",
+        )
+        attempted = {f"v{i}" for i in range(hot.count)}
+        assert reader.values, "the reader never got an answer"
+        assert reader.values <= attempted
         # Every acknowledged write is on both nodes.
         on_a, on_b = node_items(node_a.url, "cp-"), node_items(node_b.url, "cp-")
         for key, value in stream.acked.items():
