@@ -20,6 +20,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, cast
@@ -90,7 +91,6 @@ def sqlite_path(url: str) -> Path:
 # hint is dropped, so a replayer's late drop_hint cannot hit a newer hint. The partial index
 # finds a key's queued compensations (``inspect``).
 _SCHEMA: Final = """
-PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS records (
     key TEXT PRIMARY KEY NOT NULL,
     value TEXT,
@@ -154,17 +154,41 @@ class SqliteNode:
             raise NodeUnavailable(self.name, _reason(exc)) from exc
         if not self._schema_ready:
             try:
-                conn.executescript(_SCHEMA)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(hints)")}
-                for column, statement in _ADDED_COLUMNS.items():
-                    if column not in columns:
-                        conn.execute(statement)
-                conn.execute(_INDEX)
+                self._create_schema(conn)
             except sqlite3.Error as exc:
                 conn.close()
                 raise NodeUnavailable(self.name, _reason(exc)) from exc
             self._schema_ready = True
         return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        """Tables, columns, index, and WAL mode; once per node, whoever else opens the file.
+
+        Switching a new file to WAL takes a lock for which SQLite answers "locked" at once
+        rather than wait (another worker may be creating the same file), so that step alone is
+        retried until the busy timeout; the rest is one IMMEDIATE transaction, which waits.
+        """
+        deadline = time.monotonic() + self.timeout
+        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)  # a back-off between tries, not a wait for an event
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
+                conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(hints)")}
+            for column, statement in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    conn.execute(statement)
+            conn.execute(_INDEX)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:

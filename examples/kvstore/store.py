@@ -207,15 +207,7 @@ class KvStore:
 
     def _write_ap(self, key: str, value: str | None) -> WriteResult:
         for _ in range(WRITE_ATTEMPTS):
-            record = Record(value, self.versions.next())
-            try:
-                stored = self._call(
-                    self.local, self.local.put, key, record, hint=True, created_ms=self._wall_ms()
-                )
-            except NodeUnavailable as exc:
-                raise Unavailable(
-                    "local_unreachable", f"the local node is unreachable: {exc}"
-                ) from exc
+            record, stored = self._put_local(key, value, hint=True)
             if stored.applied:
                 break
             # A newer record holds the key (another instance's clock is ahead): write above it.
@@ -245,15 +237,7 @@ class KvStore:
                     "cannot store on both nodes",
                     retry_after=self._retry_after(self.peer),
                 )
-            record = Record(value, self.versions.next())
-            try:
-                stored = self._call(
-                    self.local, self.local.put, key, record, intent=True, created_ms=self._wall_ms()
-                )
-            except NodeUnavailable as exc:
-                raise Unavailable(
-                    "local_unreachable", f"the local node is unreachable: {exc}"
-                ) from exc
+            record, stored = self._put_local(key, value, intent=True)
             self._observe(stored)
             if not stored.applied:  # a newer record: never acknowledge a write not stored
                 self._drop(self.local, stored.hint_id)
@@ -287,6 +271,25 @@ class KvStore:
                 )
             return WriteResult(key, record.version, replicated=True)
         raise _conflict(key)
+
+    def _put_local(
+        self, key: str, value: str | None, *, hint: bool = False, intent: bool = False
+    ) -> tuple[Record, PutResult]:
+        """A new version of ``value`` on the local node, with its hint or intent."""
+        record = Record(value, self.versions.next())
+        try:
+            stored = self._call(
+                self.local,
+                self.local.put,
+                key,
+                record,
+                hint=hint,
+                intent=intent,
+                created_ms=self._wall_ms(),
+            )
+        except NodeUnavailable as exc:
+            raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
+        return record, stored
 
     def _undo(self, key: str, record: Record, previous: Record | None) -> None:
         """Undo a write on both nodes; what cannot be undone now is queued, due at once."""

@@ -83,39 +83,25 @@ def live_keys(*urls: str) -> set[str]:
     return keys
 
 
-class WriteStream:
-    """Writes in a thread until stopped (distinct keys, or ``prefix`` again and again with
-    ``same_key``); records which were acknowledged: for one key, the last acknowledged value."""
+class Loop:
+    """A thread that calls :meth:`step` with one HTTP client until the ``with`` block ends."""
 
-    def __init__(self, url: str, prefix: str, *, same_key: bool = False) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.prefix = prefix
-        self.same_key = same_key
-        self.acked: dict[str, str] = {}
-        self.refused: dict[str, int] = {}
         self.errors: list[str] = []
-        self.count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
-                key = self.prefix if self.same_key else f"{self.prefix}{self.count}"
-                value = f"v{self.count}"
-                self.count += 1
                 try:
-                    response = client.post(f"/write/{key}/{value}")
-                except httpx.HTTPError as exc:  # a refused write must still be an answer
-                    self.errors.append(f"{key}: {exc!r}")
-                    continue
-                if response.status_code == 200:
-                    self.acked[key] = value
-                elif response.status_code == 503:
-                    assert response.json()["reason"], response.text
-                    self.refused[key] = response.status_code
-                else:
-                    self.errors.append(f"{key}: {response.status_code} {response.text[:200]}")
+                    self.step(client)
+                except httpx.HTTPError as exc:  # a refusal must still be an answer
+                    self.errors.append(repr(exc))
+
+    def step(self, client: httpx.Client) -> None:
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -124,43 +110,51 @@ class WriteStream:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+class WriteStream(Loop):
+    """Writes distinct keys, or ``prefix`` again and again (``same_key``); records which were
+    acknowledged (for one key, its last acknowledged value) and which refused."""
+
+    def __init__(self, url: str, prefix: str, *, same_key: bool = False) -> None:
+        super().__init__(url)
+        self.prefix = prefix
+        self.same_key = same_key
+        self.acked: dict[str, str] = {}
+        self.refused: dict[str, int] = {}
+        self.count = 0
+
+    def step(self, client: httpx.Client) -> None:
+        key = self.prefix if self.same_key else f"{self.prefix}{self.count}"
+        value = f"v{self.count}"
+        self.count += 1
+        response = client.post(f"/write/{key}/{value}")
+        if response.status_code == 200:
+            self.acked[key] = value
+        elif response.status_code == 503 and response.json().get("reason"):
+            self.refused[key] = response.status_code
+        else:
+            self.errors.append(f"{key}: {response.status_code} {response.text[:200]}")
 
     def wait_for_writes(self, more: int) -> None:
         target = self.count + more
         wait_for(lambda: self.count >= target, 30, f"{more} more writes")
 
 
-class ReadStream:
-    """Reads one key in a thread until stopped; keeps the values served (200s)."""
+class ReadStream(Loop):
+    """Reads one key again and again; keeps the values served (200s)."""
 
     def __init__(self, url: str, key: str) -> None:
-        self.url = url
+        super().__init__(url)
         self.key = key
         self.values: set[str] = set()
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get(f"/read/{self.key}")
-                except httpx.HTTPError as exc:
-                    self.errors.append(repr(exc))
-                    continue
-                if response.status_code == 200:
-                    self.values.add(response.json()["value"])
-                elif response.status_code not in (404, 503):
-                    self.errors.append(f"{response.status_code} {response.text[:200]}")
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def step(self, client: httpx.Client) -> None:
+        response = client.get(f"/read/{self.key}")
+        if response.status_code == 200:
+            self.values.add(response.json()["value"])
+        elif response.status_code not in (404, 503):
+            self.errors.append(f"{response.status_code} {response.text[:200]}")
 
 
 def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_nodes(
