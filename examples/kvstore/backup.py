@@ -317,9 +317,10 @@ def _dump_keys(client: redis.Redis, prefix: str, path: Path) -> tuple[int, int]:
 
 def _dumped(client: redis.Redis, prefix: str) -> Iterator[tuple[bytes, int, bytes]]:
     """DUMP and PTTL of every key under ``prefix``, a SCAN batch per round trip."""
-    # The hint queue and its counter in one MULTI: a counter behind the queue's last id would
-    # cost a catch-up on the first hint after a restore.
-    queue_keys = [f"{prefix}h:seq".encode(), f"{prefix}h:q".encode()]
+    # The hint queue, its counter, the pending counts and the claims in one MULTI: a counter
+    # behind the queue's last id would cost a catch-up on the first hint after a restore, and
+    # pending counts out of step with the queue would leave a key pending for ever.
+    queue_keys = [f"{prefix}h:{name}".encode() for name in ("seq", "q", "p", "c")]
     seen = set(queue_keys)
     with client.pipeline(transaction=True) as pipe:
         yield from _dump_batch(pipe, queue_keys)

@@ -103,13 +103,15 @@ CREATE TABLE IF NOT EXISTS hints (
     version INTEGER,
     expect INTEGER,
     expect_value TEXT,
-    created_ms INTEGER NOT NULL DEFAULT 0
+    created_ms INTEGER NOT NULL DEFAULT 0,
+    claimed INTEGER NOT NULL DEFAULT 0
 );
 """
 # Files written before compensations named their record (an earlier layout) gain the columns.
 _ADDED_COLUMNS: Final = {
     "expect_value": "ALTER TABLE hints ADD COLUMN expect_value TEXT",
     "created_ms": "ALTER TABLE hints ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0",
+    "claimed": "ALTER TABLE hints ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0",
 }
 _INDEX: Final = "CREATE INDEX IF NOT EXISTS hints_pending ON hints (key) WHERE expect IS NOT NULL"
 _UPSERT: Final = (
@@ -258,12 +260,16 @@ class SqliteNode:
         with self._connection() as conn:
             conn.execute("BEGIN")  # one snapshot for both reads (an error closes the connection)
             current = self._current(conn, key)
-            pending = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM hints WHERE key = ? AND expect IS NOT NULL)",
-                (key,),
-            ).fetchone()[0]
+            pending = self._pending(conn, key)
             conn.execute("COMMIT")
-        return current, bool(pending)
+        return current, pending
+
+    @staticmethod
+    def _pending(conn: sqlite3.Connection, key: str) -> bool:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM hints WHERE key = ? AND expect IS NOT NULL)", (key,)
+        ).fetchone()
+        return bool(row[0])
 
     def put(
         self,
@@ -272,11 +278,14 @@ class SqliteNode:
         *,
         hint: bool = False,
         intent: bool = False,
+        exclusive: bool = False,
         created_ms: int = 0,
     ) -> PutResult:
         """Store ``record`` if newer; queue its hint or its intent in the same transaction."""
         with self._transaction() as conn:
             previous = self._current(conn, key)
+            if (intent or exclusive) and self._pending(conn, key):
+                return PutResult(applied=False, previous=previous, busy=True)
             applied = newer(record, previous)
             if applied:
                 conn.execute(_UPSERT, (key, record.value, record.version))
@@ -325,10 +334,20 @@ class SqliteNode:
             for id_, key, value, version, expect, expect_value, created in rows
         ]
 
-    def drop_hint(self, hint_id: int) -> bool:
-        """Remove a hint; True if this call removed it."""
+    def drop_hint(self, hint_id: int, *, force: bool = False) -> bool:
+        """Remove a hint; True if this call removed it (a claimed one only with ``force``)."""
         with self._connection() as conn:
-            return conn.execute("DELETE FROM hints WHERE id = ?", (hint_id,)).rowcount > 0
+            deleted = conn.execute(
+                "DELETE FROM hints WHERE id = ? AND (claimed = 0 OR ?)", (hint_id, force)
+            )
+            return deleted.rowcount > 0
+
+    def claim_hint(self, hint_id: int) -> bool:
+        """Mark a hint as the sync's; False if it is gone."""
+        with self._connection() as conn:
+            return (
+                conn.execute("UPDATE hints SET claimed = 1 WHERE id = ?", (hint_id,)).rowcount > 0
+            )
 
     def hint_count(self) -> int:
         """How many hints are queued."""
@@ -440,12 +459,15 @@ end
 """
 
 # KEYS: record, hint counter, hint stream, pending counts. ARGV: version, has value, value,
-# queue ('' none, 'h' its hint, 'i' its intent), key, created. Returns {applied, hint id or
-# nil, previous version or nil, previous value or nil}.
+# queue ('' none, 'h' its hint, 'i' its intent), key, created, exclusive. Returns {applied,
+# hint id or nil, previous version or nil, previous value or nil, busy}.
 _PUT: Final = (
     _LUA_COMMON
     + """
 local cur = redis.call('HMGET', KEYS[1], 'n', 'v')
+if (ARGV[4] == 'i' or ARGV[7] == '1') and redis.call('HEXISTS', KEYS[4], ARGV[5]) == 1 then
+  return {0, false, cur[1], cur[2], 1}
+end
 local nhas, nval = ARGV[2] == '1', ARGV[3]
 local applied = not cur[1] or above(
   tonumber(ARGV[1]), nhas, nval, tonumber(cur[1]), cur[2] ~= false, cur[2] or '')
@@ -466,7 +488,7 @@ if applied then
     redis.call('HDEL', KEYS[1], 'v')
   end
 end
-return {applied and 1 or 0, hint_id, cur[1], cur[2]}
+return {applied and 1 or 0, hint_id, cur[1], cur[2], 0}
 """
 )
 
@@ -499,15 +521,19 @@ _ADD_HINT: Final = (
     + """
 local record = ARGV[3] == '1' and {ARGV[4], ARGV[5] == '1' and ARGV[6]} or false
 local expect = ARGV[7] == '1' and {ARGV[8], ARGV[9] == '1' and ARGV[10]} or false
+local id = append_hint(KEYS[1], KEYS[2], hint_fields(ARGV[1], record, expect, ARGV[2]))
 if expect then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
-return append_hint(KEYS[1], KEYS[2], hint_fields(ARGV[1], record, expect, ARGV[2]))
+return id
 """
 )
 
-# KEYS: hint stream, pending counts. ARGV: the entry's id. Returns 1 if this call removed it.
+# KEYS: hint stream, pending counts, claims. ARGV: the entry's id, force. Returns 1 if this call
+# removed it (a claimed entry only with force).
 _DROP: Final = """
 local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #entry == 0 then return 0 end
+if ARGV[2] ~= '1' and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 local fields, key, compensation = entry[1][2], nil, false
 for i = 1, #fields, 2 do
   if fields[i] == 'k' then key = fields[i + 1] elseif fields[i] == 'e' then compensation = true end
@@ -516,6 +542,14 @@ if compensation and redis.call('HINCRBY', KEYS[2], key, -1) <= 0 then
   redis.call('HDEL', KEYS[2], key)
 end
 return redis.call('XDEL', KEYS[1], ARGV[1])
+"""
+
+
+# KEYS: hint stream, claims. ARGV: the entry's id. Returns 1 if the entry exists (now claimed).
+_CLAIM: Final = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], 1)
+return 1
 """
 
 
@@ -559,10 +593,12 @@ class RedisNode:
         self._seq = f"{prefix}h:seq"
         self._queue = f"{prefix}h:q"
         self._pending = f"{prefix}h:p"
+        self._claims = f"{prefix}h:c"
         self._put = self._client.register_script(_PUT)
         self._restore = self._client.register_script(_RESTORE)
         self._add_hint = self._client.register_script(_ADD_HINT)
         self._drop = self._client.register_script(_DROP)
+        self._claim = self._client.register_script(_CLAIM)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}r:{key}"
@@ -597,6 +633,7 @@ class RedisNode:
         *,
         hint: bool = False,
         intent: bool = False,
+        exclusive: bool = False,
         created_ms: int = 0,
     ) -> PutResult:
         """Store ``record`` if newer; queue its hint or its intent in the same script."""
@@ -607,13 +644,15 @@ class RedisNode:
             "h" if hint else "i" if intent else "",
             key,
             str(created_ms),
+            _flag(exclusive),
         ]
         keys = [self._key(key), self._seq, self._queue, self._pending]
         with self._guard():
             reply = cast("list[Any]", self._put(keys=keys, args=args))
-        applied, hint_id, version, value = reply
+        applied, hint_id, version, value, busy = reply
         previous = _record(value, None if version is None else int(version))
-        return PutResult(bool(applied), previous, None if hint_id is None else int(hint_id))
+        queued = None if hint_id is None else int(hint_id)
+        return PutResult(bool(applied), previous, queued, busy=bool(busy))
 
     def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
         """If the key holds exactly ``expect`` (None: nothing), put back ``previous``."""
@@ -646,11 +685,17 @@ class RedisNode:
             )
         return [_hint(entry_id, fields) for entry_id, fields in entries]
 
-    def drop_hint(self, hint_id: int) -> bool:
-        """Remove a hint; True if this call removed it."""
+    def drop_hint(self, hint_id: int, *, force: bool = False) -> bool:
+        """Remove a hint; True if this call removed it (a claimed one only with ``force``)."""
+        keys = [self._queue, self._pending, self._claims]
         with self._guard():
-            removed = self._drop(keys=[self._queue, self._pending], args=[f"{hint_id}-0"])
+            removed = self._drop(keys=keys, args=[f"{hint_id}-0", _flag(force)])
         return bool(removed)
+
+    def claim_hint(self, hint_id: int) -> bool:
+        """Mark a hint as the sync's; False if it is gone."""
+        with self._guard():
+            return bool(self._claim(keys=[self._queue, self._claims], args=[f"{hint_id}-0"]))
 
     def hint_count(self) -> int:
         """How many hints are queued."""

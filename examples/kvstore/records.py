@@ -76,6 +76,8 @@ class PutResult:
     applied: bool
     previous: Record | None
     hint_id: int | None = None
+    busy: bool = False
+    """An ``exclusive`` put refused because a compensation for the key is queued there."""
 
 
 class NodeUnavailable(Exception):  # noqa: N818  (an outcome, read as one: "node unavailable")
@@ -110,7 +112,7 @@ class Node(Protocol):
 
     def put(
         self, key: str, record: Record, *, hint: bool = False, intent: bool = False,
-        created_ms: int = 0,
+        exclusive: bool = False, created_ms: int = 0,
     ) -> PutResult:  # fmt: skip
         """Store ``record`` if it is :func:`newer` than the current one.
 
@@ -118,6 +120,9 @@ class Node(Protocol):
 
         * ``hint``: a replication of this record for the other node;
         * ``intent``: its compensation (put back the current record where ``record`` is held).
+
+        ``exclusive`` (implied by ``intent``): do nothing, and say ``busy``, while the key is
+        pending here: CP writes of one key go one at a time.
         """
         ...
 
@@ -139,8 +144,18 @@ class Node(Protocol):
         """The oldest ``limit`` hints with an id above ``after``, in id order."""
         ...
 
-    def drop_hint(self, hint_id: int) -> bool:
-        """Remove a hint; True if this call removed it (one caller wins: a claim)."""
+    def drop_hint(self, hint_id: int, *, force: bool = False) -> bool:
+        """Remove a hint; True if this call removed it (one caller wins: a claim).
+
+        A hint the sync has claimed (:meth:`claim_hint`) is removed only with ``force``.
+        """
+        ...
+
+    def claim_hint(self, hint_id: int) -> bool:
+        """Mark a compensation as the sync's (again, if a sync died half-way); False if gone.
+
+        Once marked, its writer's :meth:`drop_hint` fails: the write is being undone.
+        """
         ...
 
     def hint_count(self) -> int:

@@ -237,40 +237,51 @@ class KvStore:
                     "cannot store on both nodes",
                     retry_after=self._retry_after(self.peer),
                 )
-            record, stored = self._put_local(key, value, intent=True)
-            self._observe(stored)
-            if not stored.applied:  # a newer record: never acknowledge a write not stored
-                self._drop(self.local, stored.hint_id)
-                continue
-            try:
-                on_peer = self._call(self.peer, self.peer.put, key, record)
-            except NodeUnavailable as exc:
-                # The peer may hold it (a lost reply): the intent undoes it there when due.
-                self._restore(self.local, key, stored.previous, record)
-                self._wake.set()
-                raise Unavailable(
-                    "peer_unreachable",
-                    f"the peer node did not take the write, which is rolled back: {exc}",
-                    retry_after=self._retry_after(self.peer),
-                ) from exc
-            if not on_peer.applied and on_peer.previous != record:
-                # The peer holds a newer record: undo ours here, and retry above it.
-                if on_peer.previous is not None:
-                    self.versions.observe(on_peer.previous.version)
-                if self._restore(self.local, key, stored.previous, record):
-                    self._drop(self.local, stored.hint_id)
-                continue
-            if not self._drop(self.local, stored.hint_id):
-                # The sync claimed the intent first (this write outlived the grace, so its
-                # undo may have run before the peer took it), or the local node failed (the
-                # intent undoes it later). Not acknowledged: undo it now, wherever it is.
-                self._undo(key, record, stored.previous)
-                raise Unavailable(
-                    "write_undone",
-                    "the write took longer than its grace period and is rolled back",
-                )
-            return WriteResult(key, record.version, replicated=True)
+            written = self._try_cp(key, value)
+            if written is not None:
+                return written
         raise _conflict(key)
+
+    def _try_cp(self, key: str, value: str | None) -> WriteResult | None:
+        """One try of a CP write: acknowledged, or None to try again above a newer record."""
+        record, stored = self._put_local(key, value, intent=True)
+        if stored.busy:
+            raise _in_progress(key)
+        self._observe(stored)
+        if not stored.applied:  # a newer record: never acknowledge a write not stored
+            self._drop(self.local, stored.hint_id)
+            return None
+        try:
+            on_peer = self._call(self.peer, self.peer.put, key, record, exclusive=True)
+        except NodeUnavailable as exc:
+            # The peer may hold it (a lost reply): the intent undoes it there when due.
+            self._restore(self.local, key, stored.previous, record)
+            self._wake.set()
+            raise Unavailable(
+                "peer_unreachable",
+                f"the peer node did not take the write, which is rolled back: {exc}",
+                retry_after=self._retry_after(self.peer),
+            ) from exc
+        if not on_peer.applied:
+            # Busy there, or a newer (or the very same) record: ours is not stored on the
+            # peer, so undo it here (the intent stays if that fails, and undoes it later).
+            if on_peer.previous is not None:
+                self.versions.observe(on_peer.previous.version)
+            if self._restore(self.local, key, stored.previous, record):
+                self._drop(self.local, stored.hint_id)
+            if on_peer.busy:
+                raise _in_progress(key)
+            return None
+        if not self._drop(self.local, stored.hint_id):
+            # The sync claimed the intent first (this write outlived the grace, so its
+            # undo may have run before the peer took it), or the local node failed (the
+            # intent undoes it later). Not acknowledged: undo it now, on both nodes.
+            self._undo(key, record, stored.previous, on_peer.previous)
+            raise Unavailable(
+                "write_undone",
+                "the write took longer than its grace period and is rolled back",
+            )
+        return WriteResult(key, record.version, replicated=True)
 
     def _put_local(
         self, key: str, value: str | None, *, hint: bool = False, intent: bool = False
@@ -291,14 +302,15 @@ class KvStore:
             raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
         return record, stored
 
-    def _undo(self, key: str, record: Record, previous: Record | None) -> None:
-        """Undo a write on both nodes; what cannot be undone now is queued, due at once."""
-        for node in (self.peer, self.local):
+    def _undo(self, key: str, record: Record, local: Record | None, peer: Record | None) -> None:
+        """Undo a write on both nodes, each back to its own previous record; what cannot be
+        undone now is queued, due at once (with the local node's previous record)."""
+        for node, previous in ((self.peer, peer), (self.local, local)):
             try:
                 self._call(node, node.restore, key, previous, expect=record)
             except NodeUnavailable:
                 with contextlib.suppress(NodeUnavailable):
-                    self._call(self.local, self.local.add_hint, key, previous, expect=record)
+                    self._call(self.local, self.local.add_hint, key, local, expect=record)
                 self._wake.set()
                 return
 
@@ -450,24 +462,13 @@ class KvStore:
             return
         if self._wall_ms() - hint.created_ms < self.intent_grace_ms:
             return  # a CP write in flight: its writer claims this intent, or it falls due
-        if not self._call(source, source.drop_hint, hint.id):
-            return  # claimed by its writer, or another worker's sync
-        try:
-            # Undo the write wherever it is still held exactly (compare-and-set).
-            for node in (target, source):
-                self._call(node, node.restore, hint.key, hint.record, expect=hint.expect)
-        except NodeUnavailable:
-            # Claimed, so it is this sync's to keep: queue it again, due at once.
-            with contextlib.suppress(NodeUnavailable):
-                self._call(
-                    source,
-                    source.add_hint,
-                    hint.key,
-                    hint.record,
-                    expect=hint.expect,
-                    created_ms=hint.created_ms,
-                )
-            raise
+        # Marked first, so that its writer can no longer claim it; removed only once the write
+        # is undone: a sync that dies or fails half-way leaves it marked for the next pass.
+        if not self._call(source, source.claim_hint, hint.id):
+            return  # its writer claimed it
+        for node in (target, source):  # compare-and-set: only where it is held exactly
+            self._call(node, node.restore, hint.key, hint.record, expect=hint.expect)
+        self._call(source, source.drop_hint, hint.id, force=True)
 
     def _publish(self) -> None:
         metrics.QUEUE_LENGTH.set(self._queue_length)
@@ -532,6 +533,12 @@ class KvStore:
                 for node in (self.local, self.peer)
             },
         }
+
+
+def _in_progress(key: str) -> Unavailable:
+    return Unavailable(
+        "write_in_progress", f"another write of {key!r} is in flight or being undone: retry"
+    )
 
 
 def _conflict(key: str) -> Unavailable:

@@ -18,6 +18,7 @@ class MemoryNode:
         self.url = f"memory://{name}"
         self.data: dict[str, Record] = {}
         self.queue: dict[int, Hint] = {}
+        self.claimed: set[int] = set()
         self.down = False
         self.lose_reply = False
         self.calls = 0
@@ -36,8 +37,10 @@ class MemoryNode:
     def inspect(self, key: str) -> tuple[Record | None, bool]:
         self._enter()
         with self._lock:
-            pending = any(h.key == key and h.compensation for h in self.queue.values())
-            return self.data.get(key), pending
+            return self.data.get(key), self._pending(key)
+
+    def _pending(self, key: str) -> bool:
+        return any(h.key == key and h.compensation for h in self.queue.values())
 
     def put(
         self,
@@ -46,11 +49,14 @@ class MemoryNode:
         *,
         hint: bool = False,
         intent: bool = False,
+        exclusive: bool = False,
         created_ms: int = 0,
     ) -> PutResult:
         self._enter()
         with self._lock:
             previous = self.data.get(key)
+            if (intent or exclusive) and self._pending(key):
+                return PutResult(applied=False, previous=previous, busy=True)
             applied = newer(record, previous)
             if applied:
                 self.data[key] = record
@@ -99,10 +105,21 @@ class MemoryNode:
         with self._lock:
             return [self.queue[i] for i in sorted(self.queue) if i > after][:limit]
 
-    def drop_hint(self, hint_id: int) -> bool:
+    def drop_hint(self, hint_id: int, *, force: bool = False) -> bool:
         self._enter()
         with self._lock:
+            if hint_id in self.claimed and not force:
+                return False
+            self.claimed.discard(hint_id)
             return self.queue.pop(hint_id, None) is not None
+
+    def claim_hint(self, hint_id: int) -> bool:
+        self._enter()
+        with self._lock:
+            if hint_id not in self.queue:
+                return False
+            self.claimed.add(hint_id)
+            return True
 
     def hint_count(self) -> int:
         self._enter()

@@ -319,8 +319,10 @@ def test_cp_write_whose_reply_was_lost_is_undone_on_both_nodes(make):
 def test_cp_write_refused_at_once_while_the_peer_breaker_is_open(make):
     service = make("cp")
     service.peer.down = True
-    for _ in range(3):
-        assert put(service, "a", "x").status_code == 503
+    # Distinct keys: a key whose refused write is still pending refuses at once (in progress).
+    for key in "bcd":
+        assert put(service, key, "x").json()["reason"] == "peer_unreachable"
+    assert put(service, "b", "y").json()["reason"] == "peer_unreachable"  # now: circuit open
     calls = service.local.calls
     refused = put(service, "a", "x")
     assert refused.status_code == 503

@@ -220,6 +220,29 @@ def test_pending_counts_every_compensation_of_a_key(node):
     assert node.inspect("a")[1] is False
 
 
+def test_an_exclusive_put_waits_for_the_keys_compensations(node):
+    node.put("a", Record("v1", 1), intent=True)
+    busy = node.put("a", Record("v2", 2), exclusive=True)
+    assert busy.busy
+    assert not busy.applied
+    assert busy.previous == Record("v1", 1)
+    assert node.get("a") == Record("v1", 1)
+    assert node.put("a", Record("v3", 3), intent=True).busy  # an intent is exclusive too
+    assert not node.put("b", Record("v", 1), exclusive=True).busy  # other keys are free
+    assert node.put("a", Record("v4", 4)).applied  # a plain put (a replication) is not held
+
+
+def test_a_claimed_hint_is_dropped_only_with_force(node):
+    hint_id = node.add_hint("a", None, expect=Record("v", 1))
+    assert node.claim_hint(hint_id) is True
+    assert node.claim_hint(hint_id) is True  # again: a sync that died half-way is taken over
+    assert node.drop_hint(hint_id) is False
+    assert node.inspect("a")[1] is True
+    assert node.drop_hint(hint_id, force=True) is True
+    assert node.inspect("a")[1] is False
+    assert node.claim_hint(hint_id) is False
+
+
 def test_a_hint_is_claimed_once(node):
     hint_id = node.add_hint("a", None, expect=Record("v", 1))
     assert node.drop_hint(hint_id) is True
@@ -373,6 +396,7 @@ def test_redis_node_uses_one_round_trip_per_call(redis_url):
             lambda: node.add_hint("a", Record("v", 1)),
             lambda: node.hints(10),
             lambda: node.drop_hint(1),
+            lambda: node.claim_hint(1),
             node.hint_count,
             node.ping,
         ]
@@ -394,6 +418,7 @@ CALLS: list[tuple[str, Callable[[Node], object]]] = [
     ("add_hint", lambda n: n.add_hint("a", Record("v", 1))),
     ("hints", lambda n: n.hints(10)),
     ("drop_hint", lambda n: n.drop_hint(1)),
+    ("claim_hint", lambda n: n.claim_hint(1)),
     ("hint_count", lambda n: n.hint_count()),
     ("items", lambda n: n.items()),
     ("ping", lambda n: n.ping()),

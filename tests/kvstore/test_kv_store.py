@@ -432,3 +432,66 @@ def test_a_token_of_long_keys_stays_cookie_sized_and_readable():
     assert len(token) <= TOKEN_CHARS
     assert decode_token(token) == versions
     assert f"{TOKEN_KEYS + 7:03d}" + "k" * 125 in versions  # the newest is kept
+
+
+def test_cp_write_of_a_key_whose_refused_write_is_pending_is_refused_untouched():
+    # Otherwise its intent would undo to the refused write, and bring it back (a chain).
+    store, local, peer, clock = build("cp")
+    store.write("k", "committed")
+    peer.lose_reply = True
+    with pytest.raises(Unavailable):
+        store.write("k", "refused")
+    peer.lose_reply = False
+    store.breakers["peer"].reset()
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "next")
+    assert caught.value.reason == "write_in_progress"
+    assert local.data["k"].value == "committed"
+    intents_due(store, clock)
+    store.write("k", "next")
+    assert local.data["k"].value == peer.data["k"].value == "next"
+
+
+def test_cp_write_meeting_another_writers_pending_key_on_the_peer_is_undone_here():
+    store, local, peer, _ = build("cp")
+    store.write("k", "committed")
+    peer.put("k", Record("theirs", store.versions.next()), intent=True)  # in flight elsewhere
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "mine")
+    assert caught.value.reason == "write_in_progress"
+    assert local.data["k"].value == "committed"
+    assert local.queue == {}
+
+
+def test_cp_write_finding_its_very_record_on_the_peer_is_not_acknowledged_as_stored():
+    # Two processes can hand out one version; a record the peer already held is not ours.
+    store, local, peer, _ = build("cp")
+    real_next = store.versions.next
+    taken = real_next()
+    peer.put("k", Record("same", taken))
+    versions = iter([taken])
+    store.versions.next = lambda: next(versions, None) or real_next()  # type: ignore[method-assign]
+    result = store.write("k", "same")
+    assert result.version != taken
+    assert local.data["k"] == peer.data["k"] == Record("same", result.version)
+
+
+def test_an_undo_the_sync_could_not_finish_stays_claimed_for_the_next_pass():
+    store, local, peer, clock = build("cp")
+    store.write("k", "committed")
+    peer.lose_reply = True
+    with pytest.raises(Unavailable):
+        store.write("k", "refused")
+    peer.lose_reply = False
+    store.breakers["peer"].reset()
+    clock.advance(60)
+    (intent,) = local.queue.values()
+    peer.down = True  # the peer fails between the claim and the undo
+    store.sync_once()
+    assert intent.id in local.claimed
+    assert local.drop_hint(intent.id) is False  # its writer can no longer claim it
+    peer.down = False
+    clock.advance(60)
+    store.sync_once()
+    assert local.queue == {}
+    assert local.data["k"].value == peer.data["k"].value == "committed"
