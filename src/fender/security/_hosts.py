@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import ipaddress
-
 import re
 from dataclasses import dataclass
 from typing import Final
