@@ -245,6 +245,7 @@ def _restore_sqlite(node: SqliteNode, directory: Path, timeout: float) -> dict[s
                 with live:
                     live.execute(_INSERT_SEQUENCE)
                     live.execute(_RAISE_SEQUENCE, (last_id,))
+            node.discard_compensations()
     except sqlite3.Error as exc:
         raise BackupError(f"cannot restore {node.path} from {source}: {exc}") from exc
     except OSError as exc:
@@ -492,6 +493,7 @@ def _restore_redis(url: str, node: RedisNode, directory: Path, timeout: float) -
             client.eval(_RAISE_COUNTER, 1, seq, last_id)
     finally:
         client.close()
+    node.discard_compensations()
     records = sum(name.startswith(f"{node.prefix}r:".encode()) for name in restored)
     return {"keys": records, "restored": len(restored), "removed": removed}
 

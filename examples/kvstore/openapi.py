@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from examples.kvstore.store import REASONS
 from examples.kvstore.validation import (
     KEY_PATTERN,
     MAX_KEY_LENGTH,
@@ -22,13 +23,7 @@ __all__ = ["TOKEN_COOKIE", "TOKEN_HEADER", "UNAVAILABLE_REASONS", "document"]
 
 TOKEN_COOKIE: Final = "kv_token"  # noqa: S105  (a cookie name, not a secret)
 TOKEN_HEADER: Final = "X-KV-Token"  # noqa: S105  (a header name)
-UNAVAILABLE_REASONS: Final = (
-    "local_unreachable",
-    "peer_unreachable",
-    "no_node_reachable",
-    "not_current",
-    "version_not_available",
-)
+UNAVAILABLE_REASONS: Final = REASONS
 """The ``reason`` codes of a 503 (see :class:`examples.kvstore.store.Unavailable`)."""
 
 _JSON: Final = "application/json"

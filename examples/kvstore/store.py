@@ -59,6 +59,7 @@ from fender.resilience import (
 
 __all__ = [
     "NODE_BREAKER",
+    "REASONS",
     "KvStore",
     "Mode",
     "ReadResult",
@@ -90,10 +91,25 @@ _REFUSING: Final = frozenset({BreakerState.OPEN, BreakerState.FORCED_OPEN})
 _log = logging.getLogger("examples.kvstore")
 
 
+REASONS: Final = (
+    "local_unreachable",
+    "peer_unreachable",
+    "no_node_reachable",
+    "not_current",
+    "version_not_available",
+    "write_in_progress",
+    "write_undone",
+    "write_conflict",
+)
+"""Every ``reason`` an :class:`Unavailable` gives (the OpenAPI document lists them)."""
+
+
 class Unavailable(Exception):  # noqa: N818  (the HTTP 503 it becomes)
     """The store cannot do this now (HTTP 503); ``reason`` is a stable code for clients."""
 
     def __init__(self, reason: str, detail: str, retry_after: float = 1.0) -> None:
+        if reason not in REASONS:  # a code clients cannot look up is a bug, found by any test
+            raise ValueError(f"undocumented reason {reason!r}: add it to REASONS")
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -252,11 +268,12 @@ class KvStore:
             self._drop(self.local, stored.hint_id)
             return None
         try:
-            on_peer = self._call(self.peer, self.peer.put, key, record, exclusive=True)
+            # With its own intent there: a put that lands late brings the undo of itself.
+            on_peer = self._call(
+                self.peer, self.peer.put, key, record, intent=True, created_ms=self._wall_ms()
+            )
         except NodeUnavailable as exc:
-            # The peer may hold it (a lost reply): the intent undoes it there when due.
-            self._restore(self.local, key, stored.previous, record)
-            self._wake.set()
+            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
             raise Unavailable(
                 "peer_unreachable",
                 f"the peer node did not take the write, which is rolled back: {exc}",
@@ -264,19 +281,20 @@ class KvStore:
             ) from exc
         if not on_peer.applied:
             # Busy there, or a newer (or the very same) record: ours is not stored on the
-            # peer, so undo it here (the intent stays if that fails, and undoes it later).
+            # peer, so undo it here (its intent undoes it later if that fails).
+            self._drop(self.peer, on_peer.hint_id)
             if on_peer.previous is not None:
                 self.versions.observe(on_peer.previous.version)
-            if self._restore(self.local, key, stored.previous, record):
-                self._drop(self.local, stored.hint_id)
+            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
             if on_peer.busy:
                 raise _in_progress(key)
             return None
-        if not self._drop(self.local, stored.hint_id):
-            # The sync claimed the intent first (this write outlived the grace, so its
-            # undo may have run before the peer took it), or the local node failed (the
-            # intent undoes it later). Not acknowledged: undo it now, on both nodes.
-            self._undo(key, record, stored.previous, on_peer.previous)
+        if not (self._drop(self.peer, on_peer.hint_id) and self._drop(self.local, stored.hint_id)):
+            # A sync claimed an intent first (this write outlived the grace), or a node
+            # failed. Not acknowledged: undo it on both nodes (what fails, an intent or the
+            # next read's repair towards the undo finishes).
+            self._undo_on(self.peer, key, record, on_peer.previous, on_peer.hint_id)
+            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
             raise Unavailable(
                 "write_undone",
                 "the write took longer than its grace period and is rolled back",
@@ -302,17 +320,24 @@ class KvStore:
             raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
         return record, stored
 
-    def _undo(self, key: str, record: Record, local: Record | None, peer: Record | None) -> None:
-        """Undo a write on both nodes, each back to its own previous record; what cannot be
-        undone now is queued, due at once (with the local node's previous record)."""
-        for node, previous in ((self.peer, peer), (self.local, local)):
-            try:
-                self._call(node, node.restore, key, previous, expect=record)
-            except NodeUnavailable:
-                with contextlib.suppress(NodeUnavailable):
-                    self._call(self.local, self.local.add_hint, key, local, expect=record)
-                self._wake.set()
-                return
+    def _undo_on(
+        self,
+        node: Node,
+        key: str,
+        record: Record,
+        previous: Record | None,
+        hint_id: int | None,
+    ) -> None:
+        """Undo ``record`` on ``node`` (forward: see :func:`undoing`), then drop its intent.
+
+        When the node fails, the intent stays and undoes it when due.
+        """
+        try:
+            self._call(node, node.restore, key, undoing(record, previous), expect=record)
+        except NodeUnavailable:
+            self._wake.set()
+            return
+        self._drop(node, hint_id)
 
     def _drop(self, node: Node, hint_id: int | None) -> bool:
         """Claim (drop) a hint; False when another caller had it, or the node failed."""
@@ -466,8 +491,12 @@ class KvStore:
         # is undone: a sync that dies or fails half-way leaves it marked for the next pass.
         if not self._call(source, source.claim_hint, hint.id):
             return  # its writer claimed it
-        for node in (target, source):  # compare-and-set: only where it is held exactly
-            self._call(node, node.restore, hint.key, hint.record, expect=hint.expect)
+        undone = hint.expect
+        if undone is None:  # a compensation always names the record it undoes
+            return
+        undo = undoing(undone, hint.record)
+        for node in (source, target):  # compare-and-set: only where it is held exactly
+            self._call(node, node.restore, hint.key, undo, expect=undone)
         self._call(source, source.drop_hint, hint.id, force=True)
 
     def _publish(self) -> None:
@@ -533,6 +562,17 @@ class KvStore:
                 for node in (self.local, self.peer)
             },
         }
+
+
+def undoing(record: Record, previous: Record | None) -> Record:
+    """The record that undoes ``record``: its previous value (a tombstone when none), one
+    version above it.
+
+    An undo writes forward, never back: a write that lands after its undo loses to it by
+    version, and a repair or an undo from a stale view of the previous record (which the key
+    held before) never matches it again. Computed the same by every worker, so undoes agree.
+    """
+    return Record(None if previous is None else previous.value, record.version + 1)
 
 
 def _in_progress(key: str) -> Unavailable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from examples.kvstore.records import Hint, NodeUnavailable, PutResult, Record, newer
 
@@ -24,6 +25,11 @@ class MemoryNode:
         self.calls = 0
         self._next_id = 1
         self._lock = threading.Lock()
+
+    @staticmethod
+    def alias(node: MemoryNode, name: str) -> Any:
+        """The same node under another role name (two instances sharing the nodes)."""
+        return _Alias(node, name)
 
     def _enter(self) -> None:
         self.calls += 1
@@ -134,3 +140,15 @@ class MemoryNode:
 
     def close(self) -> None:
         pass
+
+
+class _Alias:
+    """A node seen by another instance: its role name differs, everything else is the node's."""
+
+    def __init__(self, node: MemoryNode, name: str) -> None:
+        self._node = node
+        self.name = name
+        self.url = node.url
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._node, attribute)

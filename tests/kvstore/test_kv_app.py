@@ -294,9 +294,7 @@ def test_cp_refuses_a_write_the_peer_cannot_take_and_writes_nothing(make):
     # Reads refuse too while the peer is away: CP cannot tell the local node is current.
     assert service.client.get("/kv/a").status_code == 503
     service.peer_back()
-    # The refused write's intent is pending (the peer might hold it) until it falls due.
-    assert service.client.get("/kv/a").json()["reason"] == "not_current"
-    service.intents_due()
+    # The peer never took it, and the local node undid it: nothing pending, "old" served.
     assert service.client.get("/kv/a").json()["value"] == "old"
 
 
@@ -304,16 +302,17 @@ def test_cp_write_whose_reply_was_lost_is_undone_on_both_nodes(make):
     service = make("cp")
     service.peer.lose_reply = True  # the peer applies it, then the reply times out
     assert put(service, "a", "ghost").status_code == 503
-    assert "a" not in service.local.data
+    assert service.local.data["a"].deleted  # undone here at once
     assert service.peer.data["a"].value == "ghost"
     service.peer.lose_reply = False
-    # Pending until its intent falls due: never served, never repaired back.
+    # Pending on the peer (its own intent came with the put) until it falls due: never
+    # served, never repaired back. Undone forward: a tombstone above the refused write.
     assert service.client.get("/kv/a").json()["reason"] == "not_current"
-    assert "a" not in service.local.data
+    assert service.local.data["a"].deleted
     service.intents_due()
     assert service.client.get("/kv/a").status_code == 404
-    assert "a" not in service.peer.data
-    assert "a" not in service.local.data
+    assert service.peer.data["a"].deleted
+    assert service.peer.data["a"] == service.local.data["a"]
 
 
 def test_cp_write_refused_at_once_while_the_peer_breaker_is_open(make):

@@ -159,7 +159,8 @@ def test_cp_write_refused_when_the_peer_is_down_leaves_nothing_behind():
     assert local.data["k"].value == "before"  # rolled back
     with pytest.raises(Unavailable):
         store.write("new", "x")
-    assert "new" not in local.data
+    assert local.data["new"].deleted  # undone forward: a tombstone above the refused write
+    assert local.queue == {}  # undone here at once: its intent is dropped
 
 
 def test_cp_write_whose_reply_was_lost_is_undone_on_the_peer_when_it_falls_due():
@@ -209,7 +210,7 @@ def test_cp_undo_spares_another_instance_record_of_the_same_version():
         store.write("k", "a")
     peer.lose_reply = False
     store.breakers["peer"].reset()
-    (intent,) = local.queue.values()
+    (intent,) = peer.queue.values()  # the peer's own, queued with the put that landed
     assert intent.expect is not None
     theirs = Record("z", intent.expect.version)  # same millisecond, same counter, elsewhere
     local.data["k"] = peer.data["k"] = theirs
@@ -479,19 +480,69 @@ def test_cp_write_finding_its_very_record_on_the_peer_is_not_acknowledged_as_sto
 def test_an_undo_the_sync_could_not_finish_stays_claimed_for_the_next_pass():
     store, local, peer, clock = build("cp")
     store.write("k", "committed")
-    peer.lose_reply = True
-    with pytest.raises(Unavailable):
-        store.write("k", "refused")
-    peer.lose_reply = False
-    store.breakers["peer"].reset()
-    clock.advance(60)
-    (intent,) = local.queue.values()
-    peer.down = True  # the peer fails between the claim and the undo
+    # A writer that died after both puts, before its claims: its intent alone on the local node.
+    refused = Record("refused", store.versions.next())
+    local.put("k", refused, intent=True, created_ms=0)
+    peer.put("k", refused)
+    peer.down = True  # the peer fails between the claim and its undo
     store.sync_once()
+    (intent,) = local.queue.values()
     assert intent.id in local.claimed
-    assert local.drop_hint(intent.id) is False  # its writer can no longer claim it
+    assert local.drop_hint(intent.id) is False  # its writer could no longer claim it
+    assert local.data["k"].value == "committed"
     peer.down = False
     clock.advance(60)
     store.sync_once()
     assert local.queue == {}
-    assert local.data["k"].value == peer.data["k"].value == "committed"
+    assert local.data["k"] == peer.data["k"]
+    assert peer.data["k"].value == "committed"
+
+
+def test_an_undo_writes_forward_so_stale_repairs_and_late_puts_lose():
+    store, local, peer, clock = build("cp")
+    committed = store.write("k", "committed")
+    peer.lose_reply = True
+    with pytest.raises(Unavailable):
+        store.write("k", "refused")
+    peer.lose_reply = False
+    refused = peer.data["k"]
+    intents_due(store, clock)
+    undo = local.data["k"]
+    assert undo == peer.data["k"] == Record("committed", refused.version + 1)
+    # A reader's repair from a view taken before the undo (the key held "committed" then):
+    assert not peer.restore("k", refused, expect=Record("committed", committed.version))
+    # The refused put, retransmitted after the partition healed, lands late:
+    assert not peer.put("k", refused).applied
+    assert store.read("k").record == undo
+
+
+def test_cp_writes_of_one_key_from_two_instances_wait_for_each_others_undo():
+    clock = ManualClock()
+    n1, n2 = MemoryNode("local"), MemoryNode("peer")
+
+    def instance(local, peer):
+        local, peer = MemoryNode.alias(local, "local"), MemoryNode.alias(peer, "peer")
+        return KvStore(
+            "cp",
+            local,
+            peer,
+            max_staleness_ms=1000,
+            breakers=BreakerRegistry(clock=clock),
+            monotonic=clock,
+            wall_ms=lambda: int(clock() * 1000),
+        )
+
+    a, b = instance(n1, n2), instance(n2, n1)
+    a.write("k", "committed")
+    n2.lose_reply = True  # A's put lands on n2, its reply is lost: n2 holds it, pending
+    with pytest.raises(Unavailable):
+        a.write("k", "refused")
+    n2.lose_reply = False
+    a.breakers["peer"].reset()
+    with pytest.raises(Unavailable) as caught:
+        b.write("k", "b's")  # its local node (n2) holds A's refused write: not a base for B
+    assert caught.value.reason == "write_in_progress"
+    intents_due(b, clock)
+    assert n1.data["k"].value == n2.data["k"].value == "committed"
+    b.write("k", "b's")
+    assert a.read("k").record == b.read("k").record == n1.data["k"] == n2.data["k"]
