@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 import redis
 
 from examples.kvstore.nodes import RedisNode, SqliteNode, open_node
-from examples.kvstore.records import NodeUnavailable
+from examples.kvstore.records import Node, NodeUnavailable
 from fender.redis import redis_client
 
 __all__ = [
@@ -245,7 +245,7 @@ def _restore_sqlite(node: SqliteNode, directory: Path, timeout: float) -> dict[s
                 with live:
                     live.execute(_INSERT_SEQUENCE)
                     live.execute(_RAISE_SEQUENCE, (last_id,))
-            node.discard_compensations()
+        _settle_compensations(node)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot restore {node.path} from {source}: {exc}") from exc
     except OSError as exc:
@@ -493,7 +493,7 @@ def _restore_redis(url: str, node: RedisNode, directory: Path, timeout: float) -
             client.eval(_RAISE_COUNTER, 1, seq, last_id)
     finally:
         client.close()
-    node.discard_compensations()
+    _settle_compensations(node)
     records = sum(name.startswith(f"{node.prefix}r:".encode()) for name in restored)
     return {"keys": records, "restored": len(restored), "removed": removed}
 
@@ -521,3 +521,27 @@ def _remove_others(client: redis.Redis, prefix: str, keep: set[bytes]) -> int:
     for start in range(0, len(others), _BATCH):
         removed += int(client.unlink(*others[start : start + _BATCH]))
     return removed
+
+
+def _settle_compensations(node: Node) -> int:
+    """Take back, exactly, the writes a restored backup's intents name, and drop the intents.
+
+    A backup taken while CP writes were in flight holds their intents. Left as they are, they
+    would fall due at once and undo, forward, writes acknowledged since; dropped alone, they
+    would leave a write nobody acknowledged. Taken back (compare-and-set to the record before
+    it), the restored node holds what it held before that write, and the other node, which saw
+    how it ended, wins the next read's repair either way. Returns how many were settled.
+    """
+    settled = 0
+    try:
+        after = 0
+        while page := node.hints(1000, after=after):
+            for hint in page:
+                after = hint.id
+                if hint.compensation:
+                    node.restore(hint.key, hint.record, expect=hint.expect)
+                    node.drop_hint(hint.id, force=True)
+                    settled += 1
+    except NodeUnavailable as exc:
+        raise BackupError(f"cannot settle the restored intents of {node.url}: {exc}") from exc
+    return settled

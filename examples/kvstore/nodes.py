@@ -334,17 +334,6 @@ class SqliteNode:
             for id_, key, value, version, expect, expect_value, created in rows
         ]
 
-    def discard_compensations(self) -> int:
-        """Remove every compensation (after a restore from a backup); returns how many.
-
-        A backup may hold the intents of writes in flight when it was taken; restored, they
-        would undo writes acknowledged since. Also brings an older file's columns up to date.
-        """
-        with self._lock:
-            self._schema_ready = False  # the file was replaced: check its columns again
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM hints WHERE expect IS NOT NULL").rowcount
-
     def drop_hint(self, hint_id: int, *, force: bool = False) -> bool:
         """Remove a hint; True if this call removed it (a claimed one only with ``force``)."""
         with self._connection() as conn:
@@ -702,24 +691,6 @@ class RedisNode:
         with self._guard():
             removed = self._drop(keys=keys, args=[f"{hint_id}-0", _flag(force)])
         return bool(removed)
-
-    def discard_compensations(self) -> int:
-        """Remove every compensation (after a restore from a backup); returns how many.
-
-        A backup may hold the intents of writes in flight when it was taken; restored, they
-        would undo writes acknowledged since. The pending counts and claims go with them.
-        """
-        with self._guard():
-            entries = cast(
-                "list[tuple[str, dict[str, str]]]", self._client.xrange(self._queue, "-", "+")
-            )
-            ids = [entry_id for entry_id, fields in entries if "e" in fields]
-            with self._client.pipeline(transaction=True) as pipe:
-                if ids:
-                    pipe.xdel(self._queue, *ids)
-                pipe.delete(self._pending, self._claims)
-                pipe.execute()
-        return len(ids)
 
     def claim_hint(self, hint_id: int) -> bool:
         """Mark a hint as the sync's; False if it is gone."""

@@ -273,33 +273,37 @@ class KvStore:
                 self.peer, self.peer.put, key, record, intent=True, created_ms=self._wall_ms()
             )
         except NodeUnavailable as exc:
-            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
+            self._take_back(key, record, stored)
             raise Unavailable(
                 "peer_unreachable",
                 f"the peer node did not take the write, which is rolled back: {exc}",
                 retry_after=self._retry_after(self.peer),
             ) from exc
         if not on_peer.applied:
-            # Busy there, or a newer (or the very same) record: ours is not stored on the
-            # peer, so undo it here (its intent undoes it later if that fails).
+            # Busy there, or a newer (or the very same) record: nothing of ours is on the
+            # peer, so take it back here.
             self._drop(self.peer, on_peer.hint_id)
             if on_peer.previous is not None:
                 self.versions.observe(on_peer.previous.version)
-            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
+            self._take_back(key, record, stored)
             if on_peer.busy:
                 raise _in_progress(key)
             return None
-        if not (self._drop(self.peer, on_peer.hint_id) and self._drop(self.local, stored.hint_id)):
-            # A sync claimed an intent first (this write outlived the grace), or a node
-            # failed. Not acknowledged: undo it on both nodes (what fails, an intent or the
-            # next read's repair towards the undo finishes).
-            self._undo_on(self.peer, key, record, on_peer.previous, on_peer.hint_id)
-            self._undo_on(self.local, key, record, stored.previous, stored.hint_id)
-            raise Unavailable(
-                "write_undone",
-                "the write took longer than its grace period and is rolled back",
-            )
-        return WriteResult(key, record.version, replicated=True)
+        if self._drop(self.peer, on_peer.hint_id) and self._drop(self.local, stored.hint_id):
+            return WriteResult(key, record.version, replicated=True)
+        # A sync claimed an intent first (this write outlived its grace), or a node failed: not
+        # acknowledged. Both nodes may have shown it, so it is undone forward, to the newer of
+        # their previous records; if the peer cannot be undone now, the local intent stays and
+        # undoes both nodes when due.
+        undo = undoing(record, _newest(stored.previous, on_peer.previous))
+        peer_undone = self._set(self.peer, key, undo, expect=record)
+        self._set(self.local, key, undo, expect=record)
+        if peer_undone:
+            self._drop(self.local, stored.hint_id)
+        self._wake.set()
+        raise Unavailable(
+            "write_undone", "the write took longer than its grace period and is rolled back"
+        )
 
     def _put_local(
         self, key: str, value: str | None, *, hint: bool = False, intent: bool = False
@@ -320,24 +324,23 @@ class KvStore:
             raise Unavailable("local_unreachable", f"the local node is unreachable: {exc}") from exc
         return record, stored
 
-    def _undo_on(
-        self,
-        node: Node,
-        key: str,
-        record: Record,
-        previous: Record | None,
-        hint_id: int | None,
-    ) -> None:
-        """Undo ``record`` on ``node`` (forward: see :func:`undoing`), then drop its intent.
-
-        When the node fails, the intent stays and undoes it when due.
-        """
-        try:
-            self._call(node, node.restore, key, undoing(record, previous), expect=record)
-        except NodeUnavailable:
+    def _take_back(self, key: str, record: Record, stored: PutResult) -> None:
+        """Put back exactly what the local node held, while this write's intent is still held
+        there (no read serves a pending key), then drop the intent. If the local node fails,
+        the intent undoes it when due."""
+        if self._set(self.local, key, stored.previous, expect=record):
+            self._drop(self.local, stored.hint_id)
+        else:
             self._wake.set()
-            return
-        self._drop(node, hint_id)
+
+    def _set(self, node: Node, key: str, new: Record | None, *, expect: Record) -> bool:
+        """Compare-and-set ``new`` on ``node``; True unless the node failed (a mismatch: the
+        write is no longer there, nothing to undo)."""
+        try:
+            self._call(node, node.restore, key, new, expect=expect)
+        except NodeUnavailable:
+            return False
+        return True
 
     def _drop(self, node: Node, hint_id: int | None) -> bool:
         """Claim (drop) a hint; False when another caller had it, or the node failed."""
@@ -586,6 +589,10 @@ def _conflict(key: str) -> Unavailable:
         "write_conflict",
         f"other writes of {key!r} kept landing first ({WRITE_ATTEMPTS} tries): retry",
     )
+
+
+def _newest(first: Record | None, second: Record | None) -> Record | None:
+    return first if _order(first) >= _order(second) else second
 
 
 def _order(record: Record | None) -> tuple[int, bool, str]:

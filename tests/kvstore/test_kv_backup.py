@@ -41,8 +41,15 @@ def snapshot(node: Node) -> tuple[dict[str, Record], list[Hint]]:
 
 
 def restored(before: tuple[dict[str, Record], list[Hint]]) -> tuple[dict, list[Hint]]:
-    """What a restore of ``before`` holds: everything but the compensations (see round_trip)."""
-    records, hints = before
+    """What a restore of ``before`` holds: the writes its intents name taken back exactly, and
+    no compensation left (see round_trip)."""
+    records, hints = dict(before[0]), before[1]
+    for hint in hints:
+        if hint.compensation and records.get(hint.key) == hint.expect:
+            if hint.record is None:
+                del records[hint.key]
+            else:
+                records[hint.key] = hint.record
     return records, [hint for hint in hints if not hint.compensation]
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from examples.kvstore.records import Record
+from examples.kvstore.records import NodeUnavailable, Record
 from examples.kvstore.store import KvStore, Unavailable
 from examples.kvstore.versions import (
     TOKEN_CHARS,
@@ -159,8 +159,8 @@ def test_cp_write_refused_when_the_peer_is_down_leaves_nothing_behind():
     assert local.data["k"].value == "before"  # rolled back
     with pytest.raises(Unavailable):
         store.write("new", "x")
-    assert local.data["new"].deleted  # undone forward: a tombstone above the refused write
-    assert local.queue == {}  # undone here at once: its intent is dropped
+    assert "new" not in local.data  # taken back exactly, while its intent was held
+    assert local.queue == {}
 
 
 def test_cp_write_whose_reply_was_lost_is_undone_on_the_peer_when_it_falls_due():
@@ -455,12 +455,13 @@ def test_cp_write_of_a_key_whose_refused_write_is_pending_is_refused_untouched()
 
 def test_cp_write_meeting_another_writers_pending_key_on_the_peer_is_undone_here():
     store, local, peer, _ = build("cp")
-    store.write("k", "committed")
+    committed = store.write("k", "committed")
     peer.put("k", Record("theirs", store.versions.next()), intent=True)  # in flight elsewhere
     with pytest.raises(Unavailable) as caught:
         store.write("k", "mine")
     assert caught.value.reason == "write_in_progress"
-    assert local.data["k"].value == "committed"
+    # Taken back exactly (never seen: the key was pending here), not forward.
+    assert local.data["k"] == Record("committed", committed.version)
     assert local.queue == {}
 
 
@@ -506,9 +507,12 @@ def test_an_undo_writes_forward_so_stale_repairs_and_late_puts_lose():
         store.write("k", "refused")
     peer.lose_reply = False
     refused = peer.data["k"]
-    intents_due(store, clock)
-    undo = local.data["k"]
-    assert undo == peer.data["k"] == Record("committed", refused.version + 1)
+    assert local.data["k"] == Record("committed", committed.version)  # taken back at once
+    intents_due(store, clock)  # the peer's own intent undoes it there, forward
+    undo = peer.data["k"]
+    assert undo == Record("committed", refused.version + 1)
+    assert store.read("k").record == undo  # and the read repairs the local node towards it
+    assert local.data["k"] == undo
     # A reader's repair from a view taken before the undo (the key held "committed" then):
     assert not peer.restore("k", refused, expect=Record("committed", committed.version))
     # The refused put, retransmitted after the partition healed, lands late:
@@ -546,3 +550,49 @@ def test_cp_writes_of_one_key_from_two_instances_wait_for_each_others_undo():
     assert n1.data["k"].value == n2.data["k"].value == "committed"
     b.write("k", "b's")
     assert a.read("k").record == b.read("k").record == n1.data["k"] == n2.data["k"]
+
+
+def test_a_write_undone_after_both_puts_goes_back_to_the_newer_previous_on_both_nodes():
+    # The nodes disagreed before it (an AP instance's write reached the peer only): its undo
+    # must not bring back the older value, whatever the values' order.
+    store, local, peer, clock = build("cp")
+    local.put("k", Record("zzz older", 10))
+    peer.put("k", Record("aaa newer", 20))
+    real_drop = local.drop_hint
+
+    def sync_first(hint_id, *, force=False):
+        # The write outlived its grace: the sync marks the local intent before the writer.
+        local.claim_hint(hint_id)
+        return real_drop(hint_id, force=force)
+
+    local.drop_hint = sync_first  # type: ignore[method-assign]
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "mine")
+    local.drop_hint = real_drop  # type: ignore[method-assign]
+    assert caught.value.reason == "write_undone"
+    assert local.data["k"].value == peer.data["k"].value == "aaa newer"
+    intents_due(store, clock)
+    assert local.data["k"] == peer.data["k"]
+    assert peer.data["k"].value == "aaa newer"
+
+
+def test_a_write_undone_while_the_peer_is_gone_is_undone_there_when_it_returns():
+    store, local, peer, clock = build("cp")
+    store.write("k", "committed")
+    real_drop = peer.drop_hint
+
+    def drop_then_vanish(hint_id, *, force=False):
+        dropped = real_drop(hint_id, force=force)  # applied, but the reply never comes
+        peer.down = True
+        raise NodeUnavailable("peer", f"reply lost after dropping {dropped} (test)")
+
+    peer.drop_hint = drop_then_vanish  # type: ignore[method-assign]
+    with pytest.raises(Unavailable) as caught:
+        store.write("k", "b")
+    peer.drop_hint = real_drop  # type: ignore[method-assign]
+    assert caught.value.reason == "write_undone"
+    assert peer.data["k"].value == "b"  # no intent of its own left there
+    assert local.queue  # so the local one stays, to undo the peer when it returns
+    peer.down = False
+    intents_due(store, clock)
+    assert local.data["k"].value == peer.data["k"].value == "committed"
