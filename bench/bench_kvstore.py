@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from _results import machine_header, markdown_table, write_section
+from bench_server import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,15 +59,6 @@ done = function(summary, latency, requests)
     e.connect, e.read, e.write, e.timeout, e.status))
 end
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

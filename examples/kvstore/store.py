@@ -333,9 +333,9 @@ class KvStore:
         else:
             self._wake.set()
 
-    def _set(self, node: Node, key: str, new: Record | None, *, expect: Record) -> bool:
-        """Compare-and-set ``new`` on ``node``; True unless the node failed (a mismatch: the
-        write is no longer there, nothing to undo)."""
+    def _set(self, node: Node, key: str, new: Record | None, *, expect: Record | None) -> bool:
+        """Compare-and-set ``new`` on ``node``; True unless the node failed (a mismatch means
+        the record moved on: nothing left to undo or repair)."""
         try:
             self._call(node, node.restore, key, new, expect=expect)
         except NodeUnavailable:
@@ -348,15 +348,6 @@ class KvStore:
             return False
         try:
             return self._call(node, node.drop_hint, hint_id)
-        except NodeUnavailable:
-            return False
-
-    def _restore(
-        self, node: Node, key: str, previous: Record | None, expect: Record | None
-    ) -> bool:
-        """Compare-and-set on ``node``; False when it did not swap, or the node failed."""
-        try:
-            return self._call(node, node.restore, key, previous, expect=expect)
         except NodeUnavailable:
             return False
 
@@ -425,7 +416,7 @@ class KvStore:
             # No intent for the key on either node: the difference is not a CP write in flight
             # (an AP instance's replication, a restored node). Compare-and-set, so a repair
             # racing an undo does nothing.
-            self._restore(behind, key, newest, seen)
+            self._set(behind, key, newest, expect=seen)
         if not _holds(newest, at_least):
             raise Unavailable(
                 "version_not_available", f"no node holds version {at_least} of {key!r} yet"

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import socket
 import threading
@@ -83,7 +84,7 @@ def live_keys(*urls: str) -> set[str]:
     return keys
 
 
-class Loop:
+class Loop(abc.ABC):
     """A thread that calls :meth:`step` with one HTTP client until the ``with`` block ends."""
 
     def __init__(self, url: str) -> None:
@@ -100,8 +101,9 @@ class Loop:
                 except httpx.HTTPError as exc:  # a refusal must still be an answer
                     self.errors.append(repr(exc))
 
+    @abc.abstractmethod
     def step(self, client: httpx.Client) -> None:
-        raise NotImplementedError
+        """One request, and what its answer says."""
 
     def __enter__(self) -> Self:
         self._thread.start()

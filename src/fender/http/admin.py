@@ -152,7 +152,7 @@ class AdminGuard:
         resolved = self._resolve(request)
         if not resolved.trusted:
             return False
-        if self.loopback_open and not resolved.proxied and _forwarded(request):
+        if self.loopback_open and not resolved.proxied and any(_forwarding(request)):
             # A loopback peer relaying someone else's request (a local proxy or tunnel not in
             # FENDER_TRUSTED_PROXIES): the client is not this machine.
             return False
@@ -163,10 +163,7 @@ class AdminGuard:
         return any(address in network for network in self._networks)
 
     def _resolve(self, request: Request) -> Resolution:
-        return self._resolver.resolve_request(
-            request.client or "",
-            Forwarding(request.headers.get("x-forwarded-for"), request.headers.get("forwarded")),
-        )
+        return self._resolver.resolve_request(request.client or "", _forwarding(request))
 
     def _client_ip(self, request: Request) -> str:
         return self._resolve(request).address
@@ -204,9 +201,10 @@ class AdminGuard:
         return error_response(404, "not_found", request_id)
 
 
-def _forwarded(request: Request) -> bool:
+def _forwarding(request: Request) -> Forwarding:
+    """The forwarding headers the admin decision reads (the client's, never its host)."""
     headers = request.headers
-    return headers.get("x-forwarded-for") is not None or headers.get("forwarded") is not None
+    return Forwarding(headers.get("x-forwarded-for"), headers.get("forwarded"))
 
 
 def _is_ip_literal(name: str) -> bool:
