@@ -29,6 +29,9 @@ import pytest
 # Generous: a loaded CI machine may take many seconds to boot gunicorn workers or PostgreSQL,
 # and a fast start returns at once.
 STARTUP_TIMEOUT = 60.0
+PORT_TRIES = 3
+"""Starts on fresh free ports when one chosen by free_port() was taken before the server bound
+it (another process's ephemeral port, in the instant between the two)."""
 
 
 def require_services() -> bool:
@@ -157,6 +160,7 @@ class ServerProcess(abc.ABC):
     ) -> None:
         """Prepare (not start) a server on ``port`` (default: a free one), run as ``user``."""
         self.port = port or free_port()
+        self._chose_ports = port is None
         self.user = user
         self.env = env
         self.cwd = cwd
@@ -179,7 +183,26 @@ class ServerProcess(abc.ABC):
         return self.process.pid
 
     def start(self) -> None:
-        """Start the server and wait until it answers."""
+        """Start the server and wait until it answers.
+
+        A port this object chose that another process took in the meantime is chosen again.
+        """
+        for attempt in range(1, PORT_TRIES + 1):
+            try:
+                self._start_once()
+            except RuntimeError as exc:
+                taken = "Address already in use" in str(exc)
+                if not (taken and self._chose_ports) or attempt == PORT_TRIES:
+                    raise
+                self.choose_ports()
+            else:
+                return
+
+    def choose_ports(self) -> None:
+        """Choose free ports again (each port the server binds)."""
+        self.port = free_port()
+
+    def _start_once(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 list(self.argv()),
@@ -437,7 +460,7 @@ class CommandServer(ServerProcess):
         pinned = {"GUNICORN_MAX_REQUESTS": "0", "FENDER_METRICS_CACHE_SECONDS": "0"}
         merged = {**os.environ, **pinned, **(env or {})}
         super().__init__(port, env=merged, cwd=cwd)
-        self._argv = [part.replace("{port}", str(self.port)) for part in argv]
+        self._argv = list(argv)
         self.ready_path = ready_path
 
     @property
@@ -447,7 +470,7 @@ class CommandServer(ServerProcess):
 
     def argv(self) -> Sequence[str]:
         """The command given."""
-        return self._argv
+        return [part.replace("{port}", str(self.port)) for part in self._argv]
 
     def ready(self) -> bool:
         """True when ``ready_path`` answers with any HTTP status."""

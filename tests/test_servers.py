@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import redis
 import sqlalchemy as sa
+
+from servers import CommandServer, RedisServer, find_redis, missing
 
 
 @pytest.mark.redis
@@ -62,3 +66,30 @@ def test_postgres_kill_and_restart(postgres_server):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     engine.dispose()
+
+
+@pytest.mark.redis
+def test_a_chosen_port_taken_before_the_server_binds_it_is_chosen_again():
+    binary = find_redis()
+    if binary is None:
+        missing("redis-server")
+    server = RedisServer(binary)  # type: ignore[arg-type]
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        taken = squatter.getsockname()[1]
+        server.port = taken  # as if another process took it between free_port() and the bind
+        try:
+            server.start()
+            assert server.port != taken
+            assert redis.Redis.from_url(server.url).ping()
+        finally:
+            server.close()
+
+
+def test_a_port_given_by_the_test_is_never_changed():
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        taken = squatter.getsockname()[1]
+        server = CommandServer(["python3", "-m", "http.server", "{port}"], port=taken)
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            server.start()
+        assert server.port == taken
+        server.close()

@@ -64,6 +64,10 @@ class ClusterNode(RedisServer):
         # A free bus port of its own: the default, port + 10000, may be taken or above 65535.
         self.bus_port = free_port()
 
+    def choose_ports(self) -> None:
+        super().choose_ports()
+        self.bus_port = free_port()
+
     def argv(self) -> Sequence[str]:
         return [
             *super().argv(),
