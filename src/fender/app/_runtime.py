@@ -30,6 +30,7 @@ from fender.app._process import (
     shut_down_at_exit,
 )
 from fender.health import HealthConfig, HealthRegistry, Kind, declared
+from fender.health._metrics import HealthMetrics
 from fender.http.access import Observer
 from fender.http.edge import Edge
 from fender.http.endpoints import Endpoints, Request
@@ -134,6 +135,7 @@ class Runtime(Generic[StoreT, LimiterT]):
         # Weakly: the registry's threads must never keep a dropped app's runtime alive.
         ready_ref = weakref.WeakMethod(self._maybe_ready)
         self.health.add_listener(lambda _outcome: call_weak(ready_ref))
+        self.health.add_listener(HealthMetrics())
         self.breakers = default_breakers
         instrument_breakers(self.breakers)
         self.redis: StoreT = flavour.store(settings, self)
