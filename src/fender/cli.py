@@ -125,7 +125,11 @@ def _cmd_doctor(args: Args) -> int:
     from fender._status import Status
     from fender.doctor import diagnose
 
-    if args.app is None:
+    if args.deploy is not None:
+        from fender._deploycheck import diagnose_deploy
+
+        report = diagnose_deploy(args.deploy)
+    elif args.app is None:
         report = diagnose(env_file=args.env_file, app=None)
     else:
         with _working_directory_importable():
@@ -321,6 +325,14 @@ def _parser() -> argparse.ArgumentParser:
         "--env-file",
         default=".env",
         help="dotenv file read under the environment (default: .env, if present)",
+    )
+    doctor.add_argument(
+        "--deploy",
+        metavar="DIR",
+        default=None,
+        help="instead, judge the deploy files under DIR (Kubernetes manifests, compose files, "
+        "Dockerfiles, a Procfile): probe paths fender serves, a grace period longer than drain "
+        "plus graceful timeout, workers within the memory limit, a preStop hook",
     )
     doctor.set_defaults(handler=_cmd_doctor)
 

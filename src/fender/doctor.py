@@ -37,7 +37,7 @@ from fender.runtime._launch import import_app, parse_app
 from fender.settings import Settings, load_settings, production_findings, report_only
 from fender.stores._url import parse_redis_url
 
-__all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app"]
+__all__ = ["DoctorCheck", "Report", "diagnose", "doctor_check", "load_app", "over_memory"]
 
 DoctorCheck = Callable[[Settings], Iterable[Finding]]
 CRITICAL_SHARE = 0.85
@@ -189,16 +189,15 @@ def _workers_check(settings: Settings) -> list[Finding]:
         for problem in limits.problems
     ]
     asked = settings.web_workers or plan.workers.workers
-    need_mb = asked * settings.worker_memory_mb
     limit_mb = limits.memory_mb
-    if limit_mb is not None and need_mb > CRITICAL_SHARE * limit_mb:
+    over = over_memory(asked, settings.worker_memory_mb, limit_mb)
+    if over is not None:
         findings.append(
             Finding(
                 "workers",
                 Status.FAIL,
-                f"{asked} workers x {settings.worker_memory_mb:g} MiB = {need_mb:.0f} MiB is over "
-                f"{CRITICAL_SHARE:.0%} of the {limit_mb:.0f} MiB limit ({limits.memory_source}): "
-                f"the container would be OOM-killed (fender run serves {plan.workers.workers})",
+                f"{over} limit ({limits.memory_source}): the container would be OOM-killed "
+                f"(fender run serves {plan.workers.workers})",
                 f"unset WEB_WORKERS/GUNICORN_WORKERS (fender run sizes it), or set at most "
                 f"{plan.workers.memory_workers}",
                 "WEB_WORKERS",
@@ -214,6 +213,20 @@ def _workers_check(settings: Settings) -> list[Finding]:
             )
         )
     return findings
+
+
+def over_memory(workers: int, worker_mb: float, limit_mb: float | None) -> str | None:
+    """Why ``workers`` of ``worker_mb`` do not fit ``limit_mb``; None when they do.
+
+    The reason ends with the limit, for the caller to say which: "... of the 512 MiB".
+    """
+    need_mb = workers * worker_mb
+    if limit_mb is None or need_mb <= CRITICAL_SHARE * limit_mb:
+        return None
+    return (
+        f"{workers} workers x {worker_mb:g} MiB = {need_mb:.0f} MiB is over "
+        f"{CRITICAL_SHARE:.0%} of the {limit_mb:.0f} MiB"
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,0 +1,245 @@
+"""``fender doctor --deploy DIR``: the mistakes the seed services' deploy files made, each found."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fender._deploycheck import _DOCKER_UNITS, _K8S_UNITS, _bytes, _seconds, diagnose_deploy
+from fender._status import Status
+from fender.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_POD = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      template:
+        spec:
+          terminationGracePeriodSeconds: 45
+          containers:
+            - name: web
+              image: example/web:1
+              env: [{name: FENDER_DRAIN_SECONDS, value: "10"}]
+              ports: [{containerPort: 8000, name: http}]
+              livenessProbe: {httpGet: {path: /health/live, port: http}}
+              readinessProbe: {httpGet: {path: /health/ready, port: 8000}}
+              startupProbe: {httpGet: {path: /health/live, port: http}}
+              lifecycle: {preStop: {exec: {command: ["fender", "drain"]}}}
+              resources: {limits: {memory: 512Mi}}
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def findings(directory: Path, check: str | None = None) -> list[tuple[str, Status, str]]:
+    report = diagnose_deploy(directory)
+    return [
+        (f.check, f.status, f.reason) for f in report.findings if check is None or f.check == check
+    ]
+
+
+def worst(directory: Path, check: str) -> Status:
+    return Status.worst(status for _, status, _ in findings(directory, check))
+
+
+def test_a_sound_deployment_passes_every_check(tmp_path):
+    write(tmp_path, "k8s/web.yaml", GOOD_POD)
+    got = findings(tmp_path)
+    assert {status for _, status, _ in got} == {Status.PASS}, got
+    assert {check for check, _, _ in got} >= {
+        "deploy:liveness", "deploy:readiness", "deploy:startup", "deploy:prestop",
+        "deploy:grace", "deploy:memory",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "status", "says"),
+    [
+        pytest.param(("/health/live", "/healthz"), "deploy:liveness", Status.FAIL,
+                     "serves no such path", id="probe-path-not-served"),
+        pytest.param(("/health/ready", "/health/readiness"), "deploy:readiness", Status.FAIL,
+                     "serves no such path", id="typo-under-the-prefix"),
+        pytest.param(("/health/ready", "/health/detailed"), "deploy:readiness", Status.FAIL,
+                     "admin-only", id="protected-page"),
+        pytest.param(("/health/ready", "/health/live"), "deploy:readiness", Status.FAIL,
+                     "never turns 503 on drain", id="readiness-on-liveness"),
+        pytest.param(("livenessProbe: {httpGet: {path: /health/live",
+                      "livenessProbe: {httpGet: {path: /health"),
+                     "deploy:liveness", Status.WARN, "restarts every pod",
+                     id="liveness-checks-deps"),
+        pytest.param(("/health/ready, port: 8000", "/health/ready, port: 8080"),
+                     "deploy:readiness", Status.FAIL, "fender run binds 8000", id="probe-port"),
+        pytest.param(("terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30"),
+                     "deploy:grace", Status.FAIL, "requests still running are killed",
+                     id="grace-shorter-than-drain-plus-graceful"),
+        pytest.param(("      terminationGracePeriodSeconds: 45\n", ""), "deploy:grace",
+                     Status.FAIL, "30s is shorter", id="grace-default-30s"),
+        pytest.param(('lifecycle: {preStop: {exec: {command: ["fender", "drain"]}}}',
+                      "lifecycle: {}"), "deploy:prestop", Status.FAIL, "no preStop",
+                     id="no-prestop"),
+        pytest.param(('value: "10"}]', 'value: "10"}, {name: WEB_WORKERS, value: "8"}]'),
+                     "deploy:memory", Status.FAIL, "1024 MiB is over 85% of the 512 MiB",
+                     id="workers-over-memory"),
+        pytest.param(('value: "10"}]', 'value: "10"}, {name: MEMORY_LIMIT_MB, value: "2048"}]'),
+                     "deploy:memory", Status.FAIL, "over the container's 512 MiB",
+                     id="memory-limit-mb-over-the-container"),
+        pytest.param(("resources: {limits: {memory: 512Mi}}", "resources: {}"), "deploy:memory",
+                     Status.WARN, "no memory limit", id="no-memory-limit"),
+        pytest.param(('value: "10"}]', 'value: "10"}, {name: WEB_WORKERS, value: "zero"}]'),
+                     "deploy:settings", Status.FAIL, "WEB_WORKERS", id="bad-setting"),
+    ],
+)  # fmt: skip
+def test_each_seed_mistake_in_a_deployment_is_found(tmp_path, change, check, status, says):
+    old, new = change
+    assert old in textwrap.dedent(GOOD_POD)
+    write(tmp_path, "web.yaml", textwrap.dedent(GOOD_POD).replace(old, new))
+    got = findings(tmp_path, check)
+    assert any(s is status and says in reason for _, s, reason in got), got
+
+
+def test_the_container_environment_moves_the_paths_as_fender_will(tmp_path):
+    moved = (
+        textwrap.dedent(GOOD_POD)
+        .replace('value: "10"}]', 'value: "10"}, {name: FENDER_HEALTH_PREFIX, value: /_h}]')
+        .replace("/health/live", "/_h/live")
+    )
+    write(tmp_path, "web.yaml", moved)
+    assert worst(tmp_path, "deploy:liveness") is Status.PASS
+    assert worst(tmp_path, "deploy:readiness") is Status.FAIL  # still /health/ready
+
+
+def test_config_maps_in_the_folder_feed_the_container_and_waits_come_from_the_hook(tmp_path):
+    pod = (
+        textwrap.dedent(GOOD_POD)
+        .replace("env: [", "envFrom: [{configMapRef: {name: web-env}}]\n          env: [")
+        .replace('["fender", "drain"]', '["fender", "drain", "--wait", "20"]')
+    )
+    write(tmp_path, "web.yaml", pod)
+    config = """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: web-env}
+        data: {WEB_WORKERS: "2", GUNICORN_GRACEFUL_TIMEOUT: "20"}
+    """
+    write(tmp_path, "config.yaml", config)
+    got = findings(tmp_path)
+    assert any("preStop waits 20s" in reason for _, _, reason in got), got
+    assert any("covers drain 20s + graceful 20s" in reason for _, _, reason in got), got
+    assert any("2 workers fit in 512 MiB" in reason for _, _, reason in got), got
+
+
+COMPOSE = """
+    services:
+      web:
+        build: {context: ., dockerfile: Dockerfile}
+        environment:
+          WEB_WORKERS: ${WEB_WORKERS:-8}
+          SECRET_KEY: ${SECRET_KEY}
+        healthcheck:
+          test: ["CMD", "curl", "-f", "http://localhost:8000/healthz"]
+        mem_limit: 512m
+      redis:
+        image: redis:7
+        healthcheck: {test: ["CMD", "redis-cli", "ping"]}
+"""
+
+DOCKERFILE = """
+    FROM python:3.11 AS build
+    RUN pip wheel . -w /dist
+    FROM python:3.11-slim
+    COPY --from=build /dist /dist
+    RUN pip install /dist/*.whl
+    HEALTHCHECK CMD curl -f http://localhost:8000/health/ready || exit 1
+    CMD ["fender", "run", "app:app"]
+"""
+
+
+def test_compose_and_dockerfile_mistakes_are_found_for_the_fender_service_only(tmp_path):
+    write(tmp_path, "compose.yaml", COMPOSE)
+    write(tmp_path, "Dockerfile", DOCKERFILE)
+    got = findings(tmp_path)
+    said = "\n".join(f"{check} {status} {reason}" for check, status, reason in got)
+    assert "redis" not in said  # not a fender service: not judged
+    grace = [r for c, s, r in got if c == "deploy:grace" and s is Status.FAIL]
+    assert grace, said
+    assert "stop_grace_period 10s" in grace[0], said  # docker stop's default
+    assert any(c == "deploy:healthcheck" and "/healthz" in r for c, _, r in got), said
+    assert any("8 workers x 128 MiB" in r for c, _, r in got if c == "deploy:memory"), said
+    curl = [r for c, s, r in got if s is Status.FAIL and "runs curl" in r]
+    assert curl, said
+    assert any(c == "deploy:user" and s is Status.WARN for c, s, _ in got), said
+
+
+def test_a_compose_service_that_does_it_right_passes(tmp_path):
+    good = """
+        services:
+          web:
+            command: ["fender", "run", "app:app"]
+            environment: ["FENDER_PORT=8000"]
+            healthcheck:
+              test: ["CMD", "fender", "probe", "http://127.0.0.1:8000/health/ready"]
+            stop_grace_period: 45s
+            deploy: {resources: {limits: {memory: 512M}}}
+    """
+    write(tmp_path, "compose.yaml", good)
+    got = findings(tmp_path)
+    assert {s for _, s, _ in got} == {Status.PASS}, got
+
+
+def test_procfile(tmp_path):
+    write(tmp_path, "Procfile", "web: gunicorn app:app\n")
+    assert worst(tmp_path, "deploy:procfile") is Status.WARN
+    write(tmp_path, "Procfile", "release: flask db upgrade\nweb: fender run app:app\n")
+    assert worst(tmp_path, "deploy:procfile") is Status.PASS
+
+
+def test_unreadable_yaml_is_a_failure_naming_the_file(tmp_path):
+    write(tmp_path, "k8s/broken.yaml", "kind: Deployment\n  spec: [\n")
+    got = findings(tmp_path, "deploy")
+    assert [status for _, status, _ in got] == [Status.FAIL]
+    assert "k8s/broken.yaml" in got[0][2]
+
+
+def test_sizes_and_durations_read_as_each_tool_reads_them():
+    assert _bytes("512Mi", _K8S_UNITS) == 512 * 2**20
+    assert _bytes("1G", _K8S_UNITS) == 10**9
+    assert _bytes("536870912", _K8S_UNITS) == 2**29
+    assert _bytes("512m", _DOCKER_UNITS) == _bytes("512MB", _DOCKER_UNITS) == 512 * 2**20
+    assert _bytes("1g", _DOCKER_UNITS) == 2**30
+    assert _bytes("lots", _K8S_UNITS) is None
+    assert _bytes("512Q", _K8S_UNITS) is None
+    assert _seconds("1m30s") == 90
+    assert _seconds("45") == 45
+    assert _seconds("1.5s") == 1.5
+    assert _seconds("soon") is None
+    assert _seconds("10sx") is None
+
+
+def test_the_command_line(tmp_path, capsys):
+    write(tmp_path, "web.yaml", GOOD_POD)
+    assert main(["doctor", "--deploy", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[pass] deploy:prestop" in out
+    assert out.rstrip().endswith(": ready")
+    write(tmp_path, "web.yaml", textwrap.dedent(GOOD_POD).replace("/health/ready", "/ready"))
+    assert main(["doctor", "--deploy", str(tmp_path)]) == 1 - 1  # a WARN only: ready
+    assert main(["doctor", "--strict", "--deploy", str(tmp_path)]) == 1
+    assert main(["doctor", "--deploy", str(tmp_path / "missing")]) == 2
+    assert "--deploy" in capsys.readouterr().err
+
+
+def test_the_shipped_deploy_files_pass_with_no_warning(capsys):
+    """deploy/ is what teams copy: fender's own doctor finds nothing in it."""
+    assert main(["doctor", "--strict", "--deploy", str(ROOT / "deploy")]) == 0, (
+        capsys.readouterr().out
+    )
