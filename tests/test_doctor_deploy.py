@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fender._deploycheck import _DOCKER_UNITS, _K8S_UNITS, _bytes, _seconds, diagnose_deploy
+from fender._deploy import diagnose_deploy
+from fender._deploy._judge import DOCKER_UNITS, K8S_UNITS, seconds, size_bytes
 from fender._status import Status
 from fender.cli import main
 
@@ -211,18 +212,18 @@ def test_unreadable_yaml_is_a_failure_naming_the_file(tmp_path):
 
 
 def test_sizes_and_durations_read_as_each_tool_reads_them():
-    assert _bytes("512Mi", _K8S_UNITS) == 512 * 2**20
-    assert _bytes("1G", _K8S_UNITS) == 10**9
-    assert _bytes("536870912", _K8S_UNITS) == 2**29
-    assert _bytes("512m", _DOCKER_UNITS) == _bytes("512MB", _DOCKER_UNITS) == 512 * 2**20
-    assert _bytes("1g", _DOCKER_UNITS) == 2**30
-    assert _bytes("lots", _K8S_UNITS) is None
-    assert _bytes("512Q", _K8S_UNITS) is None
-    assert _seconds("1m30s") == 90
-    assert _seconds("45") == 45
-    assert _seconds("1.5s") == 1.5
-    assert _seconds("soon") is None
-    assert _seconds("10sx") is None
+    assert size_bytes("512Mi", K8S_UNITS) == 512 * 2**20
+    assert size_bytes("1G", K8S_UNITS) == 10**9
+    assert size_bytes("536870912", K8S_UNITS) == 2**29
+    assert size_bytes("512m", DOCKER_UNITS) == size_bytes("512MB", DOCKER_UNITS) == 512 * 2**20
+    assert size_bytes("1g", DOCKER_UNITS) == 2**30
+    assert size_bytes("lots", K8S_UNITS) is None
+    assert size_bytes("512Q", K8S_UNITS) is None
+    assert seconds("1m30s") == 90
+    assert seconds("45") == 45
+    assert seconds("1.5s") == 1.5
+    assert seconds("soon") is None
+    assert seconds("10sx") is None
 
 
 def test_the_command_line(tmp_path, capsys):

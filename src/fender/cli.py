@@ -126,7 +126,7 @@ def _cmd_doctor(args: Args) -> int:
     from fender.doctor import diagnose
 
     if args.deploy is not None:
-        from fender._deploycheck import diagnose_deploy
+        from fender._deploy import diagnose_deploy
 
         report = diagnose_deploy(args.deploy)
     elif args.app is None:

@@ -1,0 +1,114 @@
+"""Compose services that run fender: healthcheck, stop_grace_period, memory limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fender._deploy._docker import instructions
+from fender._deploy._judge import (
+    grace_finding,
+    load,
+    memory_finding,
+    probe_finding,
+    rel,
+    seconds,
+    url_path,
+)
+from fender._status import Finding, Status
+
+_COMPOSE_DEFAULT_GRACE = 10.0  # seconds: docker stop's default before SIGKILL
+K8S_UNITS = {
+    "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}  # fmt: skip
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+def _interpolate(value: str) -> str | None:
+    """``${VAR:-default}`` as compose reads it with VAR unset; None when it has no default."""
+    missing = False
+
+    def default(match: re.Match[str]) -> str:
+        nonlocal missing
+        if match.group(2) is None:
+            missing = True
+            return ""
+        return match.group(2)
+
+    result = _INTERPOLATION.sub(default, value)
+    return None if missing else result
+
+
+def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
+    given = service.get("environment") or {}
+    pairs: list[tuple[str, object]]
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    else:
+        pairs = [tuple(str(item).split("=", 1)) for item in given if "=" in str(item)]  # type: ignore[misc]
+    environ: dict[str, str] = {}
+    for name, value in pairs:
+        text = _interpolate("" if value is None else str(value))
+        if text is not None:
+            environ[str(name)] = text
+    return environ
+
+
+def _runs_fender(service: Mapping[str, Any], path: Path) -> bool:
+    said = " ".join(str(service.get(key) or "") for key in ("command", "entrypoint", "healthcheck"))
+    if "fender" in said:
+        return True
+    build = service.get("build")
+    if build is None:
+        return False
+    context = build if isinstance(build, str) else build.get("context", ".")
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    candidate = path.parent / str(context) / str(dockerfile)
+    try:
+        text = candidate.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(
+        word in ("CMD", "ENTRYPOINT") and "fender" in args for word, args in instructions(text)
+    )
+
+
+def judge_compose(root: Path, path: Path, doc: Mapping[str, Any]) -> Iterator[Finding]:
+    for name, service in doc["services"].items():
+        if not isinstance(service, Mapping) or not _runs_fender(service, path):
+            continue
+        where = f"{rel(root, path)} service {name}"
+        settings = load(where, _compose_env(service))
+        if isinstance(settings, Finding):
+            yield settings
+            continue
+        test = service.get("healthcheck", {}).get("test")
+        command = " ".join(test) if isinstance(test, list) else str(test or "")
+        probe = url_path(command)
+        if probe is None:
+            reason = f"{where}: no healthcheck on a fender endpoint"
+            fix = f'healthcheck: test: ["CMD", "fender", "probe", "http://127.0.0.1:{settings.port}{settings.health_prefix}/ready"]'
+            yield Finding("deploy:healthcheck", Status.WARN, reason, fix)
+        else:
+            yield probe_finding(where, "healthcheck", probe, settings)
+        grace = service.get("stop_grace_period")
+        wait = _COMPOSE_DEFAULT_GRACE if grace is None else seconds(str(grace))
+        if wait is None:
+            yield Finding(
+                "deploy:grace",
+                Status.FAIL,
+                f"{where}: stop_grace_period {grace!r} is not a duration",
+                "",
+            )
+        else:
+            yield grace_finding(where, wait, 0.0, settings, "stop_grace_period")
+        limit = service.get("deploy", {}).get("resources", {}).get("limits", {}).get(
+            "memory"
+        ) or service.get("mem_limit")
+        yield memory_finding(where, limit, settings, kubernetes=False)
