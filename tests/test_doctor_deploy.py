@@ -152,6 +152,10 @@ COMPOSE = """
       redis:
         image: redis:7
         healthcheck: {test: ["CMD", "redis-cli", "ping"]}
+      postgres:
+        image: postgres:16
+        environment: {POSTGRES_USER: fender, POSTGRES_DB: fender}
+        healthcheck: {test: ["CMD", "pg_isready", "-U", "fender"]}
 """
 
 DOCKERFILE = """
@@ -171,6 +175,7 @@ def test_compose_and_dockerfile_mistakes_are_found_for_the_fender_service_only(t
     got = findings(tmp_path)
     said = "\n".join(f"{check} {status} {reason}" for check, status, reason in got)
     assert "redis" not in said  # not a fender service: not judged
+    assert "postgres" not in said  # a database named fender is not fender
     grace = [r for c, s, r in got if c == "deploy:grace" and s is Status.FAIL]
     assert grace, said
     assert "stop_grace_period 10s" in grace[0], said  # docker stop's default

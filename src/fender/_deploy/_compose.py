@@ -27,6 +27,8 @@ K8S_UNITS = {
 }  # fmt: skip
 
 
+# The fender program with one of its commands, not merely the word (a database named fender).
+_FENDER_COMMAND = re.compile(r"(?:^|[\s/])fender\s+(?:run|probe|drain)\b")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
 
@@ -60,9 +62,18 @@ def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
     return environ
 
 
+def _words(value: object) -> str:
+    """A command as compose or a Dockerfile takes it (a string or a list), as one line of words."""
+    if isinstance(value, list):
+        return " ".join(str(word) for word in value)
+    # A Dockerfile's exec form, ["fender", "run", ...], read as words too.
+    return "" if value is None else re.sub(r"[\[\],\"']", " ", str(value))
+
+
 def _runs_fender(service: Mapping[str, Any], path: Path) -> bool:
-    said = " ".join(str(service.get(key) or "") for key in ("command", "entrypoint", "healthcheck"))
-    if "fender" in said:
+    healthcheck = service.get("healthcheck") or {}
+    said = [service.get("command"), service.get("entrypoint"), healthcheck.get("test")]
+    if any(_FENDER_COMMAND.search(_words(value)) for value in said):
         return True
     build = service.get("build")
     if build is None:
@@ -75,7 +86,8 @@ def _runs_fender(service: Mapping[str, Any], path: Path) -> bool:
     except OSError:
         return False
     return any(
-        word in ("CMD", "ENTRYPOINT") and "fender" in args for word, args in instructions(text)
+        word in ("CMD", "ENTRYPOINT") and _FENDER_COMMAND.search(_words(args))
+        for word, args in instructions(text)
     )
 
 
