@@ -103,7 +103,13 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
     return _VARIABLE.sub(replace, text).replace("$$", "$")
 
 
-_COMPOSE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30}
+# Docker's units are binary whatever their spelling: 512m, 512M and 512mb are 512 MiB.
+_COMPOSE_UNITS = {
+    **dict.fromkeys(("", "b"), 1),
+    **dict.fromkeys(("k", "kb"), 2**10),
+    **dict.fromkeys(("m", "mb"), 2**20),
+    **dict.fromkeys(("g", "gb"), 2**30),
+}
 _K8S_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
