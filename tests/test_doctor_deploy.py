@@ -146,6 +146,7 @@ COMPOSE = """
         environment:
           WEB_WORKERS: ${WEB_WORKERS:-8}
           SECRET_KEY: ${SECRET_KEY}
+          DATABASE_URL: ${DATABASE_URL:?export it}  # unknown here: fender's default stands in
         healthcheck:
           test: ["CMD", "curl", "-f", "http://localhost:8000/healthz"]
         mem_limit: 512m

@@ -6,17 +6,17 @@ on ``sys.path``).
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from examples.kvstore.settings import KvSettings
+from fender._deploy._judge import DOCKER_UNITS, K8S_UNITS, size_bytes
 from fender.settings import env_vars
 
 from servers import missing
@@ -78,52 +78,17 @@ def unknown_env(names: Iterable[str]) -> list[str]:
     return sorted(name for name in names if name not in known)
 
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
-
-
-def interpolate(text: str, environ: Mapping[str, str]) -> str:
-    """``text`` with Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` replaced.
-
-    What ``docker compose`` does with the variables of ``environ``. Raises ``KeyError`` for a
-    required variable (``:?``) that ``environ`` lacks, as compose refuses to start.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name, op, arg = match["name"], match["op"], match["arg"]
-        value = environ.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and not value)
-        if not unset:
-            return str(value)
-        if op in (":-", "-"):
-            return str(arg)
-        if op in (":?", "?"):
-            raise KeyError(f"{name}: {arg}")
-        return ""
-
-    return _VARIABLE.sub(replace, text).replace("$$", "$")
-
-
-# Docker's units are binary whatever their spelling: 512m, 512M and 512mb are 512 MiB.
-_COMPOSE_UNITS = {
-    **dict.fromkeys(("", "b"), 1),
-    **dict.fromkeys(("k", "kb"), 2**10),
-    **dict.fromkeys(("m", "mb"), 2**20),
-    **dict.fromkeys(("g", "gb"), 2**30),
-}
-_K8S_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
-
-
 def compose_bytes(size: str | int) -> int:
     """Bytes of a Compose memory size (``512M``, ``1g``): binary units, case-insensitive."""
-    match = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", str(size))
-    if match is None or match[2].lower() not in _COMPOSE_UNITS:
+    found = size_bytes(str(size), DOCKER_UNITS)
+    if found is None:
         raise ValueError(f"not a compose memory size: {size!r}")
-    return int(match[1]) * _COMPOSE_UNITS[match[2].lower()]
+    return int(found)
 
 
 def k8s_bytes(quantity: str | int) -> int:
     """Bytes of a Kubernetes memory quantity (``512Mi``, ``1G``)."""
-    match = re.fullmatch(r"(\d+)([a-zA-Z]*)", str(quantity))
-    if match is None or match[2] not in _K8S_UNITS:
+    found = size_bytes(str(quantity), K8S_UNITS)
+    if found is None:
         raise ValueError(f"not a Kubernetes memory quantity: {quantity!r}")
-    return int(match[1]) * _K8S_UNITS[match[2]]
+    return int(found)

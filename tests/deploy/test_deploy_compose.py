@@ -20,20 +20,20 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from examples.kvstore.settings import load_kv_settings
+from fender._deploy._compose import interpolate
+from fender.settings import ProductionRuleError, load_settings, secret_weakness
+
 from deployfiles import (
     DEPLOY,
     REPO,
     compose_bytes,
-    interpolate,
     load_yaml,
     run_tool,
     tool,
     unknown_env,
 )
-
-from examples.kvstore.settings import load_kv_settings
-from fender.settings import ProductionRuleError, load_settings, secret_weakness
-
 from servers import CommandServer, free_port, wait_for
 
 COMPOSE = DEPLOY / "compose.yaml"

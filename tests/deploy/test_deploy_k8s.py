@@ -12,6 +12,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+
+from fender.settings import (
+    ProductionRuleError,
+    Settings,
+    endpoint_paths,
+    load_settings,
+    secret_weakness,
+)
+
 from deployfiles import (
     DEPLOY,
     READ_DIRECTLY,
@@ -20,14 +29,6 @@ from deployfiles import (
     run_tool,
     tool,
     unknown_env,
-)
-
-from fender.settings import (
-    ProductionRuleError,
-    Settings,
-    endpoint_paths,
-    load_settings,
-    secret_weakness,
 )
 
 K8S = DEPLOY / "k8s"

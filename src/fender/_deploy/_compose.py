@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,22 +30,30 @@ K8S_UNITS = {
 
 # The fender program with one of its commands, not merely the word (a database named fender).
 _FENDER_COMMAND = re.compile(r"(?:^|[\s/])fender\s+(?:run|probe|drain)\b")
-_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
-def _interpolate(value: str) -> str | None:
-    """``${VAR:-default}`` as compose reads it with VAR unset; None when it has no default."""
-    missing = False
+def interpolate(text: str, environ: Mapping[str, str], *, strict: bool = False) -> str:
+    """``text`` with ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` replaced as compose does.
 
-    def default(match: re.Match[str]) -> str:
-        nonlocal missing
-        if match.group(2) is None:
-            missing = True
-            return ""
-        return match.group(2)
+    Raises:
+        KeyError: a required variable (``:?``) is not in ``environ``, as compose refuses to
+            start; under ``strict``, also a variable without a default (compose would read "").
+    """
 
-    result = _INTERPOLATION.sub(default, value)
-    return None if missing else result
+    def replace(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        value = environ.get(name)
+        unset = value is None or (op is not None and op.startswith(":") and not value)
+        if not unset:
+            return str(value)
+        if op in (":-", "-"):
+            return str(arg)
+        if op in (":?", "?") or strict:
+            raise KeyError(f"{name}: {arg or 'not set'}")
+        return ""
+
+    return _VARIABLE.sub(replace, text).replace("$$", "$")
 
 
 def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
@@ -56,9 +65,9 @@ def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
         pairs = [tuple(str(item).split("=", 1)) for item in given if "=" in str(item)]  # type: ignore[misc]
     environ: dict[str, str] = {}
     for name, value in pairs:
-        text = _interpolate("" if value is None else str(value))
-        if text is not None:
-            environ[str(name)] = text
+        # Variables of the shell running compose are unknown here: fender's default stands in.
+        with contextlib.suppress(KeyError):
+            environ[str(name)] = interpolate("" if value is None else str(value), {}, strict=True)
     return environ
 
 
