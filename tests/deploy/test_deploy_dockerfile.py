@@ -17,19 +17,17 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import tomllib
 import venv
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
+from deploy_servers import ExactEnvServer, run_probe, venv_bin
 
-from servers import ServerProcess, free_port, missing, wait_for
+from servers import free_port, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -190,11 +188,11 @@ def context_files(rules: list[tuple[bool, re.Pattern[str]]]) -> set[str]:
 class Build:
     """Each stage's root filesystem is a directory; container paths are moved into it."""
 
-    def __init__(self, stages: list[Stage], tmp_path: Path, venv_bin: Path) -> None:
+    def __init__(self, stages: list[Stage], tmp_path: Path, python_bin: Path) -> None:
         self.stages = {stage.name: stage for stage in stages}
         self.roots = {stage.name: tmp_path / f"root-{stage.name}" for stage in stages}
         self.context = context_files(ignore_rules(DOCKERIGNORE.read_text()))
-        self.venv_bin = venv_bin
+        self.python_bin = python_bin
         self.skipped: list[str] = []
 
     def host(self, stage: str, path: str, cwd: str = "/") -> Path:
@@ -272,7 +270,7 @@ class Build:
             ["sh", "-c", self.rewrite(stage, command, mounts)],
             cwd=self.host(stage, workdir),
             env={
-                "PATH": f"{self.venv_bin}{os.pathsep}/usr/bin:/bin",
+                "PATH": f"{self.python_bin}{os.pathsep}/usr/bin:/bin",
                 "HOME": os.environ.get("HOME", "/root"),  # where pip's cache is
                 **env,
             },
@@ -295,40 +293,13 @@ class Build:
         self.skipped.append(command)
 
 
-# --- the running image --------------------------------------------------------------------
-
-
-class Container(ServerProcess):
-    """The image's CMD with exactly the environment given (nothing of this process's)."""
-
-    name = "image"
-
-    def __init__(self, command: Sequence[str], probe: Sequence[str], **kwargs: object) -> None:
-        self.command = list(command)
-        self.probe = list(probe)
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
-    def argv(self) -> Sequence[str]:
-        assert self.env is not None
-        binary = shutil.which(self.command[0], path=self.env["PATH"])
-        assert binary, f"{self.command[0]} is not on the image's PATH"
-        return [binary, *self.command[1:]]
-
-    def ready(self) -> bool:
-        """The HEALTHCHECK passes (Docker's notion of a healthy container)."""
-        done = subprocess.run(
-            self.probe, env=self.env, capture_output=True, timeout=30, check=False
-        )
-        return done.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def stages() -> list[Stage]:
     return parse(DOCKERFILE.read_text())
 
 
 def test_hadolint_finds_nothing(tmp_path):
-    binary = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    binary = shutil.which("hadolint") or str(venv_bin() / "hadolint")
     if not Path(binary).exists():
         missing("hadolint")
     # No config file (run from an empty directory, no XDG config) and no inline ignore: every
@@ -410,21 +381,21 @@ def test_dockerignore_sends_only_what_the_image_needs():
 def test_the_image_builds_serves_and_stops(stages, tmp_path):
     # The image's interpreter: a fresh one, with nothing but what the stages install.
     venv.create(tmp_path / "python", with_pip=True, symlinks=True)
-    venv_bin = tmp_path / "python" / "bin"
-    build = Build(stages, tmp_path, venv_bin)
+    image_bin = tmp_path / "python" / "bin"
+    build = Build(stages, tmp_path, image_bin)
     for stage in stages[:-1]:
         build.run_stage(stage.name)
     final = stages[-1]
     workdir = build.run_stage(final.name)
     assert len(build.skipped) == 1
     assert "useradd" in build.skipped[0]
-    assert (venv_bin / "fender").exists(), "the runtime stage did not install the CMD"
+    assert (image_bin / "fender").exists(), "the runtime stage did not install the CMD"
     # The code the CMD imports is the copied examples/, not this checkout's.
     assert (build.host(final.name, workdir) / "examples" / "kvstore" / "app.py").is_file()
 
     port = free_port()
     env = {
-        "PATH": f"{venv_bin}{os.pathsep}/usr/bin:/bin",
+        "PATH": f"{image_bin}{os.pathsep}/usr/bin:/bin",
         "HOME": str(build.host(final.name, "/app")),
         **build.env_of(final.name, final.env()),
         "FENDER_HOST": "127.0.0.1",
@@ -436,10 +407,10 @@ def test_the_image_builds_serves_and_stops(stages, tmp_path):
     assert "PYTEST_VERSION" not in env  # fender would relax production rules under pytest
     probe = [part.replace(":8000/", f":{port}/") for part in healthcheck_command(final)]
     assert probe != healthcheck_command(final)
-    probe[0] = str(venv_bin / probe[0])
-    server = Container(
+    probe[0] = str(image_bin / probe[0])
+    server = ExactEnvServer(
         exec_form(final.last("CMD").args),
-        probe,
+        ready=run_probe(probe, env),  # Docker's notion of a healthy container
         port=port,
         env=env,
         cwd=build.host(final.name, workdir),
@@ -456,10 +427,7 @@ def test_the_image_builds_serves_and_stops(stages, tmp_path):
         # Production rules held: the image's FENDER_ENV, not a test run's relaxations.
         assert "Strict-Transport-Security" not in read.headers  # plain http: no HSTS
         assert read.headers["X-Content-Type-Options"] == "nosniff"
-        assert server.process is not None
-        os.kill(server.pid, signal.SIGTERM)
-        wait_for(lambda: server.process.poll() is not None, 60, "the image's exit on SIGTERM")
-        assert server.process.returncode == 0, server.output()[-3000:]
+        assert server.terminate() == 0, server.output()[-3000:]
         levels = {json.loads(line)["level"] for line in server.output().splitlines()}
         assert not levels & {"error", "critical"}, server.output()[-3000:]
     finally:
