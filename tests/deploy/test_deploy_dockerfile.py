@@ -65,11 +65,18 @@ class Stage:
     def env(self) -> dict[str, str]:
         values: dict[str, str] = {}
         for instruction in self.all("ENV"):
-            for pair in shlex.split(instruction.args):
-                name, sep, value = pair.partition("=")
-                assert sep, f"ENV {pair!r}: the key=value form only"
-                values[name] = value
+            values.update(env_pairs(instruction.args))
         return values
+
+
+def env_pairs(args: str) -> dict[str, str]:
+    """The variables of one ENV instruction."""
+    values: dict[str, str] = {}
+    for pair in shlex.split(args):
+        name, sep, value = pair.partition("=")
+        assert sep, f"ENV {pair!r}: the key=value form only"
+        values[name] = value
+    return values
 
 
 def logical_lines(text: str) -> list[str]:
@@ -220,7 +227,7 @@ class Build:
         env: dict[str, str] = {}
         for instruction in self.stages[name].instructions:
             if instruction.keyword == "ENV":
-                env.update(self.env_of(name, Stage("", "", [instruction]).env()))
+                env.update(self.env_of(name, env_pairs(instruction.args)))
             elif instruction.keyword == "WORKDIR":
                 workdir = str(PurePosixPath(workdir) / instruction.args)
                 self.host(name, workdir).mkdir(parents=True, exist_ok=True)
