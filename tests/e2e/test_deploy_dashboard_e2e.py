@@ -17,7 +17,6 @@ checked by promtool's unit tests in alerts_test.yml): the expressions are the re
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import itertools
 import math
 import shutil
@@ -51,11 +50,6 @@ JOB = "fender"
 # What Grafana makes of $__rate_interval with the compose data source (4 x 15 s).
 RATE_INTERVAL = "1m"
 PROBE_PATHS = 80  # > 60: 0.2/s over the 5m window of FenderSecurityEventsSpike
-# LEAD: health_check_consecutive_failures / health_checks_total come with fender.health._metrics
-# (being added on main). Until it is merged, their queries and alert are not asserted; once it
-# is, this is True and they are, with no change here.
-HEALTH_METRICS = importlib.util.find_spec("fender.health._metrics") is not None
-HEALTH_NAMES = ("health_check_consecutive_failures", "health_checks_total")
 
 
 @pytest.fixture
@@ -232,16 +226,9 @@ def fire(
     return set(firing)
 
 
-def skipped(expr: str) -> bool:
-    """A query of the health metrics while fender does not have them yet (LEAD: HEALTH_METRICS)."""
-    return not HEALTH_METRICS and any(metric in expr for metric in HEALTH_NAMES)
-
-
 def assert_signals_answer(prometheus: PrometheusServer, stores: dict[str, CommandServer]) -> None:
     """The signal side of every alert returns a series with a value."""
     for rule in alert_rules():
-        if skipped(rule["expr"]):
-            continue
         signal, _, _ = split_alert(rule["expr"])
         what = f"signal of {rule['alert']}: {signal}"
         wait_until(lambda s=signal: valued(prometheus.query(s)), what, stores)
@@ -254,8 +241,6 @@ def assert_panels_answer(
     variables = {"job": JOB, "instance": "|".join(instances), "__rate_interval": RATE_INTERVAL}
     for panel in query_panels(dashboard()):
         for target in panel["targets"]:
-            if skipped(target["expr"]):
-                continue
             query = substitute(target["expr"], variables)
             what = f"panel {panel['title']!r} query {target['refId']}: {query}"
             wait_until(lambda q=query: valued(prometheus.query(q)), what, stores)
@@ -299,9 +284,8 @@ def test_dashboard_and_alerts_on_the_live_store(
         ("FenderRateLimitFallback", instance["kv-cp"]),
         ("FenderHighErrorRate", instance["kv-cp"]),  # CP refuses writes: 503
         ("FenderSecurityEventsSpike", instance["kv-ap"]),
+        ("FenderHealthCheckFailing", instance["kv-cp"]),  # kv_peer fails in CP
     }
-    if HEALTH_METRICS:  # LEAD: asserted once fender.health._metrics is merged
-        expected.add(("FenderHealthCheckFailing", instance["kv-cp"]))  # kv_peer fails in CP
     # None of them before the fault but the probes' (the memory alerts are left out: the
     # usage is the cgroup's, which on a test machine holds every other process too).
     before = {

@@ -20,14 +20,9 @@ from fender._deploy._judge import (
 )
 from fender._status import Finding, Status
 
+__all__ = ["interpolate", "judge_compose"]
+
 _COMPOSE_DEFAULT_GRACE = 10.0  # seconds: docker stop's default before SIGKILL
-K8S_UNITS = {
-    "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-}  # fmt: skip
-
-
 # The fender program with one of its commands, not merely the word (a database named fender).
 _FENDER_COMMAND = re.compile(r"(?:^|[\s/])fender\s+(?:run|probe|drain)\b")
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -101,6 +96,7 @@ def _runs_fender(service: Mapping[str, Any], path: Path) -> bool:
 
 
 def judge_compose(root: Path, path: Path, doc: Mapping[str, Any]) -> Iterator[Finding]:
+    """The services of one compose file that run fender: healthcheck, stop_grace_period, memory."""
     for name, service in doc["services"].items():
         if not isinstance(service, Mapping) or not _runs_fender(service, path):
             continue

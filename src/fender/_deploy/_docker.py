@@ -10,6 +10,8 @@ from pathlib import Path
 from fender._deploy._judge import load, probe_finding, rel, url_path
 from fender._status import Finding, Status
 
+__all__ = ["instructions", "judge_dockerfile", "judge_procfile"]
+
 
 def instructions(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -39,6 +41,7 @@ def _final_stage(text: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
 
 
 def judge_dockerfile(root: Path, path: Path) -> Iterator[Finding]:
+    """The final stage of a Dockerfile: a non-root USER, a HEALTHCHECK the image can run."""
     where = rel(root, path)
     final, environ = _final_stage(path.read_text(encoding="utf-8"))
     users = [args.split(":")[0].strip() for word, args in final if word == "USER"]
@@ -69,6 +72,7 @@ def judge_dockerfile(root: Path, path: Path) -> Iterator[Finding]:
 
 
 def judge_procfile(root: Path, path: Path) -> Iterator[Finding]:
+    """A Procfile's web process: fender run, which binds the host's $PORT."""
     where = rel(root, path)
     web = [
         line.split(":", 1)[1].strip()

@@ -11,30 +11,38 @@ from fender.doctor import over_memory
 from fender.errors import ConfigurationError
 from fender.settings import Settings, endpoint_paths, load_settings
 
+__all__ = [
+    "DOCKER_UNITS",
+    "K8S_UNITS",
+    "grace_finding",
+    "load",
+    "memory_finding",
+    "probe_finding",
+    "rel",
+    "seconds",
+    "size_bytes",
+    "strings",
+    "url_path",
+]
+
 K8S_UNITS = {
     "": 1,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
 }  # fmt: skip
-
-
 DOCKER_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}  # binary, as docker reads them
-
-
 _URL_PATH = re.compile(r"https?://[^/\s\"']+(/[^\s\"'?#]*)?")
-
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)")
-
-
 _DURATION_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
 def rel(root: Path, path: Path) -> str:
+    """``path`` as the findings name it: relative to the folder judged."""
     return str(path.relative_to(root))
 
 
 def strings(data: object) -> dict[str, str]:
+    """A ConfigMap's data as strings (None values dropped)."""
     if not isinstance(data, Mapping):
         return {}
     return {str(k): str(v) for k, v in data.items() if v is not None}
@@ -85,6 +93,7 @@ def probe_finding(where: str, role: str, path: str, settings: Settings) -> Findi
 
 
 def url_path(command: str) -> str | None:
+    """The path of the first http(s) URL in ``command``; None without one."""
     match = _URL_PATH.search(command)
     if match is None:
         return None
@@ -92,6 +101,7 @@ def url_path(command: str) -> str | None:
 
 
 def grace_finding(where: str, grace: float, drain: float, settings: Settings, name: str) -> Finding:
+    """Whether ``grace`` seconds cover the drain plus GUNICORN_GRACEFUL_TIMEOUT."""
     need = drain + settings.graceful_timeout
     said = f"{where}: {name} {grace:g}s"
     if grace < need:
@@ -108,6 +118,7 @@ def grace_finding(where: str, grace: float, drain: float, settings: Settings, na
 
 
 def memory_finding(where: str, limit: object, settings: Settings, *, kubernetes: bool) -> Finding:
+    """The memory limit against MEMORY_LIMIT_MB and WEB_WORKERS x the worker size."""
     if limit is None:
         reason = f"{where}: no memory limit, so fender sizes workers by the host's memory"
         return Finding("deploy:memory", Status.WARN, reason, "set a memory limit (512Mi, say)")
@@ -147,6 +158,7 @@ def memory_finding(where: str, limit: object, settings: Settings, *, kubernetes:
 
 
 def size_bytes(text: str, units: Mapping[str, int]) -> float | None:
+    """Bytes of ``text`` (``512Mi``: K8S_UNITS; ``512m``, ``1gb``: DOCKER_UNITS); None if not."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
     if match is None:
         return None

@@ -18,9 +18,9 @@ from fender._deploy._judge import (
 from fender._status import Finding, Status
 from fender.settings import Settings
 
+__all__ = ["WORKLOADS", "judge_workload"]
+
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
-
-
 _K8S_DEFAULT_GRACE = 30  # seconds, when a pod spec does not say
 
 
@@ -49,6 +49,7 @@ def _container_env(
 def judge_workload(
     root: Path, path: Path, doc: Mapping[str, Any], config_maps: Mapping[str, dict[str, str]]
 ) -> Iterator[Finding]:
+    """Each container of a workload: probes, preStop, grace period, memory limit."""
     spec = _pod_spec(doc)
     name = f"{rel(root, path)} {doc.get('kind')}/{doc.get('metadata', {}).get('name', '?')}"
     grace = spec.get("terminationGracePeriodSeconds", _K8S_DEFAULT_GRACE)
