@@ -492,3 +492,59 @@ class CommandServer(ServerProcess):
         if self.process is None:
             raise RuntimeError("never started")
         return self.process.returncode
+
+
+class PrometheusServer(CommandServer):
+    """Prometheus on a loopback port, ready when ``/-/ready`` answers 200 (not just any status)."""
+
+    name = "prometheus"
+
+    def ready(self) -> bool:
+        """True once Prometheus has loaded its storage and configuration."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        try:
+            conn.request("GET", "/-/ready")
+            response = conn.getresponse()
+            response.read()
+        except OSError:
+            return False
+        finally:
+            conn.close()
+        return response.status == 200
+
+    def query(self, promql: str) -> list[dict[str, object]]:
+        """The result vector of an instant query."""
+        import httpx
+
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=30)
+        response.raise_for_status()
+        payload = response.json()
+        assert payload["status"] == "success", payload
+        return payload["data"]["result"]
+
+
+@contextlib.contextmanager
+def running_prometheus(config: Path, workdir: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus with ``config``, its storage under ``workdir``; stopped at the end."""
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not Path(binary).exists():
+        missing("prometheus (Debian package prometheus)")
+    server = PrometheusServer(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            "--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        ready_path="/-/ready",
+        cwd=workdir,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.close()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import math
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from test_prometheus_scrape import PrometheusServer
 
 from monitoring_files import (
     ALERTS,
@@ -40,7 +38,15 @@ from monitoring_files import (
 )
 
 from kv_instances import kv_instance
-from servers import CommandServer, RedisServer, find_redis, missing, wait_for
+from servers import (
+    CommandServer,
+    PrometheusServer,
+    RedisServer,
+    find_redis,
+    missing,
+    running_prometheus,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -137,27 +143,9 @@ def render_config(tmp_path: Path, ports: dict[str, int]) -> Path:
 
 @pytest.fixture
 def prometheus(tmp_path: Path, stores: dict[str, CommandServer]) -> Iterator[PrometheusServer]:
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(binary).exists():
-        missing("prometheus (Debian package prometheus)")
     config = render_config(tmp_path, {name: server.port for name, server in stores.items()})
-    server = PrometheusServer(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            "--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        ready_path="/-/ready",
-        cwd=tmp_path,
-    )
-    server.start()
-    try:
+    with running_prometheus(config, tmp_path) as server:
         yield server
-    finally:
-        server.terminate()
-        server.close()
 
 
 def api(prometheus: PrometheusServer, path: str) -> Any:

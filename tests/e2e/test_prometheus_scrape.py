@@ -7,9 +7,7 @@ multiprocess exposition, and the scrape target must be up (a valid exposition, s
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import CommandServer, missing
+from servers import CommandServer, PrometheusServer, running_prometheus
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -27,33 +25,6 @@ ROUTE = "/items/{item_id}"
 SCRAPE_DEADLINE = 30.0
 
 pytestmark = pytest.mark.e2e
-
-
-class PrometheusServer(CommandServer):
-    """Prometheus on a loopback port, ready when ``/-/ready`` answers 200 (not just any status)."""
-
-    name = "prometheus"
-
-    def ready(self) -> bool:
-        """True once Prometheus has loaded its storage and configuration."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-        try:
-            conn.request("GET", "/-/ready")
-            response = conn.getresponse()
-            response.read()
-        except OSError:
-            return False
-        finally:
-            conn.close()
-        return response.status == 200
-
-    def query(self, promql: str) -> list[dict[str, object]]:
-        """The result vector of an instant query."""
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=30)
-        response.raise_for_status()
-        payload = response.json()
-        assert payload["status"] == "success", payload
-        return payload["data"]["result"]
 
 
 @pytest.fixture
@@ -87,9 +58,6 @@ def gunicorn(tmp_path: Path) -> Iterator[CommandServer]:
 
 @pytest.fixture
 def prometheus(gunicorn: CommandServer, tmp_path: Path) -> Iterator[PrometheusServer]:
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(binary).exists():
-        missing("prometheus (Debian package prometheus)")
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n"
@@ -101,23 +69,8 @@ def prometheus(gunicorn: CommandServer, tmp_path: Path) -> Iterator[PrometheusSe
         "    static_configs:\n"
         f"      - targets: ['127.0.0.1:{gunicorn.port}']\n"
     )
-    server = PrometheusServer(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            "--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        ready_path="/-/ready",
-        cwd=tmp_path,
-    )
-    server.start()
-    try:
+    with running_prometheus(config, tmp_path) as server:
         yield server
-    finally:
-        server.terminate()
-        server.close()
 
 
 def send_until_both_workers_answer(url: str) -> int:
