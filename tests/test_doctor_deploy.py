@@ -250,3 +250,157 @@ def test_the_shipped_deploy_files_pass_with_no_warning(capsys):
     assert main(["doctor", "--strict", "--deploy", str(ROOT / "deploy")]) == 0, (
         capsys.readouterr().out
     )
+
+
+def pod(old: str, new: str) -> str:
+    """GOOD_POD with one change."""
+    assert old in GOOD_POD
+    return GOOD_POD.replace(old, new)
+
+
+DRAIN = '["fender", "drain"]'
+COMPOSE_WEB = "services:\n  web:\n    command: fender run app:app\n"
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        pytest.param("kind: ConfigMap\nmetadata: null\ndata: {A: b}\n", id="cm-metadata-null"),
+        pytest.param(pod("lifecycle: {preStop: {exec: {command: " + DRAIN + "}}}",
+                         "lifecycle: null"), id="lifecycle-null"),
+        pytest.param(pod("{limits: {memory: 512Mi}}", "{limits: null}"), id="limits-null"),
+        pytest.param(pod("livenessProbe: {httpGet: {path: /health/live, port: http}}",
+                         "livenessProbe: [1]"), id="probe-a-list"),
+        pytest.param(pod("terminationGracePeriodSeconds: 45",
+                         "terminationGracePeriodSeconds: null"), id="grace-null"),
+        pytest.param(pod(DRAIN, '["fender", "drain", "--wait", "ten"]'), id="wait-not-a-number"),
+        pytest.param("kind: Deployment\nspec: {template: {spec: {containers: {a: b}}}}\n",
+                     id="containers-a-map"),
+        pytest.param("kind: Deployment\nspec: {template: {spec: {containers: null}}}\n",
+                     id="containers-null"),
+        pytest.param(COMPOSE_WEB + "    healthcheck: null\n    deploy: {resources: null}\n"
+                     "    environment: null\n", id="compose-nulls"),
+        pytest.param(COMPOSE_WEB + "    environment: !reset []\n    stop_grace_period: 45s\n",
+                     id="compose-reset-tag"),
+    ],
+)  # fmt: skip
+def test_unusual_but_valid_files_give_findings_never_a_traceback(tmp_path, manifest):
+    write(tmp_path, "file.yaml", textwrap.dedent(manifest))
+    report = diagnose_deploy(tmp_path)
+    assert report.findings
+    assert not [f for f in report.findings if "could not be judged" in f.reason], report.findings
+
+
+def test_wait_given_with_an_equals_sign_and_a_bad_wait(tmp_path):
+    write(
+        tmp_path,
+        "web.yaml",
+        GOOD_POD.replace('["fender", "drain"]', '["fender", "drain", "--wait=20"]'),
+    )
+    assert any("preStop waits 20s" in r for _, _, r in findings(tmp_path))
+    write(
+        tmp_path,
+        "web.yaml",
+        GOOD_POD.replace('["fender", "drain"]', '["fender", "drain", "--wait", "ten"]'),
+    )
+    assert worst(tmp_path, "deploy:prestop") is Status.FAIL
+
+
+def test_only_containers_that_run_fender_are_judged_and_jobs_are_not(tmp_path):
+    redis = """
+        kind: Deployment
+        metadata: {name: redis}
+        spec: {template: {spec: {containers: [{name: redis, image: "redis:7"}]}}}
+        ---
+        kind: Job
+        metadata: {name: migrate}
+        spec:
+          template:
+            spec:
+              containers:
+                - name: migrate
+                  image: example/web:1
+                  command: ["fender", "run", "app:app"]
+    """
+    write(tmp_path, "others.yaml", redis)
+    got = findings(tmp_path)
+    assert [s for _, s, _ in got] == [Status.WARN], got  # nothing judged: "no fender service"
+
+
+def test_env_from_prefix_is_applied(tmp_path):
+    pod = textwrap.dedent(GOOD_POD).replace(
+        "env: [", "envFrom: [{configMapRef: {name: web-env}, prefix: APP_}]\n          env: ["
+    )
+    write(tmp_path, "web.yaml", pod)
+    write(
+        tmp_path,
+        "cm.yaml",
+        "kind: ConfigMap\nmetadata: {name: web-env}\ndata: {FENDER_PORT: '9000'}\n",
+    )
+    assert worst(tmp_path, "deploy:readiness") is Status.PASS  # APP_FENDER_PORT is not fender's
+
+
+def test_a_read_only_root_needs_the_runtime_and_metrics_directories_mounted(tmp_path):
+    pod = textwrap.dedent(GOOD_POD).replace(
+        "resources: {limits: {memory: 512Mi}}",
+        "resources: {limits: {memory: 512Mi}}\n"
+        "          securityContext: {readOnlyRootFilesystem: true}\n"
+        "          volumeMounts: [{name: tmp, mountPath: /tmp}]",
+    )
+    write(tmp_path, "web.yaml", pod)
+    assert worst(tmp_path, "deploy:writable") is Status.PASS  # both under /tmp by default
+    moved = pod.replace('value: "10"}]', 'value: "10"}, {name: FENDER_RUNTIME_DIR, value: /run/x}]')
+    write(tmp_path, "web.yaml", moved)
+    got = findings(tmp_path, "deploy:writable")
+    assert got[0][1] is Status.FAIL
+    assert "FENDER_RUNTIME_DIR=/run/x" in got[0][2]
+
+
+def test_compose_reads_the_image_env_and_env_files(tmp_path):
+    write(
+        tmp_path,
+        "Dockerfile",
+        "FROM python:3.11-slim\nENV FENDER_RUNTIME_DIR=/run/app\nUSER 1000\n"
+        'HEALTHCHECK CMD ["fender", "probe", "http://127.0.0.1:8000/health/ready"]\n'
+        'CMD ["fender", "run", "app:app"]\n',
+    )
+    write(tmp_path, "web.env", "# the team's settings\nWEB_WORKERS=8\n")
+    compose = """
+        services:
+          web:
+            build: .
+            env_file: web.env
+            read_only: true
+            tmpfs: [/tmp]
+            stop_grace_period: 45s
+            mem_limit: 512m
+            healthcheck: {test: ["CMD", "fender", "probe", "http://127.0.0.1:8000/health/ready"]}
+    """
+    write(tmp_path, "compose.yaml", compose)
+    got = findings(tmp_path)
+    assert worst(tmp_path, "deploy:writable") is Status.FAIL, got  # /run/app from the image
+    assert any("8 workers x 128 MiB" in r for _, _, r in got), got
+
+
+def test_curl_in_a_healthcheck_is_judged_by_the_base_image(tmp_path):
+    full = (
+        "FROM python:3.11\nUSER 1000\nHEALTHCHECK CMD curl -f http://localhost:8000/health/ready\n"
+    )
+    write(tmp_path, "Dockerfile", full)
+    assert worst(tmp_path, "deploy:healthcheck") is Status.PASS  # the full image ships curl
+    write(tmp_path, "Dockerfile", full.replace("python:3.11", "python:3.11-alpine"))
+    assert worst(tmp_path, "deploy:healthcheck") is Status.FAIL
+    wget = full.replace("python:3.11", "python:3.11-alpine").replace("curl -f", "wget -qO-")
+    write(tmp_path, "Dockerfile", wget)
+    assert worst(tmp_path, "deploy:healthcheck") is Status.PASS  # busybox wget
+
+
+def test_a_helm_template_is_said_to_be_one(tmp_path):
+    write(
+        tmp_path,
+        "templates/deployment.yaml",
+        "{{- if .Values.enabled }}\nkind: Deployment\n{{- end }}\n",
+    )
+    got = findings(tmp_path, "deploy")
+    assert [s for _, s, _ in got] == [Status.WARN]
+    assert "template" in got[0][2]

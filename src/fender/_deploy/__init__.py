@@ -17,13 +17,13 @@ findings. Reading YAML needs PyYAML (``pip install 'fender[deploy]'``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from fender._deploy._compose import judge_compose
 from fender._deploy._docker import judge_dockerfile, judge_procfile
-from fender._deploy._judge import rel, strings
+from fender._deploy._judge import mapping, rel, strings
 from fender._deploy._kubernetes import WORKLOADS, judge_workload
 from fender._status import Finding, Status
 from fender.doctor import Report
@@ -32,7 +32,6 @@ from fender.errors import ConfigurationError
 __all__ = ["diagnose_deploy"]
 
 _YAML = (".yaml", ".yml")
-_K8S_DEFAULT_GRACE = 30  # seconds, when a pod spec does not say
 
 
 def diagnose_deploy(directory: str | Path) -> Report:
@@ -48,24 +47,40 @@ def diagnose_deploy(directory: str | Path) -> Report:
     files = sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
     documents = list(_yaml_documents(root, files, findings))
     config_maps = {
-        str(doc.get("metadata", {}).get("name", "")): strings(doc.get("data"))
+        str(mapping(doc.get("metadata")).get("name", "")): strings(doc.get("data"))
         for _, doc in documents
         if doc.get("kind") == "ConfigMap"
     }
     for path, doc in documents:
-        if doc.get("kind") in WORKLOADS or doc.get("kind") == "Pod":
-            findings.extend(judge_workload(root, path, doc, config_maps))
-        elif "services" in doc and isinstance(doc["services"], Mapping):
-            findings.extend(judge_compose(root, path, doc))
+        if doc.get("kind") in WORKLOADS:
+            findings.extend(_guarded(root, path, judge_workload(root, path, doc, config_maps)))
+        elif isinstance(doc.get("services"), Mapping):
+            findings.extend(_guarded(root, path, judge_compose(root, path, doc)))
     for path in files:
-        if path.name == "Dockerfile" or path.name.endswith(".Dockerfile"):
-            findings.extend(judge_dockerfile(root, path))
+        if path.name.startswith("Dockerfile") or path.name.endswith((".Dockerfile", ".dockerfile")):
+            findings.extend(_guarded(root, path, judge_dockerfile(root, path)))
         elif path.name == "Procfile":
-            findings.extend(judge_procfile(root, path))
+            findings.extend(_guarded(root, path, judge_procfile(root, path)))
     if not findings:
-        reason = f"no Kubernetes manifest, compose file, Dockerfile or Procfile under {root}"
+        reason = (
+            "no fender service in a Kubernetes manifest, compose file, Dockerfile or Procfile "
+            f"under {root}"
+        )
         findings.append(Finding("deploy", Status.WARN, reason, "point --deploy at your files"))
     return Report(tuple(findings))
+
+
+def _guarded(root: Path, path: Path, judged: Iterable[Finding]) -> list[Finding]:
+    """The findings of one file; a file no reader expected is a finding, never a traceback."""
+    found: list[Finding] = []
+    try:
+        found.extend(judged)
+    except (OSError, UnicodeDecodeError) as exc:
+        found.append(Finding("deploy", Status.FAIL, f"{rel(root, path)}: unreadable: {exc}", ""))
+    except Exception as exc:
+        reason = f"{rel(root, path)}: could not be judged ({type(exc).__name__}: {exc})"
+        found.append(Finding("deploy", Status.FAIL, reason, "report this file to fender"))
+    return found
 
 
 def _yaml_documents(
@@ -80,13 +95,36 @@ def _yaml_documents(
         reason = "PyYAML is not installed: the Kubernetes and compose files were not read"
         findings.append(Finding("deploy", Status.FAIL, reason, "pip install 'fender[deploy]'"))
         return
+    loader = _tolerant_loader(yaml)
     for path in yaml_files:
+        text = ""
         try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            docs = list(yaml.load_all(text, Loader=loader))
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-            reason = f"{rel(root, path)} is not readable YAML: {exc}"
-            findings.append(Finding("deploy", Status.FAIL, reason, "fix the file"))
+            if "{{" in text:  # a Helm or Jinja template: only what it renders is a manifest
+                reason = f"{rel(root, path)} is a template, not judged"
+                fix = "judge what it renders (helm template ... > out/; fender doctor --deploy out)"
+                findings.append(Finding("deploy", Status.WARN, reason, fix))
+            else:
+                reason = f"{rel(root, path)} is not readable YAML: {exc}"
+                findings.append(Finding("deploy", Status.FAIL, reason, "fix the file"))
             continue
-        for doc in docs:
-            if isinstance(doc, dict):
-                yield path, doc
+        yield from ((path, doc) for doc in docs if isinstance(doc, dict))
+
+
+def _tolerant_loader(yaml: Any) -> Any:
+    """PyYAML's safe loader that reads unknown tags (compose's !reset) as the value they tag."""
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        pass
+
+    def untagged(loader: Any, _suffix: str, node: Any) -> object:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_mapping(node, deep=True)
+
+    Loader.add_multi_constructor("!", untagged)
+    return Loader

@@ -10,7 +10,15 @@ from pathlib import Path
 from fender._deploy._judge import load, probe_finding, rel, url_path
 from fender._status import Finding, Status
 
-__all__ = ["instructions", "judge_dockerfile", "judge_procfile"]
+__all__ = ["final_stage", "instructions", "judge_dockerfile", "judge_procfile"]
+
+
+# Base images known to lack a tool: slim and distroless ones ship neither curl nor wget; alpine
+# has busybox's wget but no curl. Of other bases nothing is assumed.
+_LACKING = (
+    (re.compile(r"slim|distroless|scratch"), {"curl", "wget"}),
+    (re.compile("alpine"), {"curl"}),
+)
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -26,24 +34,30 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def _final_stage(text: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def final_stage(text: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The final stage's instructions, and the environment its ENV lines set."""
     final: list[tuple[str, str]] = []
     for word, args in instructions(text):
         final = [] if word == "FROM" else final
         final.append((word, args))
     environ: dict[str, str] = {}
-    for item in (item for word, args in final if word == "ENV" for item in shlex.split(args)):
-        key, equals, value = item.partition("=")
-        if equals:
-            environ[key] = value
+    for args in (args for word, args in final if word == "ENV"):
+        try:
+            items = shlex.split(args)
+        except ValueError:  # an unbalanced quote: docker build would refuse it
+            continue
+        if items and "=" not in items[0]:  # the legacy form: ENV NAME the value
+            environ[items[0]] = " ".join(items[1:])
+            continue
+        pairs = (item.partition("=") for item in items)
+        environ.update({key: value for key, equals, value in pairs if equals})
     return final, environ
 
 
 def judge_dockerfile(root: Path, path: Path) -> Iterator[Finding]:
     """The final stage of a Dockerfile: a non-root USER, a HEALTHCHECK the image can run."""
     where = rel(root, path)
-    final, environ = _final_stage(path.read_text(encoding="utf-8"))
+    final, environ = final_stage(path.read_text(encoding="utf-8"))
     users = [args.split(":")[0].strip() for word, args in final if word == "USER"]
     if not users or users[-1] in ("root", "0"):
         reason = f"{where}: the final stage runs as root"
@@ -56,11 +70,16 @@ def judge_dockerfile(root: Path, path: Path) -> Iterator[Finding]:
         return
     command = checks[-1]
     runs = " ".join(args for word, args in final if word == "RUN")
+    base = final[0][1].split()[0] if final and final[0][0] == "FROM" and final[0][1] else ""
     for tool in ("curl", "wget"):
-        if re.search(rf"\b{tool}\b", command) and not re.search(rf"\b{tool}\b", runs):
+        if (
+            re.search(rf"\b{tool}\b", command)
+            and not re.search(rf"\b{tool}\b", runs)
+            and any(tool in tools and image.search(base) for image, tools in _LACKING)
+        ):
             reason = (
-                f"{where}: the HEALTHCHECK runs {tool}, which no RUN of the final stage "
-                "installs (python:*-slim has none)"
+                f"{where}: the HEALTHCHECK runs {tool}, which {base} does not ship and no RUN "
+                "of the final stage installs"
             )
             yield Finding("deploy:healthcheck", Status.FAIL, reason, "use fender probe URL")
     probe = url_path(command)

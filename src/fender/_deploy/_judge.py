@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fender._status import Finding, Status
 from fender.doctor import over_memory
@@ -13,9 +14,12 @@ from fender.settings import Settings, endpoint_paths, load_settings
 
 __all__ = [
     "DOCKER_UNITS",
+    "FENDER_COMMAND",
     "K8S_UNITS",
     "grace_finding",
     "load",
+    "mapping",
+    "mappings",
     "memory_finding",
     "probe_finding",
     "rel",
@@ -23,6 +27,8 @@ __all__ = [
     "size_bytes",
     "strings",
     "url_path",
+    "words",
+    "writable_finding",
 ]
 
 K8S_UNITS = {
@@ -31,9 +37,59 @@ K8S_UNITS = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
 }  # fmt: skip
 DOCKER_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}  # binary, as docker reads them
+# The fender program with one of its commands, not merely the word (a database named fender).
+FENDER_COMMAND = re.compile(r"(?:^|[\s/])fender\s+(?:run|probe|drain)\b")
 _URL_PATH = re.compile(r"https?://[^/\s\"']+(/[^\s\"'?#]*)?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)")
 _DURATION_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one: files may hold null or a list anywhere."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def mappings(value: object) -> list[Mapping[str, Any]]:
+    """The mappings of a list (``containers``, ``env``...); nothing when it is not a list."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def words(value: object) -> str:
+    """A command as compose, Kubernetes or a Dockerfile gives it (a string or a list) as words."""
+    if isinstance(value, list):
+        return " ".join(str(word) for word in value)
+    # A Dockerfile's exec form, ["fender", "run", ...], read as words too.
+    return "" if value is None else re.sub(r"[\[\],\"']", " ", str(value))
+
+
+def writable_finding(
+    where: str, settings: Settings, environ: Mapping[str, str], mounts: list[str]
+) -> Finding:
+    """On a read-only root filesystem: are the runtime and metrics directories mounted?"""
+    metrics = environ.get("PROMETHEUS_MULTIPROC_DIR") or environ.get("TMPDIR") or "/tmp"  # noqa: S108
+    unmounted = [
+        f"{name}={directory}"
+        for name, directory in (
+            ("FENDER_RUNTIME_DIR", settings.runtime_dir),
+            ("the metrics directory (PROMETHEUS_MULTIPROC_DIR, else /tmp)", metrics),
+        )
+        if not any(_under(directory, mount) for mount in mounts)
+    ]
+    if unmounted:
+        reason = (
+            f"{where}: the root filesystem is read-only and {', '.join(unmounted)} is on no "
+            "mount: the drain flag or the metrics files cannot be written"
+        )
+        fix = "mount an emptyDir (or tmpfs) there, or point the variable into one"
+        return Finding("deploy:writable", Status.FAIL, reason, fix)
+    return Finding(
+        "deploy:writable", Status.PASS, f"{where}: runtime and metrics directories are mounted"
+    )
+
+
+def _under(directory: str, mount: str) -> bool:
+    mount = mount.rstrip("/") or "/"
+    return directory == mount or directory.startswith(mount.rstrip("/") + "/")
 
 
 def rel(root: Path, path: Path) -> str:
