@@ -48,8 +48,11 @@ SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 
 STORES = ("kv-cp", "kv-ap")
 STORE_PORT = 8000
-# What the stores need exported to start (compose refuses without POSTGRES_PASSWORD).
-EXPORTED = {"POSTGRES_PASSWORD": "pw-from-the-shell"}
+# What the stores need exported to start (compose refuses without either).
+EXPORTED = {
+    "POSTGRES_PASSWORD": "pw-from-the-shell",
+    "FENDER_ADMIN_TOKEN": secrets.token_urlsafe(32),
+}
 
 # The binaries each pinned third-party image is known to ship, from the images' Dockerfiles:
 # a healthcheck may only run one of these. Change a tag, check its image, then this table.
@@ -285,8 +288,10 @@ def test_no_working_secret_ships(services):
         settings = load_settings({**env, "FENDER_TESTING": "0"}, env_file=None)
         with pytest.raises(ProductionRuleError, match="SECRET_KEY"):
             settings.require_production_ready()
-        with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
-            store_env(services[name], {})
+        for required in EXPORTED:
+            others = {k: v for k, v in EXPORTED.items() if k != required}
+            with pytest.raises(KeyError, match=required):
+                store_env(services[name], others)
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
         interpolate(services["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
 
@@ -349,6 +354,7 @@ def compose_store(tmp_path_factory, services) -> Iterator[tuple[CommandServer, d
         "PROMETHEUS_MULTIPROC_DIR": str(data / "metrics"),
         "HOME": str(data),  # where gunicorn would open its control socket
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "FENDER_ADMIN_TOKEN": store_env(services["kv-ap"])["FENDER_ADMIN_TOKEN"],
         "WEB_WORKERS": "1",
         "KV_MODE": "ap",
         # SQLite nodes: the log line's keys do not depend on the node kind.
@@ -382,6 +388,17 @@ def access_log_line(compose_store) -> dict[str, Any]:
     record = logged()
     assert record is not None
     return record
+
+
+@pytest.mark.e2e
+def test_the_admin_pages_answer_the_compose_token(compose_store):
+    # The runbook's commands: production hides them (404) from a request without the token.
+    # (The store's own /circuit-breaker replaces fender's protected one and is public.)
+    server, env = compose_store
+    bearer = {"Authorization": f"Bearer {env['FENDER_ADMIN_TOKEN']}"}
+    for path in ("/status", "/health/detailed"):
+        assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 404, path
+        assert httpx.get(f"{server.url}{path}", headers=bearer, timeout=10).status_code == 200
 
 
 @pytest.mark.e2e
