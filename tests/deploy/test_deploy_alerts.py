@@ -186,6 +186,12 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
     ]
     assert source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
+    # The logs profile's Loki, as a second source: never the default.
+    (logs,) = yaml.safe_load((GRAFANA / "datasources" / "loki.yml").read_text())["datasources"]
+    assert logs["type"] == "loki"
+    assert logs["url"] == "http://loki:3100"
+    assert not logs.get("isDefault", False)
+    assert source["isDefault"] is True
     (provider,) = yaml.safe_load((GRAFANA / "dashboards" / "fender.yml").read_text())["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/")

@@ -325,9 +325,15 @@ def test_the_mounted_observability_files_agree_with_compose(services):
     providers = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "fender.yml")
     paths = [p["options"]["path"] for p in providers["providers"]]
     assert any(Path(dashboard).is_relative_to(path) for path in paths), (dashboard, paths)
-    datasources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
-    for source in datasources["datasources"]:
-        assert urlsplit(source["url"]).hostname in services, source["url"]
+    provisioned = sorted((DEPLOY / "grafana" / "provisioning" / "datasources").glob("*.yml"))
+    assert len(provisioned) >= 2, provisioned  # Prometheus, and Loki for the logs profile
+    for path in provisioned:
+        for source in load_yaml(path)["datasources"]:
+            url = urlsplit(source["url"])
+            assert url.hostname in services, (path.name, source["url"])
+            if url.hostname == "loki":
+                loki = load_yaml(DEPLOY / "loki" / "config.yml")
+                assert url.port == loki["server"]["http_listen_port"], source["url"]
 
 
 @pytest.fixture(scope="module")
