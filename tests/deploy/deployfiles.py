@@ -6,6 +6,7 @@ on ``sys.path``).
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from servers import missing
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
 
 # Variables the stores get that are not fields of a settings model, each read by fender itself
 # under this name (a test checks the name is in that module's source): the name is the
@@ -37,6 +39,29 @@ READ_DIRECTLY = {
 def load_yaml(path: Path) -> Any:
     """The one YAML document in ``path``."""
     return yaml.safe_load(path.read_text())
+
+
+def image_env(path: Path = DOCKERFILE) -> dict[str, str]:
+    """The ENV of the Dockerfile's final stage: what every container of the image starts with."""
+    values: dict[str, str] = {}
+    logical = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical, line = "", logical + line
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            values = {}  # a new stage inherits nothing of the previous one's ENV
+        elif keyword.upper() == "ENV":
+            for pair in shlex.split(args):
+                name, sep, value = pair.partition("=")
+                assert sep, f"ENV {pair!r}: the key=value form only"
+                values[name] = value
+    return values
 
 
 def tool(name: str) -> str:

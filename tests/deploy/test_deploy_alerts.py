@@ -8,13 +8,18 @@ running store, is tests/e2e/test_deploy_dashboard_e2e.py.
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
+import tomllib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from fender.settings import endpoint_paths, load_settings
 from monitoring_files import (
     ALERTS,
     ALERTS_TEST,
@@ -33,8 +38,19 @@ from monitoring_files import (
 from servers import missing
 
 GRAFANA = ROOT / "deploy" / "grafana" / "provisioning"
+COMPOSE = ROOT / "deploy" / "compose.yaml"
 RUNBOOK_PREFIX = "docs/runbook.md#"
 ALERT_NAMES = [rule["alert"] for rule in alert_rules()]
+# fender's pages that answer 404 in production without the bearer token (src/fender/http/admin.py
+# guards them; FENDER_ADMIN_TOKEN's description lists them).
+ADMIN_PATHS = ("/status", "/health/detailed", "/health/drain")
+BEARER = '-H "Authorization: Bearer $FENDER_ADMIN_TOKEN"'
+# The store's own routes (examples/kvstore/app.py) besides fender's endpoints.
+STORE_PATHS = ("/", "/openapi.json", "/circuit-breaker")
+# What the runbook may run with `docker compose exec` in the store's image besides fender's
+# console scripts (python:*-slim ships python and Debian's tar), and in the Redis image.
+STORE_PROGRAMS = {"python", "tar"}
+REDIS_PROGRAMS = {"redis-cli"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -170,7 +186,77 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
     ]
     assert source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
+    # The logs profile's Loki, as a second source: never the default.
+    (logs,) = yaml.safe_load((GRAFANA / "datasources" / "loki.yml").read_text())["datasources"]
+    assert logs["type"] == "loki"
+    assert logs["url"] == "http://loki:3100"
+    assert not logs.get("isDefault", False)
+    assert source["isDefault"] is True
     (provider,) = yaml.safe_load((GRAFANA / "dashboards" / "fender.yml").read_text())["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/")
     assert DASHBOARD.name == "fender.json"
+
+
+def runbook_commands() -> list[str]:
+    """The shell commands of the runbook: console blocks (continuations joined), inline code."""
+    text = RUNBOOK.read_text()
+    commands: list[str] = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.DOTALL):
+        commands += [line.strip() for line in block.replace("\\\n", " ").splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    commands += re.findall(r"`((?:curl|docker|kubectl|fender|python|redis-cli) [^`]+)`", prose)
+    return [command for command in commands if command]
+
+
+def test_the_runbook_curls_published_ports_and_sends_the_admin_token() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    published: dict[int, str] = {}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            _host_ip, host_port, _target = str(port).split(":")
+            published[int(host_port)] = name
+    fender = endpoint_paths(load_settings({}, env_file=None))
+    admin_curls = 0
+    curls = [c for c in runbook_commands() for part in c.split("|") if part.split()[:1] == ["curl"]]
+    assert curls
+    for command in curls:
+        for url in re.findall(r"https?://[^\s'\"|]+", command):
+            where = urlsplit(url)
+            assert where.hostname == "127.0.0.1", f"{command}: not what compose publishes"
+            assert where.port in published, f"{command}: compose publishes no port {where.port}"
+            if "build" not in services[published[where.port]]:
+                continue
+            path = where.path
+            assert path in fender or path in STORE_PATHS or path.startswith("/kv/"), command
+            if path in ADMIN_PATHS:
+                admin_curls += 1
+                assert BEARER in command, f"{command}: 404 without the admin token"
+    assert admin_curls
+
+
+def test_the_runbook_runs_programs_the_containers_have() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    scripts = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+    execs = 0
+    for command in runbook_commands():
+        for part in command.split("|"):
+            words = shlex.split(part)
+            # The Redis nodes publish no port: the host reaches them only through a container.
+            assert words[0] != "redis-cli", f"{command}: run it in a Redis container"
+            if words[:2] != ["docker", "compose"] or "exec" not in words:
+                continue
+            rest = words[words.index("exec") + 1 :]
+            while rest[0].startswith("-"):
+                rest = rest[1:]
+            service, program = rest[0], rest[1]
+            assert service in services, f"{command}: no service {service}"
+            image = services[service].get("image", "")
+            if "build" in services[service]:
+                assert program in scripts | STORE_PROGRAMS, f"{command}: not in the store's image"
+            elif image.startswith("redis:"):
+                assert program in REDIS_PROGRAMS, f"{command}: not in {image}"
+            else:
+                pytest.fail(f"{command}: teach this test what {image} ships")
+            execs += 1
+    assert execs

@@ -11,10 +11,11 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,12 +24,15 @@ import pytest
 
 from examples.kvstore.settings import load_kv_settings
 from fender._deploy._compose import interpolate
+from fender.observability._metrics import auto_dir
+from fender.runtime._drain import runtime_directory
 from fender.settings import ProductionRuleError, load_settings, secret_weakness
 
 from deployfiles import (
     DEPLOY,
     REPO,
     compose_bytes,
+    image_env,
     load_yaml,
     run_tool,
     tool,
@@ -44,8 +48,11 @@ SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 
 STORES = ("kv-cp", "kv-ap")
 STORE_PORT = 8000
-# What the stores need exported to start (compose refuses without POSTGRES_PASSWORD).
-EXPORTED = {"POSTGRES_PASSWORD": "pw-from-the-shell"}
+# What the stores need exported to start (compose refuses without either).
+EXPORTED = {
+    "POSTGRES_PASSWORD": "pw-from-the-shell",
+    "FENDER_ADMIN_TOKEN": secrets.token_urlsafe(32),
+}
 
 # The binaries each pinned third-party image is known to ship, from the images' Dockerfiles:
 # a healthcheck may only run one of these. Change a tag, check its image, then this table.
@@ -96,6 +103,21 @@ def healthcheck_binary(test: list[str] | str) -> str:
 def volume_sources(service: dict[str, Any]) -> Iterator[str]:
     for volume in service.get("volumes", []):
         yield volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+
+
+def writable_mounts(service: dict[str, Any]) -> list[PurePosixPath]:
+    """Where a container with a read-only root may write: its tmpfs and its writable volumes."""
+    tmpfs = service.get("tmpfs", [])
+    paths = [entry.split(":")[0] for entry in ([tmpfs] if isinstance(tmpfs, str) else tmpfs)]
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if not volume.get("read_only", False):
+                paths.append(volume["target"])
+            continue
+        _source, target, *mode = volume.split(":")
+        if "ro" not in ",".join(mode).split(","):
+            paths.append(target)
+    return [PurePosixPath(path) for path in paths]
 
 
 def published(service: dict[str, Any]) -> Iterator[tuple[str, int, int]]:
@@ -214,6 +236,24 @@ def test_the_store_memory_limit_is_512m_and_fender_is_told_so(services):
         assert service["deploy"]["resources"]["limits"]["memory"], f"{name} has no limit"
 
 
+def test_a_read_only_store_writes_only_under_its_mounts(services):
+    # `fender drain` and POST /health/drain write the drain flag into FENDER_RUNTIME_DIR; the
+    # workers, their metrics into PROMETHEUS_MULTIPROC_DIR (else one under /tmp). On a
+    # read-only root filesystem each must be under a tmpfs or a writable volume.
+    read_only = {name: s for name, s in services.items() if s.get("read_only")}
+    assert set(STORES) <= set(read_only)
+    for name, service in read_only.items():
+        env = {**(image_env() if "build" in service else {}), **store_env(service)}
+        runtime = PurePosixPath(runtime_directory(load_settings(env, env_file=None)))
+        metrics = PurePosixPath(env.get("PROMETHEUS_MULTIPROC_DIR") or auto_dir(1))
+        mounts = writable_mounts(service)
+        for what, directory in (("FENDER_RUNTIME_DIR", runtime), ("metrics", metrics)):
+            assert any(directory.is_relative_to(mount) for mount in mounts), (name, what, mounts)
+            # fender creates its directories 0700 and refuses a world-writable one: a tmpfs
+            # mount point is (1777), so the directory must be below it, not the mount itself.
+            assert directory not in mounts, (name, what)
+
+
 def test_every_store_variable_is_a_setting(services):
     for name in STORES:
         assert unknown_env(services[name]["environment"]) == [], name
@@ -248,8 +288,10 @@ def test_no_working_secret_ships(services):
         settings = load_settings({**env, "FENDER_TESTING": "0"}, env_file=None)
         with pytest.raises(ProductionRuleError, match="SECRET_KEY"):
             settings.require_production_ready()
-        with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
-            store_env(services[name], {})
+        for required in EXPORTED:
+            others = {k: v for k, v in EXPORTED.items() if k != required}
+            with pytest.raises(KeyError, match=required):
+                store_env(services[name], others)
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
         interpolate(services["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
 
@@ -283,16 +325,30 @@ def test_the_mounted_observability_files_agree_with_compose(services):
     providers = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "fender.yml")
     paths = [p["options"]["path"] for p in providers["providers"]]
     assert any(Path(dashboard).is_relative_to(path) for path in paths), (dashboard, paths)
-    datasources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
-    for source in datasources["datasources"]:
-        assert urlsplit(source["url"]).hostname in services, source["url"]
+    provisioned = sorted((DEPLOY / "grafana" / "provisioning" / "datasources").glob("*.yml"))
+    assert len(provisioned) >= 2, provisioned  # Prometheus, and Loki for the logs profile
+    for path in provisioned:
+        for source in load_yaml(path)["datasources"]:
+            url = urlsplit(source["url"])
+            assert url.hostname in services, (path.name, source["url"])
+            if url.hostname == "loki":
+                loki = load_yaml(DEPLOY / "loki" / "config.yml")
+                assert url.port == loki["server"]["http_listen_port"], source["url"]
 
 
 @pytest.fixture(scope="module")
-def access_log_line(tmp_path_factory) -> dict[str, Any]:
-    """One access log line of the store served by ``fender run``, configured as in the image."""
+def compose_store(tmp_path_factory, services) -> Iterator[tuple[CommandServer, dict[str, str]]]:
+    """The store served by ``fender run``, configured as in the image; and its environment.
+
+    FENDER_RUNTIME_DIR is compose's, rooted in a directory standing for the container's /tmp
+    tmpfs (world-writable and sticky, as a tmpfs mounts).
+    """
     data = tmp_path_factory.mktemp("kv")
     port = free_port()
+    compose_runtime = PurePosixPath(store_env(services["kv-ap"])["FENDER_RUNTIME_DIR"])
+    tmpfs = data / "root" / "tmp"
+    tmpfs.mkdir(parents=True)
+    tmpfs.chmod(0o1777)
     env = {
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
         "FENDER_ENV": "production",
@@ -300,10 +356,11 @@ def access_log_line(tmp_path_factory) -> dict[str, Any]:
         "FENDER_HOST": "127.0.0.1",
         "FENDER_PORT": str(port),
         "FENDER_LOG_FORMAT": "json",
-        "FENDER_RUNTIME_DIR": str(data / "run"),
+        "FENDER_RUNTIME_DIR": str(data / "root" / compose_runtime.relative_to("/")),
         "PROMETHEUS_MULTIPROC_DIR": str(data / "metrics"),
         "HOME": str(data),  # where gunicorn would open its control socket
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "FENDER_ADMIN_TOKEN": store_env(services["kv-ap"])["FENDER_ADMIN_TOKEN"],
         "WEB_WORKERS": "1",
         "KV_MODE": "ap",
         # SQLite nodes: the log line's keys do not depend on the node kind.
@@ -314,22 +371,65 @@ def access_log_line(tmp_path_factory) -> dict[str, Any]:
     server = CommandServer(argv, port=port, env=env, cwd=REPO)
     server.start()
     try:
-        httpx.put(f"{server.url}/kv/greeting", json={"value": "hi"}, timeout=10)
-
-        def logged() -> dict[str, Any] | None:
-            for line in server.output().splitlines():
-                if line.startswith("{"):
-                    record = json.loads(line)
-                    if record.get("event") == "request" and record.get("route") == "/kv/{key}":
-                        return record
-            return None
-
-        wait_for(lambda: logged() is not None, 30.0, "the store's access log line")
-        record = logged()
-        assert record is not None
-        return record
+        yield server, env
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def access_log_line(compose_store) -> dict[str, Any]:
+    """One access log line of the store (taken before any test drains it)."""
+    server, _env = compose_store
+    httpx.put(f"{server.url}/kv/greeting", json={"value": "hi"}, timeout=10)
+
+    def logged() -> dict[str, Any] | None:
+        for line in server.output().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("event") == "request" and record.get("route") == "/kv/{key}":
+                    return record
+        return None
+
+    wait_for(lambda: logged() is not None, 30.0, "the store's access log line")
+    record = logged()
+    assert record is not None
+    return record
+
+
+@pytest.mark.e2e
+def test_the_admin_pages_answer_the_compose_token(compose_store):
+    # The runbook's commands: production hides them (404) from a request without the token.
+    # (The store's own /circuit-breaker replaces fender's protected one and is public.)
+    server, env = compose_store
+    bearer = {"Authorization": f"Bearer {env['FENDER_ADMIN_TOKEN']}"}
+    for path in ("/status", "/health/detailed"):
+        assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 404, path
+        assert httpx.get(f"{server.url}{path}", headers=bearer, timeout=10).status_code == 200
+
+
+@pytest.mark.e2e
+def test_fender_drain_works_in_the_compose_runtime_dir(compose_store, access_log_line):
+    # access_log_line first: once drained, the store stays unready until it restarts.
+    server, env = compose_store
+    assert httpx.get(f"{server.url}/health/ready", timeout=10).status_code == 200
+    drained = subprocess.run(
+        [tool("fender"), "drain", "--wait", "0"],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    runtime = Path(env["FENDER_RUNTIME_DIR"])
+    assert runtime.stat().st_mode & 0o777 == 0o700
+    assert (runtime / "drain").is_file()
+    wait_for(
+        lambda: httpx.get(f"{server.url}/health/ready", timeout=10).status_code == 503,
+        30.0,
+        "readiness 503 after fender drain",
+    )
 
 
 @pytest.mark.e2e

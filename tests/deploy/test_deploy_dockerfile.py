@@ -26,7 +26,12 @@ from pathlib import Path, PurePosixPath
 import httpx
 import pytest
 from deploy_servers import ExactEnvServer, run_probe, venv_bin
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from fender.settings import load_settings
+
+from deployfiles import DEPLOY, load_yaml
 from servers import free_port, missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +42,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 # the user step below, or the test fails (a new step must be taught here, not skipped).
 BUILD_COMMANDS = ("pip", "python")
 USER_STEP = ("groupadd", "useradd", "mkdir", "chown", "chmod")
+# The DBAPI driver each DATABASE_URL scheme needs (as fender normalises it), named as the
+# distribution pip installs; None: in the standard library. A new scheme must be taught here.
+DB_DRIVERS = {"postgresql+psycopg": "psycopg", "sqlite": None}
 
 
 # --- the Dockerfile ------------------------------------------------------------------------
@@ -305,6 +313,54 @@ def stages() -> list[Stage]:
     return parse(DOCKERFILE.read_text())
 
 
+def installed_extras(stages: list[Stage]) -> set[str]:
+    """The extras of fender the runtime stage's one ``pip install`` of the wheel asks for."""
+    (install,) = [i for i in stages[-1].all("RUN") if shlex.split(i.args)[:2] == ["pip", "install"]]
+    found = re.search(r"\.whl'\)\[([\w,-]+)\]", install.args)
+    assert found, f"the wheel installed without extras: {install.args}"
+    return {canonicalize_name(extra) for extra in found[1].split(",")}
+
+
+def deployed_database_urls() -> dict[str, str]:
+    """Every DATABASE_URL the deploy files give the image, by where it is set."""
+    urls: dict[str, str] = {}
+    compose = load_yaml(DEPLOY / "compose.yaml")
+    for name, service in compose["services"].items():
+        if "build" in service and "DATABASE_URL" in service.get("environment", {}):
+            # ${VAR...}: any value; only the scheme is read.
+            urls[f"compose {name}"] = re.sub(
+                r"\$\{[^}]*\}", "x", service["environment"]["DATABASE_URL"]
+            )
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        doc = load_yaml(path)
+        for key in ("data", "stringData"):
+            if "DATABASE_URL" in doc.get(key, {}):
+                urls[f"{path.name} {key}"] = doc[key]["DATABASE_URL"]
+    return urls
+
+
+def test_every_database_url_has_its_driver_installed(stages):
+    urls = deployed_database_urls()
+    assert any(where.startswith("compose") for where in urls)
+    assert any(where.endswith(".yaml stringData") for where in urls)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    installed = {
+        canonicalize_name(Requirement(requirement).name)
+        for extra in installed_extras(stages)
+        for requirement in extras[extra]
+    }
+    for where, url in urls.items():
+        # As fender reads it: postgres:// and postgresql:// become postgresql+psycopg://.
+        scheme = load_settings({"DATABASE_URL": url}, env_file=None).database_url.split("://")[0]
+        assert scheme in DB_DRIVERS, f"{where}: teach DB_DRIVERS the driver of {scheme}"
+        driver = DB_DRIVERS[scheme]
+        assert driver is None or driver in installed, (
+            f"{where}: {scheme} needs {driver}, which no extra the Dockerfile installs provides"
+        )
+
+
 def test_hadolint_finds_nothing(tmp_path):
     binary = shutil.which("hadolint") or str(venv_bin() / "hadolint")
     if not Path(binary).exists():
@@ -366,7 +422,7 @@ def test_the_runtime_stage_installs_the_command(stages):
     assert mount is not None
     assert mount["from"] == stages[0].name
     assert mount["target"] in installs[0].args
-    assert "[flask]" in installs[0].args
+    assert {"flask"} <= installed_extras(stages)
     built = [i for i in stages[0].all("RUN") if shlex.split(i.args)[:2] == ["pip", "wheel"]]
     assert built
     assert mount["source"] in built[0].args
@@ -397,6 +453,14 @@ def test_the_image_builds_serves_and_stops(stages, tmp_path):
     assert len(build.skipped) == 1
     assert "useradd" in build.skipped[0]
     assert (image_bin / "fender").exists(), "the runtime stage did not install the CMD"
+    # The driver of the deployed DATABASE_URL (postgresql+psycopg) imports in the image.
+    imported = subprocess.run(
+        [str(image_bin / "python"), "-c", "import psycopg"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
     # The code the CMD imports is the copied examples/, not this checkout's.
     assert (build.host(final.name, workdir) / "examples" / "kvstore" / "app.py").is_file()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import secrets
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -204,6 +205,15 @@ def test_the_example_secret_is_refused_in_production(docs):
     assert secret_weakness(secret["SECRET_KEY"])
     env = {**docs["ConfigMap"]["data"], **secret, "FENDER_TESTING": "0"}
     with pytest.raises(ProductionRuleError, match="SECRET_KEY"):
+        load_settings(env, env_file=None).require_production_ready()
+
+
+def test_the_example_admin_token_is_refused_in_production(docs):
+    # A placeholder: a strong key beside it, and the pods still will not start.
+    secret = {**docs["Secret"]["stringData"], "SECRET_KEY": secrets.token_urlsafe(48)}
+    assert "FENDER_ADMIN_TOKEN" in secret
+    env = {**docs["ConfigMap"]["data"], **secret, "FENDER_TESTING": "0"}
+    with pytest.raises(ProductionRuleError, match="FENDER_ADMIN_TOKEN"):
         load_settings(env, env_file=None).require_production_ready()
 
 
