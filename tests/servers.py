@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -525,6 +525,20 @@ class PrometheusServer(CommandServer):
         return payload["data"]["result"]
 
 
+S = TypeVar("S", bound=CommandServer)
+
+
+@contextlib.contextmanager
+def serving(server: S) -> Iterator[S]:
+    """Start ``server``; at the end, stop it gracefully (SIGTERM) and free what it holds."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.close()
+
+
 @contextlib.contextmanager
 def running_prometheus(config: Path, workdir: Path) -> Iterator[PrometheusServer]:
     """A real Prometheus with ``config``, its storage under ``workdir``; stopped at the end."""
@@ -542,9 +556,5 @@ def running_prometheus(config: Path, workdir: Path) -> Iterator[PrometheusServer
         ready_path="/-/ready",
         cwd=workdir,
     )
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.terminate()
-        server.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import CommandServer, PrometheusServer, running_prometheus
+from servers import CommandServer, PrometheusServer, running_prometheus, serving
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -48,12 +48,8 @@ def gunicorn(tmp_path: Path) -> Iterator[CommandServer]:
             "PYTHONPATH": str(HERE),
         },
     )  # fmt: skip
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.terminate()
-        server.close()
 
 
 @pytest.fixture
