@@ -10,7 +10,14 @@ from typing import Any
 from fender._status import Finding, Status
 from fender.doctor import over_memory
 from fender.errors import ConfigurationError
-from fender.settings import Settings, endpoint_paths, load_settings
+from fender.settings import (
+    ADMIN_FIXED_PATHS,
+    ADMIN_SUBPATHS,
+    ALIAS_PATHS,
+    Settings,
+    endpoint_paths,
+    load_settings,
+)
 
 __all__ = [
     "DOCKER_UNITS",
@@ -123,7 +130,7 @@ def probe_finding(where: str, role: str, path: str, settings: Settings) -> Findi
     live = {prefix + "/live"} | ({"/livez"} if aliases else set())
     ready = {prefix + "/ready"} | ({"/readyz"} if aliases else set())
     whole = {prefix, prefix + "/quick"} | ({"/healthz"} if aliases else set())
-    protected = {prefix + "/detailed", prefix + "/drain", "/status", "/circuit-breaker"}
+    protected = {prefix + sub for sub in ADMIN_SUBPATHS} | set(ADMIN_FIXED_PATHS)
     if settings.metrics_protected:
         protected.add(settings.metrics_path)
     said = f"{where}: {role} probe on {path}"
@@ -131,7 +138,7 @@ def probe_finding(where: str, role: str, path: str, settings: Settings) -> Findi
         reason = f"{said}: an admin-only page, which answers 404 to the prober"
         return Finding(check, Status.FAIL, reason, f"probe {prefix}/ready or {prefix}/live")
     if path not in served:
-        near = path.startswith((prefix, "/health")) or path in ("/healthz", "/livez", "/readyz")
+        near = path.startswith((prefix, "/health")) or path in ALIAS_PATHS
         status = Status.FAIL if near else Status.WARN
         reason = f"{said}: fender serves no such path (its probes: {prefix}/live, {prefix}/ready)"
         fix = f"probe {prefix}/live or {prefix}/ready" + ("" if near else ", or serve it yourself")

@@ -63,7 +63,14 @@ from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
 from fender.runtime._drain import is_draining, request_drain, runtime_directory
 from fender.runtime._lifecycle import Lifecycle, State
-from fender.settings import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS, Settings
+from fender.settings import (
+    ADMIN_FIXED_PATHS,
+    ADMIN_SUBPATHS,
+    ALIAS_PATHS,
+    FIXED_PATHS,
+    HEALTH_SUBPATHS,
+    Settings,
+)
 
 __all__ = ["HealthEndpoints", "LoopMonitor", "RunChecks"]
 
@@ -200,7 +207,6 @@ class HealthEndpoints:
             "/version": self.version,
             "/drain": self.drain,
         }
-        protected = {"/detailed", "/drain"}
         for sub in HEALTH_SUBPATHS:
             methods = ("POST",) if sub == "/drain" else ("GET",)
             endpoints.add(
@@ -208,7 +214,7 @@ class HealthEndpoints:
                 family[sub],
                 methods,
                 setting="FENDER_HEALTH_PREFIX",
-                gate=self.guard if sub in protected else None,
+                gate=self.guard if sub in ADMIN_SUBPATHS else None,
             )
         fixed: dict[str, Endpoint] = {
             "/status": self.status,
@@ -216,7 +222,7 @@ class HealthEndpoints:
             "/circuit-breaker": self.circuit_breakers,
         }
         for path in FIXED_PATHS:
-            endpoints.add(path, fixed[path], gate=None if path.endswith(".css") else self.guard)
+            endpoints.add(path, fixed[path], gate=self.guard if path in ADMIN_FIXED_PATHS else None)
         if self.settings.health_aliases:
             aliases: dict[str, Endpoint] = {
                 "/healthz": self.health,

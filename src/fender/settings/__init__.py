@@ -39,7 +39,13 @@ from fender.settings._model import (
     field_default,
     production_error,
 )
-from fender.settings._paths import ALIAS_PATHS, FIXED_PATHS, HEALTH_SUBPATHS
+from fender.settings._paths import (
+    ADMIN_FIXED_PATHS,
+    ADMIN_SUBPATHS,
+    ALIAS_PATHS,
+    FIXED_PATHS,
+    HEALTH_SUBPATHS,
+)
 from fender.settings._production import ProductionRuleError, report_only, reporting_only
 from fender.settings._redact import redact_url
 from fender.settings._secrets import (
@@ -54,6 +60,8 @@ from fender.settings._secrets import (
 )
 
 __all__ = [
+    "ADMIN_FIXED_PATHS",
+    "ADMIN_SUBPATHS",
     "ALIAS_PATHS",
     "FIXED_PATHS",
     "HEALTH_SUBPATHS",

@@ -6,6 +6,8 @@ import re
 from typing import Final
 
 __all__ = [
+    "ADMIN_FIXED_PATHS",
+    "ADMIN_SUBPATHS",
     "ALIAS_PATHS",
     "FIXED_PATHS",
     "HEALTH_SUBPATHS",
@@ -20,6 +22,9 @@ __all__ = [
 HEALTH_SUBPATHS: Final = ("", "/live", "/ready", "/quick", "/detailed", "/version", "/drain")
 FIXED_PATHS: Final = ("/status", "/status/style.css", "/circuit-breaker")
 ALIAS_PATHS: Final = ("/healthz", "/livez", "/readyz")
+# Of those, the ones behind the admin guard (FENDER_ADMIN_TOKEN or CIDRs): a prober gets 404.
+ADMIN_SUBPATHS: Final = ("/detailed", "/drain")
+ADMIN_FIXED_PATHS: Final = ("/status", "/circuit-breaker")
 # An endpoint path: URL-safe characters only, so that it needs no escaping anywhere.
 PATH: Final = re.compile(r"/[A-Za-z0-9._~/-]*")
 # The variables of the paths a user chooses -> their settings fields.
