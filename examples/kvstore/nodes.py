@@ -27,7 +27,14 @@ from typing import Any, Final, cast
 
 import redis
 
-from examples.kvstore.records import Hint, Node, NodeUnavailable, PutResult, Record, newer
+from examples.kvstore.records import (
+    Hint,
+    Node,
+    NodeUnavailable,
+    PutResult,
+    Record,
+    plan_put,
+)
 from fender.redis import redis_client
 from fender.settings import redact_url
 
@@ -284,17 +291,16 @@ class SqliteNode:
         """Store ``record`` if newer; queue its hint or its intent in the same transaction."""
         with self._transaction() as conn:
             previous = self._current(conn, key)
-            if (intent or exclusive) and self._pending(conn, key):
-                return PutResult(applied=False, previous=previous, busy=True)
-            applied = newer(record, previous)
-            if applied:
+            pending = (intent or exclusive) and self._pending(conn, key)
+            plan = plan_put(
+                record, previous, pending=pending, hint=hint, intent=intent, exclusive=exclusive
+            )
+            if plan.applied:
                 conn.execute(_UPSERT, (key, record.value, record.version))
             hint_id = None
-            if hint:
-                hint_id = self._queue(conn, key, record, None, created_ms)
-            elif intent:
-                hint_id = self._queue(conn, key, previous, record, created_ms)
-        return PutResult(applied, previous, hint_id)
+            if plan.queued is not None:
+                hint_id = self._queue(conn, key, *plan.queued, created_ms)
+        return PutResult(plan.applied, previous, hint_id, plan.busy)
 
     def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
         """If the key holds exactly ``expect`` (None: nothing), put back ``previous``."""

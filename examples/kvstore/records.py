@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["Hint", "Node", "NodeUnavailable", "PutResult", "Record", "newer"]
+__all__ = ["Hint", "Node", "NodeUnavailable", "PutPlan", "PutResult", "Record", "newer", "plan_put"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,6 +78,37 @@ class PutResult:
     hint_id: int | None = None
     busy: bool = False
     """An ``exclusive`` put refused because a compensation for the key is queued there."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PutPlan:
+    """What a put does to a node, decided from the key's state (see :func:`plan_put`)."""
+
+    busy: bool
+    applied: bool
+    queued: tuple[Record | None, Record | None] | None
+    """(record, expect) of the hint or intent queued with the write; None for neither."""
+
+
+def plan_put(
+    record: Record,
+    previous: Record | None,
+    *,
+    pending: bool,
+    hint: bool,
+    intent: bool,
+    exclusive: bool,
+) -> PutPlan:
+    """The one rule of :meth:`Node.put` for the nodes written in Python (Redis's Lua mirrors it).
+
+    An intent or exclusive put of a key with a compensation queued (``pending``) does nothing
+    (busy). Otherwise ``record`` is stored when newer; a hint queues the record for the other
+    node, an intent queues the undo: put back ``previous`` while the key holds ``record``.
+    """
+    if (intent or exclusive) and pending:
+        return PutPlan(busy=True, applied=False, queued=None)
+    queued = (record, None) if hint else (previous, record) if intent else None
+    return PutPlan(busy=False, applied=newer(record, previous), queued=queued)
 
 
 class NodeUnavailable(Exception):  # noqa: N818  (an outcome, read as one: "node unavailable")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from examples.kvstore.records import Hint, NodeUnavailable, PutResult, Record, newer
+from examples.kvstore.records import Hint, NodeUnavailable, PutResult, Record, plan_put
 
 
 class MemoryNode:
@@ -61,19 +61,24 @@ class MemoryNode:
         self._enter()
         with self._lock:
             previous = self.data.get(key)
-            if (intent or exclusive) and self._pending(key):
+            plan = plan_put(
+                record,
+                previous,
+                pending=self._pending(key),
+                hint=hint,
+                intent=intent,
+                exclusive=exclusive,
+            )
+            if plan.busy:
                 return PutResult(applied=False, previous=previous, busy=True)
-            applied = newer(record, previous)
-            if applied:
+            if plan.applied:
                 self.data[key] = record
             hint_id = None
-            if hint:
-                hint_id = self._queue(key, record, None, created_ms)
-            elif intent:
-                hint_id = self._queue(key, previous, record, created_ms)
+            if plan.queued is not None:
+                hint_id = self._queue(key, *plan.queued, created_ms)
         if self.lose_reply:
             raise NodeUnavailable(self.name, "reply lost (test)")
-        return PutResult(applied, previous, hint_id)
+        return PutResult(plan.applied, previous, hint_id)
 
     def restore(self, key: str, previous: Record | None, *, expect: Record | None) -> bool:
         self._enter()
