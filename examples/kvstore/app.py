@@ -272,10 +272,9 @@ def _observed(operation: str) -> Callable[[Callable[..., Response]], Callable[..
                 status = str(response.status_code)
                 return response
             finally:
-                metrics.REQUESTS.labels(store.mode, operation, status).inc()
-                metrics.REQUEST_LATENCY.labels(store.mode, operation).observe(
-                    time.perf_counter() - start
-                )
+                requests, latency = metrics.observed(store.mode, operation, status)
+                requests.inc()
+                latency.observe(time.perf_counter() - start)
 
         return observed
 

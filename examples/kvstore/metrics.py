@@ -7,7 +7,8 @@ is fender's own (one series per breaker: ``kv-local``, ``kv-peer``).
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -17,6 +18,7 @@ __all__ = [
     "REQUESTS",
     "REQUEST_LATENCY",
     "STALENESS",
+    "observed",
 ]
 
 REQUESTS: Final = Counter(
@@ -47,3 +49,12 @@ QUEUE_LENGTH: Final = Gauge(
     "Hints (writes owed to the peer node) queued in the local node.",
     multiprocess_mode="livemax",
 )
+
+
+@functools.cache
+def observed(mode: str, operation: str, status: str) -> tuple[Any, Any]:
+    """The request counter and latency children of one outcome, looked up once, not per request.
+
+    Bounded: two modes, a handful of operations, the statuses the store answers.
+    """
+    return REQUESTS.labels(mode, operation, status), REQUEST_LATENCY.labels(mode, operation)
