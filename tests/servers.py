@@ -494,18 +494,14 @@ class CommandServer(ServerProcess):
         return self.process.returncode
 
 
-class PrometheusServer(CommandServer):
-    """Prometheus on a loopback port, ready when ``/-/ready`` answers 200 (not just any status)."""
+def http_ready(port: int, path: str = "/health/ready") -> Callable[[], bool]:
+    """A readiness test: ``path`` answers 200 on 127.0.0.1:``port`` (not just any status)."""
+    import http.client
 
-    name = "prometheus"
-
-    def ready(self) -> bool:
-        """True once Prometheus has loaded its storage and configuration."""
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+    def ready() -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            conn.request("GET", "/-/ready")
+            conn.request("GET", path)
             response = conn.getresponse()
             response.read()
         except OSError:
@@ -513,6 +509,18 @@ class PrometheusServer(CommandServer):
         finally:
             conn.close()
         return response.status == 200
+
+    return ready
+
+
+class PrometheusServer(CommandServer):
+    """Prometheus on a loopback port, ready when ``/-/ready`` answers 200 (not just any status)."""
+
+    name = "prometheus"
+
+    def ready(self) -> bool:
+        """True once Prometheus has loaded its storage and configuration."""
+        return http_ready(self.port, "/-/ready")()
 
     def query(self, promql: str) -> list[dict[str, object]]:
         """The result vector of an instant query."""

@@ -7,7 +7,6 @@ the developer's shell exports, where an image or a PaaS gives the app nothing of
 
 from __future__ import annotations
 
-import http.client
 import secrets
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from servers import ServerProcess, missing
 
-__all__ = ["ExactEnvServer", "http_ready", "run_probe", "store_env", "venv_bin"]
+__all__ = ["ExactEnvServer", "run_probe", "store_env", "venv_bin"]
 
 
 def venv_bin() -> Path:
@@ -37,22 +36,6 @@ def store_env(tmp_path: Path) -> dict[str, str]:
         "KV_LOCAL_URL": f"sqlite:///{tmp_path / 'kv-local.db'}",
         "KV_PEER_URL": f"sqlite:///{tmp_path / 'kv-peer.db'}",
     }
-
-
-def http_ready(port: int, path: str = "/health/ready") -> Callable[[], bool]:
-    """A readiness test: ``path`` answers 200 on 127.0.0.1:``port``."""
-
-    def ready() -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", path)
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            conn.close()
-
-    return ready
 
 
 class ExactEnvServer(ServerProcess):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deploy_servers import ExactEnvServer, http_ready, store_env
+from deploy_servers import ExactEnvServer, store_env
 
-from servers import free_port, missing, port_open, wait_for
+from servers import free_port, http_ready, missing, port_open, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deploy_servers import ExactEnvServer, http_ready, store_env
+from deploy_servers import ExactEnvServer, store_env
 
-from servers import free_port
+from servers import free_port, http_ready, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -53,10 +53,17 @@ def test_the_web_process_binds_the_port_the_host_gives(tmp_path):
         cwd=ROOT,
     )
     try:
-        server.start()
-        answer = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
-        assert answer.status_code == 200
-        assert answer.json()["status"] == "pass"
+        server.start()  # ready: one worker answered 200 on the host's PORT
+        # Each worker turns ready on its own, after its first checks: until all have, a
+        # request may reach one still starting (503). Wait for the passing answer.
+        answers: list[httpx.Response] = []
+
+        def passes() -> bool:
+            answers.append(httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10))
+            return answers[-1].status_code == 200
+
+        wait_for(passes, 30, "/health/ready answering 200")
+        assert answers[-1].json()["status"] == "pass"
         assert server.terminate() == 0, server.output()[-3000:]
     finally:
         server.close()
