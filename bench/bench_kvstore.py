@@ -21,12 +21,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 from _results import machine_header, markdown_table, write_section
-from bench_server import free_port
+from bench_server import free_port, wait_ready
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -59,18 +58,6 @@ done = function(summary, latency, requests)
     e.connect, e.read, e.write, e.timeout, e.status))
 end
 """
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as answer:
-            if answer.status == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {START_TIMEOUT}s")
 
 
 def start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -181,7 +168,7 @@ def main() -> None:
         rows = []
         try:
             base = f"http://127.0.0.1:{app_port}"
-            wait_ready(f"{base}/health/ready", server)
+            wait_ready(f"{base}/health/ready", server, START_TIMEOUT)
             config = next(
                 json.loads(line)
                 for line in (work / "app.log").read_text().splitlines()

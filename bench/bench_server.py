@@ -57,6 +57,19 @@ START_TIMEOUT = 60.0
 # --- servers --------------------------------------------------------------------------------
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail if ``process`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -105,19 +118,7 @@ class Server:
             cwd=HERE,
             start_new_session=True,
         )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        url = f"http://127.0.0.1:{self.port}{PATH}"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} did not answer within {START_TIMEOUT}s")
+        wait_ready(f"http://127.0.0.1:{self.port}{PATH}", self.process, START_TIMEOUT)
 
     def worker_rss_mib(self) -> float:
         """Resident MiB of the (one) worker, after the load: what a worker costs in memory."""
