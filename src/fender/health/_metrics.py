@@ -39,19 +39,20 @@ class HealthMetrics:
         )
         self._lock = threading.Lock()
         self._streaks: dict[str, int] = {}
-        self._children: dict[tuple[str, str], Any] = {}
+        self._run_children: dict[tuple[str, Status], Any] = {}
+        self._streak_children: dict[str, Any] = {}
 
     def __call__(self, outcome: CheckOutcome) -> None:
         name, status = outcome.name, outcome.result.status
         with self._lock:
             streak = self._streaks.get(name, 0) + 1 if status is Status.FAIL else 0
             self._streaks[name] = streak
-            runs = self._children.get((name, status))
+            runs = self._run_children.get((name, status))
             if runs is None:
-                runs = self._children[name, status] = self._runs.labels(name, status.value)
-            gauge = self._children.get((name, ""))
+                runs = self._run_children[name, status] = self._runs.labels(name, status.value)
+            gauge = self._streak_children.get(name)
             if gauge is None:
-                gauge = self._children[name, ""] = self._streak.labels(name)
+                gauge = self._streak_children[name] = self._streak.labels(name)
             # Under the lock: two runs of one check finishing together must not set the
             # gauge out of order.
             gauge.set(streak)
