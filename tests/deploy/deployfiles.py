@@ -6,7 +6,6 @@ on ``sys.path``).
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from examples.kvstore.settings import KvSettings
+from fender._deploy._docker import final_stage
 from fender._deploy._judge import DOCKER_UNITS, K8S_UNITS, size_bytes
 from fender.settings import env_vars
 
@@ -43,25 +43,7 @@ def load_yaml(path: Path) -> Any:
 
 def image_env(path: Path = DOCKERFILE) -> dict[str, str]:
     """The ENV of the Dockerfile's final stage: what every container of the image starts with."""
-    values: dict[str, str] = {}
-    logical = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            logical += line[:-1] + " "
-            continue
-        logical, line = "", logical + line
-        keyword, _, args = line.partition(" ")
-        if keyword.upper() == "FROM":
-            values = {}  # a new stage inherits nothing of the previous one's ENV
-        elif keyword.upper() == "ENV":
-            for pair in shlex.split(args):
-                name, sep, value = pair.partition("=")
-                assert sep, f"ENV {pair!r}: the key=value form only"
-                values[name] = value
-    return values
+    return final_stage(path.read_text())[1]
 
 
 def tool(name: str) -> str:

@@ -29,6 +29,7 @@ from deploy_servers import ExactEnvServer, run_probe, venv_bin
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from fender._deploy._docker import instructions
 from fender.settings import load_settings
 
 from deployfiles import DEPLOY, load_yaml
@@ -88,20 +89,8 @@ def env_pairs(args: str) -> dict[str, str]:
 
 
 def logical_lines(text: str) -> list[str]:
-    """Instructions one a line: continuations joined, comment lines dropped (as Docker does)."""
-    lines: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    assert not current, "the last instruction ends in a line continuation"
-    return lines
+    """Instructions one a line, read by fender doctor's Dockerfile reader (as Docker does)."""
+    return [f"{keyword} {args}".rstrip() for keyword, args in instructions(text)]
 
 
 def parse(text: str) -> list[Stage]:
