@@ -354,6 +354,15 @@ def test_read_your_writes_holds_across_instances_with_the_token(tmp_path, redis_
                 30,
                 "the first value replicated",
             )
+            # The first sync pass started with the reader's first request and may still run: a
+            # pass that ends after the cut would deliver the writer's hint. Each pass publishes
+            # the staleness gauge as its last step; after this one, none for ten minutes.
+            first_pass = 'data_staleness_ms{node="local"}'
+            wait_for(
+                lambda: first_pass in client.get(f"{reader.url}/metrics").text,
+                30,
+                "the reader's first sync pass",
+            )
             proxy.cut()
             written = client.post(f"{writer.url}/write/ryw/new")
             assert written.status_code == 200
