@@ -74,6 +74,7 @@ FACADES = {
     "fender.errors",
     "fender.flask",
     "fender.health",
+    "fender.monitor",
     "fender.observability",
     "fender.ratelimit",
     "fender.redis",

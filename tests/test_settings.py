@@ -538,6 +538,15 @@ _SAMPLES = {
     "shutdown_hook_timeout": "2",
     "health_warn_status": "207",
     "health_fail_status": "500",
+    "monitor_enabled": "false",
+    "alert_min_requests": "50",
+    "alert_error_rate": "0.2",
+    "alert_error_rate_for": "10",
+    "alert_p99_ms": "2000",
+    "alert_p99_for": "30",
+    "alert_memory_for": "5",
+    "alert_breaker_open_for": "300",
+    "alert_health_failures": "5",
 }
 
 

@@ -41,7 +41,7 @@ def test_an_app_factory_called_per_test_leaves_no_threads_behind():
     new = [t for t in _fender_threads() if t not in before]
     # The health loops of the dropped apps stop once their registries are collected: wait for
     # those threads to end (an event), then count. What may stay is shared by the process.
-    process_wide = {"fender-drain-watch", "fender-memory"}
+    process_wide = {"fender-drain-watch", "fender-memory", "fender-monitor"}
     for thread in new:
         if thread.name not in process_wide:
             thread.join(timeout=10)

@@ -1,4 +1,4 @@
-"""What one process keeps for every started app: the drain watch and the exit hook.
+"""What one process keeps for every started app: the drain watch, monitor ticks, exit hook.
 
 Both hold the apps weakly: an app factory called once per test must leave neither a thread
 nor a reference behind per app.
@@ -11,13 +11,16 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from operator import methodcaller
+from typing import Generic, Protocol, TypeVar
 
+from fender.monitor import TICK_SECONDS, Monitor
 from fender.observability._logging import get_logger
 
 __all__ = [
     "DRAIN_POLL_SECONDS",
     "DRAIN_WATCH",
+    "MONITOR_TICK",
     "Started",
     "call_weak",
     "forget_at_exit",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 DRAIN_POLL_SECONDS = 0.5
+T = TypeVar("T")
 _logger = get_logger("fender")
 
 
@@ -41,51 +45,59 @@ class Started(Protocol):
         ...
 
 
-class _DrainWatch:
-    """One thread per process polls the drain flag for every started app.
+class _Watch(Generic[T]):
+    """One thread per process calls ``look(item)`` every ``interval`` for every item watched.
 
-    Shared, and holding the apps weakly: an app factory called once per test must not leave a
-    thread behind per app. A fork (gunicorn workers) starts its own thread on first use.
+    Shared, and holding the items weakly: an app factory called once per test must not leave a
+    thread behind per app. A fork (gunicorn workers) starts its own thread on first use. An
+    item whose look returns False is no longer watched.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, interval: float, look: Callable[[T], bool]) -> None:
+        self.name = name
+        self.interval = interval
+        self._look = look
         self._lock = threading.Lock()
-        self._runtimes: weakref.WeakSet[Started] = weakref.WeakSet()
+        self._items: weakref.WeakSet[T] = weakref.WeakSet()
         self._pid: int | None = None
         self._never = threading.Event()  # waited on for the poll interval; never set
 
-    def watch(self, runtime: Started) -> None:
+    def watch(self, item: T) -> None:
         with self._lock:
-            self._runtimes.add(runtime)
+            self._items.add(item)
             if self._pid != os.getpid():
                 self._pid = os.getpid()
-                threading.Thread(target=self._run, name="fender-drain-watch", daemon=True).start()
+                threading.Thread(target=self._run, name=self.name, daemon=True).start()
 
-    def forget(self, runtime: Started) -> None:
+    def forget(self, item: T) -> None:
         with self._lock:
-            self._runtimes.discard(runtime)
+            self._items.discard(item)
 
     def _run(self) -> None:
         pid = os.getpid()
         while self._pid == pid:
-            self._never.wait(DRAIN_POLL_SECONDS)
+            self._never.wait(self.interval)
             self._poll_all()
 
     def _poll_all(self) -> None:
-        # A frame of its own: no runtime stays referenced by this thread between polls.
+        # A frame of its own: no item stays referenced by this thread between polls.
         with self._lock:
-            runtimes = list(self._runtimes)
-        for runtime in runtimes:
+            items = list(self._items)
+        for item in items:
             try:
-                watching = runtime.poll_drain()
+                watching = self._look(item)
             except Exception:
-                _logger.exception("drain_watch_failed")
+                _logger.exception("watch_failed", watch=self.name)
                 watching = True
             if not watching:
-                self.forget(runtime)
+                self.forget(item)
 
 
-DRAIN_WATCH = _DrainWatch()
+DRAIN_WATCH: _Watch[Started] = _Watch(
+    "fender-drain-watch", DRAIN_POLL_SECONDS, methodcaller("poll_drain")
+)
+MONITOR_TICK: _Watch[Monitor] = _Watch("fender-monitor", TICK_SECONDS, methodcaller("poll"))
+"""Ticks every started app's monitor once a second (sampling, alerts)."""
 _AT_EXIT: weakref.WeakSet[Started] = weakref.WeakSet()
 
 

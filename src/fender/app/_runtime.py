@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Generic
 
 from fender._hooks import Hook, call, call_capped, hook_name
@@ -24,6 +25,7 @@ from fender.app._flavours import Flavour, LimiterT, StoreT
 from fender.app._memory import memory_plan
 from fender.app._process import (
     DRAIN_WATCH,
+    MONITOR_TICK,
     call_weak,
     forget_at_exit,
     off_the_loop,
@@ -36,6 +38,7 @@ from fender.http.edge import Edge
 from fender.http.endpoints import Endpoints, Request
 from fender.http.health import HealthEndpoints
 from fender.http.metrics import MetricsEndpoint
+from fender.monitor import Monitor
 from fender.observability import _metrics as metrics
 from fender.observability._breakers import instrument as instrument_breakers
 from fender.observability._logging import (
@@ -45,6 +48,7 @@ from fender.observability._logging import (
     logging_configured,
 )
 from fender.ratelimit._config import RateLimitConfig
+from fender.resilience import BreakerState
 from fender.resilience import default_registry as default_breakers
 from fender.runtime._drain import server_started_at
 from fender.runtime._fastpath import offer as offer_fast_path
@@ -135,14 +139,18 @@ class Runtime(Generic[StoreT, LimiterT]):
         # Weakly: the registry's threads must never keep a dropped app's runtime alive.
         ready_ref = weakref.WeakMethod(self._maybe_ready)
         self.health.add_listener(lambda _outcome: call_weak(ready_ref))
-        self.health.add_listener(HealthMetrics())
+        health_metrics = HealthMetrics()
+        self.health.add_listener(health_metrics)
         self.breakers = default_breakers
         instrument_breakers(self.breakers)
+        self.monitor = _monitor(settings, self.breakers, health_metrics, self.memory.share_bytes)
+        """The in-process monitor behind /status (None when FENDER_MONITOR is off)."""
         self.redis: StoreT = flavour.store(settings, self)
         """The resilient Redis store (the in-memory tier alone without REDIS_URL)."""
         if settings.redis_url:
             self.health.add(store_health_check(self.redis), timeout=settings.health_timeout)
         self.limiter: LimiterT = flavour.limiter(self.rate_limit, self.breakers, self)
+        self._wire_monitor()
         """Rate limits: Redis when REDIS_URL is set, memory as the fallback (and alone).
 
         Never started when rate limiting is off: no layer, no heartbeat to Redis.
@@ -156,6 +164,7 @@ class Runtime(Generic[StoreT, LimiterT]):
             drain_started_at=server_started_at,
             client_ips=self.rate_limit.resolver,
             memory_limit_bytes=self.memory.share_bytes,
+            monitor=self.monitor,
         )
         if settings.metrics_enabled:
             guard = self.health_endpoints.guard
@@ -171,6 +180,21 @@ class Runtime(Generic[StoreT, LimiterT]):
         self._started_pid: int | None = None
         self._start_failed_at: float | None = None
         self._start_lock = threading.Lock()
+
+    def _wire_monitor(self) -> None:
+        """Tell the monitor every request and rejection; tick in each worker once started."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        self.observer.monitor = monitor
+        self.limiter.core.on_reject = monitor.rejected
+
+        def start() -> None:
+            monitor.start()
+            MONITOR_TICK.watch(monitor)
+
+        self.on_startup(start)
+        self.on_shutdown(monitor.stop)
 
     def _live_answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
         """The liveness answer, for a server's main thread (see runtime/_fastpath)."""
@@ -427,6 +451,29 @@ class Runtime(Generic[StoreT, LimiterT]):
             return False
         self.health_endpoints.refresh_drain()
         return not self.lifecycle.draining
+
+
+def _monitor(
+    settings: Settings, breakers: Any, health_metrics: HealthMetrics, share_bytes: int | None
+) -> Monitor | None:
+    """The monitor of FENDER_MONITOR: its series in the multiprocess directory when there is one."""
+    if not settings.monitor_enabled:
+        return None
+
+    def directory() -> Path | None:
+        shared = metrics.multiprocess_dir()
+        return None if shared is None else Path(shared) / "monitor"
+
+    def open_breakers() -> list[str]:
+        return [str(s.name) for s in breakers.snapshots() if s.state is BreakerState.OPEN]
+
+    return Monitor(
+        settings,
+        directory=directory,
+        share_bytes=share_bytes,
+        open_breakers=open_breakers,
+        streaks=health_metrics.streaks,
+    )
 
 
 def _report_transition(old: State, new: State, reason: str) -> None:

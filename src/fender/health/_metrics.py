@@ -57,3 +57,8 @@ class HealthMetrics:
             # gauge out of order.
             gauge.set(streak)
         runs.inc()
+
+    def streaks(self) -> dict[str, int]:
+        """Runs in a row each check failed, as of its last run (the monitor's alert reads it)."""
+        with self._lock:
+            return dict(self._streaks)

@@ -100,6 +100,7 @@ class Observer:
         "_slow",
         "_slow_seconds",
         "_statuses",
+        "monitor",
     )
 
     def __init__(
@@ -155,6 +156,8 @@ class Observer:
         self._log = access_log()
         self._statuses: dict[int, str] = {}
         self._logger = get_logger("fender.access")
+        self.monitor: Any = None
+        """The in-process monitor (:class:`fender.monitor.Monitor`) each request is told to."""
 
     @property
     def reads_proxy_headers(self) -> bool:
@@ -227,6 +230,9 @@ class Observer:
         if status_text is None:
             status_text = self._statuses.setdefault(status, str(status))
         self._duration.child(route_label, label, status_text).observe(duration)
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.record(route_label, status, duration)
         duration_ms = round(duration * 1000, 3)
         if self._access:
             self._log.request(

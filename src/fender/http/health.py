@@ -58,6 +58,7 @@ from fender.http.endpoints import (
     json_response,
 )
 from fender.http.status_page import PAGE_CSP, STYLESHEET, status_page
+from fender.monitor import Monitor
 from fender.observability._logging import get_logger
 from fender.ratelimit._clientip import ClientIPResolver
 from fender.resilience import BreakerRegistry
@@ -80,6 +81,8 @@ _STATUS_TYPES: Final = ("application/json", "text/html")  # /status: JSON unless
 PUBLIC_RUN_INTERVAL: Final = 1.0
 """Seconds between two runs of the checks triggered by the public ``GET /health``."""
 CSS_TYPE: Final = "text/css; charset=utf-8"
+STATUS_REFRESH: Final = 10
+"""Seconds after which the /status page loads itself again (a meta refresh: no script)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class HealthEndpoints:
         drain_started_at: Callable[[], float],
         client_ips: ClientIPResolver,
         memory_limit_bytes: int | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         """Precompute what never changes (the version document, the render config).
 
@@ -155,6 +159,7 @@ class HealthEndpoints:
         shows the RSS against (as the memory check and the guard judge it).
         """
         self.memory_limit_bytes = memory_limit_bytes
+        self.monitor = monitor
         self.settings = settings
         self.registry = registry
         self.lifecycle = lifecycle
@@ -409,7 +414,7 @@ class HealthEndpoints:
         report = self.registry.snapshot(max_age=self._max_age())
         rss = psutil.Process().memory_info().rss
         limit_bytes = self.memory_limit_bytes
-        return {
+        summary: dict[str, Any] = {
             "service": self.settings.service_name,
             "status": str(report.status),
             "state": str(self.lifecycle.state),
@@ -429,7 +434,11 @@ class HealthEndpoints:
                 "limit_bytes": limit_bytes,
                 "used_ratio": round(rss / limit_bytes, 3) if limit_bytes else None,
             },
+            "refresh_seconds": STATUS_REFRESH,
         }
+        if self.monitor is not None:
+            summary.update(self.monitor.summary())
+        return summary
 
 
 def _iso(wall: float) -> str:

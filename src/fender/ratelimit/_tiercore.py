@@ -109,6 +109,8 @@ class TierCore:
             else registry.get_or_create(BREAKER_NAME, breaker_config)
         )
         self.instance_id = ""
+        self.on_reject: Callable[[], None] | None = None
+        """Called at each rejection (the monitor counts them per second)."""
         self._counted: int | None = None
         self._local: dict[int, tuple[RateLimitPolicy, RateLimitPolicy]] = {}
         self._next_heartbeat = 0.0
@@ -229,8 +231,13 @@ class TierCore:
 
     def count(self, decision: Decision) -> Decision:
         """Count ``decision`` in ``rate_limit_decisions_total``; return it."""
-        outcome = "allowed" if decision.allowed else "rejected"
-        self._decisions.child(decision.policy, outcome).inc()
+        if decision.allowed:
+            self._decisions.child(decision.policy, "allowed").inc()
+            return decision
+        self._decisions.child(decision.policy, "rejected").inc()
+        on_reject = self.on_reject
+        if on_reject is not None:
+            on_reject()
         return decision
 
     def _local_policy(self, policy: RateLimitPolicy) -> RateLimitPolicy:

@@ -21,6 +21,7 @@ from fender._status import Finding, Status
 from fender.settings import _checks
 from fender.settings._environ import given_environ, running_under_tests, source_environ
 from fender.settings._fields import ConflictError, EnvVar, describe, env_field
+from fender.settings._monitor import MonitorFields
 from fender.settings._paths import PATH_FIELDS, path_groups, taken
 from fender.settings._production import (
     ProductionRuleError,
@@ -54,7 +55,7 @@ MAX_HTTP_STATUS = 599
 MAX_MEMORY_TIER_MB = 1024 * 1024
 
 
-class Settings(SecurityFields, ServingFields, BaseSettings):
+class Settings(SecurityFields, ServingFields, MonitorFields, BaseSettings):
     """Every setting fender reads, with its environment names and embedded default.
 
     Build it with :func:`load_settings` (which turns validation errors into
@@ -604,7 +605,11 @@ def env_vars() -> list[EnvVar]:
 
 # The mixins' fields come first in the model (pydantic puts a base's fields first);
 # documented after the main ones, where a reader of the table looks for them.
-_MIXIN_FIELDS = {**ServingFields.model_fields, **SecurityFields.model_fields}
+_MIXIN_FIELDS = {
+    **ServingFields.model_fields,
+    **MonitorFields.model_fields,
+    **SecurityFields.model_fields,
+}
 _ENV_VARS = tuple(
     describe(
         {
