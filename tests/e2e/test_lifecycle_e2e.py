@@ -17,12 +17,11 @@ import httpx
 import orjson
 import pytest
 
-from servers import CommandServer, find_chromium, wait_for
+from browser import ARTIFACTS, load
+from servers import CommandServer, wait_for
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
-ARTIFACTS = ROOT / "artifacts"
 
 pytestmark = pytest.mark.e2e
 
@@ -186,38 +185,24 @@ def test_fender_drain_turns_every_worker_unready_while_requests_succeed(worker, 
 
 
 def test_status_page_in_headless_chromium(tmp_path):
-    chromium = find_chromium()
     server = gunicorn("uvicorn", tmp_path, FENDER_ADMIN_POLICY="always")
     server.start()
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "status.png"
-    screenshot.unlink(missing_ok=True)
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--v=0",
-    ]  # fmt: skip
     try:
-        dom = subprocess.run(
-            [chromium, *flags, "--dump-dom", f"{server.url}/status"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        shot = subprocess.run(
-            [chromium, *flags, "--window-size=1100,800", f"--screenshot={screenshot}",
-             f"{server.url}/status"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+        shown = load(
+            f"{server.url}/status",
+            tmp_path / "chromium",
+            screenshot=ARTIFACTS / "status.png",
+            window_size=(1100, 800),
+        )
     finally:
         server.terminate()
         server.close()
-    assert '<table id="checks">' in dom.stdout
-    assert "disk" in dom.stdout
-    assert "memory" in dom.stdout
-    assert 'id="state">ready<' in dom.stdout
-    for log in (dom.stderr, shot.stderr):
-        console = [line for line in log.splitlines() if "CONSOLE" in line or "Refused to" in line]
-        assert console == [], console
-    assert screenshot.stat().st_size > 5000
+    assert '<table id="checks">' in shown.dom
+    assert "disk" in shown.dom
+    assert "memory" in shown.dom
+    assert 'id="state">ready<' in shown.dom
+    assert shown.problems == [], shown.problems
+    assert (ARTIFACTS / "status.png").stat().st_size > 5000
 
 
 def test_wsgi_under_preload_starts_in_each_worker(tmp_path):
