@@ -80,9 +80,11 @@ def send(url: str, paths: list[str]) -> set[int]:
     """GET every path, 8 at a time, each on a new connection (so that both workers serve:
     a kept-alive connection stays with the worker that accepted it); the pids that answered."""
     no_reuse = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=url, timeout=10, limits=no_reuse) as client:
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(client.get, paths))
+    with (
+        httpx.Client(base_url=url, timeout=10, limits=no_reuse) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        answers = list(pool.map(client.get, paths))
     return {a.json()["pid"] for a in answers if a.status_code == 200 and "pid" in a.json()}
 
 
