@@ -13,22 +13,23 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["BINS", "FLOOR", "bin_of", "quantile", "upper_bound"]
+__all__ = ["BINS", "FLOOR", "PER_OCTAVE", "bin_of", "quantile", "upper_bound"]
 
 FLOOR: Final = 0.00025
 """Seconds: the upper bound of the first bin."""
-_PER_OCTAVE: Final = 4
+PER_OCTAVE: Final = 4
+"""Bins an octave (a doubling of the duration)."""
 BINS: Final = 74
 """Bins of a histogram: the first, 72 log-scale ones, and the overflow."""
 _LAST: Final = BINS - 1
-_UPPER: Final = tuple(FLOOR * 2 ** (i / _PER_OCTAVE) for i in range(BINS - 1))
+_UPPER: Final = tuple(FLOOR * 2 ** (i / PER_OCTAVE) for i in range(BINS - 1))
 
 
 def bin_of(seconds: float) -> int:
     """The bin of a duration in seconds."""
     if seconds <= FLOOR:
         return 0
-    index = int(math.log2(seconds / FLOOR) * _PER_OCTAVE) + 1
+    index = int(math.log2(seconds / FLOOR) * PER_OCTAVE) + 1
     return min(_LAST, index)
 
 
@@ -54,7 +55,7 @@ def quantile(counts: Sequence[int], q: float) -> float | None:
             if index == _LAST:
                 return _UPPER[-1]
             high = _UPPER[index]
-            low = _UPPER[index - 1] if index else high / 2 ** (1 / _PER_OCTAVE)
+            low = _UPPER[index - 1] if index else high / 2 ** (1 / PER_OCTAVE)
             # Geometric interpolation: the bins are log-scale.
             return float(low * (high / low) ** ((rank - seen) / count))
         seen += count
