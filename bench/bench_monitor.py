@@ -155,8 +155,10 @@ def main() -> None:
             machine_header(PACKAGES),
             intro,
             table,
-            "One call of each step (best of 7 runs; the merges read 15 minutes of a request "
-            "a second on 20 routes per worker):",
+            (
+                "One call of each step (best of 7 runs; the merges read 15 minutes of a "
+                "request a second on 20 routes per worker):"
+            ),
             step_table,
         ]
     )

@@ -19,8 +19,8 @@ request behind, never a torn layout (int32 stores are atomic on every platform w
 from __future__ import annotations
 
 import array
-import math
 import contextlib
+import math
 import mmap
 import os
 import threading
@@ -151,7 +151,7 @@ class Rings:
             index = 0
         else:
             index = int(_log2(seconds / FLOOR) * PER_OCTAVE) + 1
-            if index > _LAST_BIN:
+            if index > _LAST_BIN:  # noqa: PLR1730  (a branch: min() is a call on the hot path)
                 index = _LAST_BIN
         second = int(now)
         words = self.words
