@@ -47,7 +47,8 @@ WORKER = textwrap.dedent(
 
 
 def worker(directory: Path, now: float, requests: int, errors: int, ticks: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(
         [sys.executable, "-c", WORKER, str(directory), str(now), str(requests), str(errors),
          str(ticks)],
