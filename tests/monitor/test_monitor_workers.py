@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fender.monitor import Monitor
 from fender.settings import load_settings
-from fender.testing import ManualClock
+from fender.testing import ManualClock, capture_logs
 
 START = 1_800_000_000.0
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -141,3 +141,29 @@ def check_cleanup(tmp_path: Path, own: Monitor, clock: ManualClock, state: Path)
     clock.advance(15 * 60 + 60)
     own.tick()
     assert [p.name for p in tmp_path.glob("rings_*.bin")] == [f"rings_{os.getpid()}.bin"]
+
+
+def test_a_directory_it_cannot_write_degrades_to_this_worker_alone(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    clock = ManualClock(START)
+    with capture_logs() as logs, monitor(blocked / "monitor", clock) as own:
+        own.record("/orders", 200, 0.01)
+        clock.advance(1)
+        own.tick()
+        assert own.summary()["traffic"]["windows"]["1m"]["requests"] == 1
+    (said,) = logs.named("monitor_unshared")
+    assert "/status shows this worker's requests only" in said["effect"]
+
+
+def test_a_directory_removed_under_it_is_said_once_and_ticking_goes_on(tmp_path):
+    import shutil
+
+    clock = ManualClock(START)
+    with capture_logs() as logs, monitor(tmp_path / "monitor", clock) as own:
+        shutil.rmtree(tmp_path / "monitor")
+        for _ in range(3):
+            own.record("/orders", 200, 0.01)  # requests never fail for it
+            clock.advance(1)
+            assert own.poll()
+    assert len(logs.named("monitor_io_failed")) == 1

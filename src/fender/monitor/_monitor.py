@@ -95,12 +95,24 @@ class Monitor:
         if self._pid == pid:
             return
         self._pid, self._leading, self._lock_file = pid, False, None
-        path = None
+        base = int(self._clock())
         self.directory = self._directory()
         if self.directory is not None:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = self.directory / f"rings_{pid}.bin"
-        self._rings = Rings.create(path, int(self._clock()))
+            try:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._rings = Rings.create(self.directory / f"rings_{pid}.bin", base)
+            except OSError as exc:
+                # Degrade, never fail the start: this worker's /status speaks for itself alone.
+                _logger.warning(
+                    "monitor_unshared",
+                    directory=str(self.directory),
+                    error=f"{type(exc).__name__}: {exc}",
+                    effect="/status shows this worker's requests only",
+                )
+                self.directory = None
+            else:
+                return
+        self._rings = Rings.create(None, base)
 
     def record(self, route: str, status: int, seconds: float) -> None:
         """One finished request (the access observer calls it)."""
@@ -120,8 +132,17 @@ class Monitor:
         """One tick for a process-wide ticker (``fender.app``'s); False once stopped."""
         if self._stopped:
             return False
-        self.tick()
+        try:
+            self.tick()
+        except OSError as exc:  # the shared directory removed or full: said once, not per tick
+            if not self._io_failing:
+                _logger.warning("monitor_io_failed", directory=str(self.directory), error=str(exc))
+            self._io_failing = True
+        else:
+            self._io_failing = False
         return True
+
+    _io_failing = False
 
     def start(self) -> None:
         """Open this process's rings; tick from now on (:meth:`poll`, once a second)."""
