@@ -129,6 +129,9 @@ def test_empty_values_mean_unset():
         ({"FENDER_HEALTH_FAIL_STATUS": "1000"}, "FENDER_HEALTH_FAIL_STATUS", "599"),
         ({"FENDER_HEALTH_FAIL_STATUS": "503.5"}, "FENDER_HEALTH_FAIL_STATUS", "integer"),
         ({"FENDER_MEMORY_TIER_MAX_MB": "1e308"}, "FENDER_MEMORY_TIER_MAX_MB", "1048576"),
+        ({"FENDER_LOG_REDACT_KEYS": "ssn, card number"}, "FENDER_LOG_REDACT_KEYS", "key names"),
+        ({"FENDER_LOG_FILE_MAX_MB": "0"}, "FENDER_LOG_FILE_MAX_MB", "greater than 0"),
+        ({"FENDER_LOG_FILE_BACKUPS": "0"}, "FENDER_LOG_FILE_BACKUPS", "greater than or equal to 1"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_is_expected(env, name, fragment):
@@ -453,6 +456,13 @@ _SAMPLES = {
     "metrics_enabled": "false",
     "commit": "0123abc",
     "log_format": "console",
+    "log_redact": "false",
+    "log_redact_keys": "ssn,card-number",
+    "log_redact_emails": "true",
+    "log_anonymize_ip": "true",
+    "log_file": "/var/log/app/app.log",
+    "log_file_max_mb": "0.5",
+    "log_file_backups": "7",
     "access_log": "false",
     "access_log_own_endpoints": "true",
     "server_access_log": "true",

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fender.settings import redact_url
+from fender.settings._redact import SECRET_PAIR, URL_IN_TEXT, redact_url
 
 __all__ = [
     "DETAILS_DEPTH",
@@ -40,10 +40,6 @@ _INT_MAX = 2**64 - 1
 # Patterns run in order; each replaces the secret part with "***" and keeps enough context to
 # debug (scheme, user name, key name). Over-masking a harmless value is accepted; leaking a
 # secret is not.
-_SENSITIVE_NAME = (
-    r"(?:[A-Za-z0-9_\-]*[_\-])?(?:pass(?:word|wd|phrase)?|pwd?|secret|token|api[_\-]?key|access[_\-]?key"
-    r"|auth(?:orization)?|credentials?|private[_\-]?key|session[_\-]?id|signature|sig)"
-)
 _SANITIZERS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # A lone surrogate (from a bad decode) is not UTF-8: no JSON encoder or header can carry it.
     (re.compile(r"[\ud800-\udfff]+"), "\ufffd"),
@@ -52,21 +48,12 @@ _SANITIZERS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
     # scheme://user:password@host -> scheme://user:***@host; scheme://token@host -> ***@:
     # each URL-looking word goes through the one redaction of configured URLs, which takes
     # the userinfo up to the last '@' (a password may hold '/', '?', '#' or '@').
-    (
-        re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://\S+"),
-        lambda m: redact_url(m[0]),
-    ),
+    (URL_IN_TEXT, lambda m: redact_url(m[0])),
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 ***"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "***"),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "***"),
-    (
-        # "key=v", "key: v", '"key":"v"'; not "auth:8080", which is a host and port.
-        re.compile(
-            rf"(?i)(?<![A-Za-z0-9])({_SENSITIVE_NAME})"
-            r"([\"']?\s*=\s*[\"']?|[\"']?:\s+[\"']?|[\"']:[\"']?)[^\s\"'&;,]+"
-        ),
-        r"\1\2***",
-    ),
+    # "key=v", "key: v", '"key":"v"', "Authorization: ..." (the same pairs the logs mask).
+    (SECRET_PAIR, r"\g<keep>***"),
     # Long mixed letter-and-digit runs look like generated tokens or keys.
     (
         re.compile(

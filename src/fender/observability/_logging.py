@@ -21,6 +21,12 @@ The access line is the one event on the hot path: :class:`AccessLog` renders it 
 processors as every other event, so that it carries the same fields (what the app bound with
 ``structlog.contextvars``, the trace) in production as in development.
 
+Every event passes the :class:`~fender.observability._redaction.Redactor` (FENDER_LOG_REDACT,
+on by default) after its traceback became text and before it is rendered; the access line masks
+its client-chosen fields and what the context added the same way. With FENDER_LOG_FILE the
+lines also go to a file rotated by size, shared safely by gunicorn's workers
+(:mod:`fender.observability._logfile`).
+
 A failure is logged once: the middleware logs an exception with the request's id and marks it
 (:func:`mark_logged`) before handing it on to the server, and the servers' own record of that
 same exception ("Exception in ASGI application", "Error handling request"), which carries no
@@ -34,19 +40,23 @@ import contextvars
 import functools
 import inspect
 import logging
-import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Final, NamedTuple, ParamSpec, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Final, NamedTuple, ParamSpec, TypeVar, overload
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from fender.observability._logoutput import LineHandler, both, formatter, line_writer, plain_text
+from fender.observability._redaction import Redactor
 from fender.settings import Settings
+
+if TYPE_CHECKING:
+    from fender.observability._logfile import RotatingFile
 
 __all__ = [
     "REQUEST_CONTEXT",
@@ -175,58 +185,6 @@ def add_request_context(_logger: WrappedLogger, _method: str, event_dict: EventD
     return event_dict
 
 
-def _writer(stream: IO[str] | IO[bytes]) -> Callable[[bytes], None]:
-    """A function writing one whole line per call to ``stream``."""
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = -1
-    if fd >= 0:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            stream.flush()  # whatever Python buffered goes first
-
-        def write_fd(data: bytes) -> None:
-            written = os.write(fd, data)
-            if written < len(data):  # a large line may go out in parts
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(fd, view) :]
-
-        return write_fd
-    if "b" in getattr(stream, "mode", ""):
-        binary_stream: IO[bytes] = stream  # type: ignore[assignment]
-
-        def write_binary(data: bytes) -> None:
-            binary_stream.write(data)
-
-        return write_binary
-    text_stream: IO[str] = stream  # type: ignore[assignment]
-
-    def write_text(data: bytes) -> None:
-        text_stream.write(data.decode())
-
-    return write_text
-
-
-class _LineHandler(logging.Handler):
-    """Writes each formatted record as one line with one write call."""
-
-    def __init__(self, write: Callable[[bytes], None]) -> None:
-        super().__init__()
-        self.write = write
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = (self.format(record) + "\n").encode("utf-8", "replace")
-            self.write(line)
-        except OSError:
-            # The output is gone (closed pipe, closed fd at interpreter exit): nowhere to
-            # report to, and a traceback per record on stderr would bury the real output.
-            return
-        except Exception:
-            self.handleError(record)
-
-
 class _IsoTime:
     """ISO 8601 UTC timestamps with millisecond precision, the date part cached per second."""
 
@@ -254,7 +212,7 @@ class AccessLog:
     per process, reconfigured in place by :func:`configure_logging`, so callers may keep it.
     """
 
-    __slots__ = ("_context", "_json", "_now", "_write", "enabled")
+    __slots__ = ("_context", "_json", "_now", "_redactor", "_write", "enabled")
 
     def __init__(
         self,
@@ -263,14 +221,16 @@ class AccessLog:
         enabled: bool = True,
         json: bool = True,
         context: Sequence[Processor] = (),
+        redactor: Redactor | None = None,
     ) -> None:
         """Write JSON lines with ``write``; ``json=False`` logs through structlog.
 
         ``context``: the processors adding context to every event (bound contextvars, the
         request's trace), run on each JSON line too, after its own fields (which win).
+        ``redactor``: masks the client-chosen fields and whatever the context added.
         """
         self._now = _IsoTime()
-        self.configure(write, enabled=enabled, json=json, context=context)
+        self.configure(write, enabled=enabled, json=json, context=context, redactor=redactor)
 
     def configure(
         self,
@@ -279,11 +239,13 @@ class AccessLog:
         enabled: bool = True,
         json: bool = True,
         context: Sequence[Processor] = (),
+        redactor: Redactor | None = None,
     ) -> None:
         """Write with ``write`` from now on (see the constructor)."""
         self._write = write
         self._json = json and write is not None
         self._context = tuple(context)
+        self._redactor = redactor
         self.enabled = enabled
 
     def request(  # noqa: PLR0917  (the access event's fields, positional on the hot path)
@@ -302,6 +264,14 @@ class AccessLog:
         if not self.enabled:
             return
         if self._json and self._write is not None:
+            redactor = self._redactor
+            if redactor is not None:
+                # Remembered per text: routes and user agents repeat, so this is a lookup.
+                route = redactor.cached(route)
+                if user_agent is not None:
+                    user_agent = redactor.cached(user_agent)
+                if client is not None:
+                    client = redactor.cached(client)
             event: dict[str, Any] = {
                 "timestamp": self._now(),
                 "level": "info",
@@ -318,8 +288,11 @@ class AccessLog:
             }
             if error is not None:
                 event["error"] = error
+            own = len(event)
             for processor in self._context:
                 event = processor(None, "info", event)  # type: ignore[assignment]
+            if redactor is not None and len(event) > own:  # the app bound some context
+                redactor.fields(event, _ACCESS_FIELDS)
             try:
                 self._write(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
             except OSError:
@@ -342,11 +315,19 @@ class AccessLog:
             )
 
 
+# The access event's own fields: fixed, or masked before the event is built.
+_ACCESS_FIELDS: Final = frozenset(
+    {
+        "timestamp", "level", "logger", "event", "request_id", "method", "route", "status",
+        "duration_ms", "bytes", "client", "user_agent", "error", "trace_id", "span_id",
+    }
+)  # fmt: skip
 _access = AccessLog(None, enabled=False)
 _configured_lock = threading.Lock()
 _configured = False
 _root_level: int | None = None  # the root level fender set last (None: never set one)
-_handler: logging.Handler | None = None  # fender's handler on the root logger, once configured
+_handlers: tuple[logging.Handler, ...] = ()  # fender's handlers on the root logger
+_log_file: RotatingFile | None = None  # FENDER_LOG_FILE, open
 _showwarning: Callable[..., None] | None = None  # warnings.showwarning as capture left it
 
 
@@ -363,30 +344,6 @@ def access_log() -> AccessLog:
 def get_logger(name: str) -> Any:
     """A structlog logger named ``name`` (the stdlib logger name, for levels and filters)."""
     return structlog.stdlib.get_logger(name)
-
-
-def _drop_duplicate_message(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """A stdlib record formatted by another handler first carries its text twice."""
-    if event.get("message") == event.get("event"):
-        del event["message"]
-    return event
-
-
-def _plain_text(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """A stdlib record's text as text: no terminal codes, no trailing newline.
-
-    uvicorn passes a copy of each message with ANSI colors as the ``color_message`` extra;
-    a warning's text (:func:`warnings.formatwarning`) ends with a newline.
-    """
-    event.pop("color_message", None)
-    text = event.get("event")
-    if isinstance(text, str) and text.endswith("\n"):
-        event["event"] = text.rstrip()
-    return event
-
-
-def _json_dumps(obj: Any, **_: Any) -> str:
-    return orjson.dumps(obj, default=str).decode()
 
 
 def _is_console(handler: logging.Handler) -> bool:
@@ -419,8 +376,9 @@ def _adopt(*, server_access_log: bool) -> None:
     # fender's handler. Others (pytest's capture, Sentry) stay.
     for handler in [h for h in root.handlers if _is_console(h)]:
         root.removeHandler(handler)
-    if _handler is not None and _handler not in root.handlers:
-        root.addHandler(_handler)
+    for handler in _handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
@@ -470,6 +428,15 @@ def adopt_loggers() -> None:
             _adopt(server_access_log=_server_access.enabled)
 
 
+def _line_handler(
+    write: Callable[[bytes], None], line_formatter: logging.Formatter, level: int
+) -> logging.Handler:
+    handler = LineHandler(write)
+    handler.setFormatter(line_formatter)
+    handler.addFilter(_Gate(level))
+    return handler
+
+
 def configure_logging(
     settings: Settings | None = None,
     *,
@@ -480,17 +447,22 @@ def configure_logging(
     """Send structlog, stdlib, gunicorn, uvicorn and warnings records through one renderer.
 
     Args:
-        settings: read for LOG_LEVEL, FENDER_LOG_FORMAT, FENDER_ACCESS_LOG and the environment
-            (loaded from the environment when omitted).
+        settings: read for LOG_LEVEL, FENDER_LOG_FORMAT, FENDER_ACCESS_LOG, FENDER_LOG_REDACT*,
+            FENDER_LOG_ANONYMIZE_IP, FENDER_LOG_FILE* and the environment (loaded from the
+            environment when omitted).
         level: overrides LOG_LEVEL.
         fmt: ``"json"`` or ``"console"``; overrides FENDER_LOG_FORMAT. ``auto`` means JSON in
             production or when ``stream`` is not a terminal.
         stream: where lines go (default ``sys.stdout``).
 
-    Calling it again replaces the previous configuration. The root logger's level is left
-    alone when someone else set it (see the module).
+    Calling it again replaces the previous configuration (and closes the previous log file).
+    The root logger's level is left alone when someone else set it (see the module).
+
+    Raises:
+        ConfigurationError: FENDER_LOG_FILE cannot be written (see
+            :func:`~fender.observability._logfile.open_log_file`).
     """
-    global _configured, _root_level, _handler  # noqa: PLW0603  (one logging configuration per process)
+    global _configured, _root_level, _handlers, _log_file  # noqa: PLW0603  (one logging configuration per process)
     if settings is None:
         from fender.settings import load_settings
 
@@ -512,26 +484,19 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         timestamper,
     ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer(serializer=_json_dumps)
-        if json
-        else structlog.dev.ConsoleRenderer(colors=True)
-    )
-    final: list[Processor] = [
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        _drop_duplicate_message,
-    ]
-    if json:
-        final.append(structlog.processors.format_exc_info)
-    final.append(renderer)
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _plain_text],
-        processors=final,
-    )
-    write = _writer(out)
-    handler = _LineHandler(write)
-    handler.setFormatter(formatter)
-    handler.addFilter(_Gate(level_no))
+    redactor = Redactor.from_settings(settings)
+    log_file = None
+    if settings.log_file:
+        from fender.observability._logfile import open_log_file  # (fcntl: only when asked)
+
+        log_file = open_log_file(settings)
+    foreign: list[Processor] = [*shared, structlog.stdlib.ExtraAdder(), plain_text]
+    write = line_writer(out)
+    if json and log_file is not None:
+        write = both(write, log_file.write)
+    handlers = [_line_handler(write, formatter(foreign, redactor, json=json), level_no)]
+    if not json and log_file is not None:  # colors are for a terminal: the file gets JSON
+        handlers.append(_line_handler(log_file.write, formatter(foreign, redactor), level_no))
 
     with _configured_lock:
         structlog.configure(
@@ -546,9 +511,9 @@ def configure_logging(
             cache_logger_on_first_use=False,
         )
         root = logging.getLogger()
-        for old in [h for h in root.handlers if isinstance(h, _LineHandler)]:
+        for old in [h for h in root.handlers if isinstance(h, LineHandler)]:
             root.removeHandler(old)  # ours, from an earlier call
-        _handler = handler  # installed on the root by _adopt() below
+        _handlers = tuple(handlers)  # installed on the root by _adopt() below
         # The default level, or the one fender set: else the app's or a test's, which wins.
         if root.level in {logging.WARNING, _root_level}:
             root.setLevel(level_no)
@@ -556,8 +521,13 @@ def configure_logging(
         logging.getLogger("fender").setLevel(level_no)
         _adopt(server_access_log=settings.server_access_log)
         _capture_warnings()
-        _access.configure(write, enabled=level_no <= logging.INFO, json=json, context=context)
+        _access.configure(
+            write, enabled=level_no <= logging.INFO, json=json, context=context, redactor=redactor
+        )
         _configured = True
+        previous, _log_file = _log_file, log_file
+    if previous is not None:
+        previous.close()  # (a write racing this one is dropped: the file says closed)
 
 
 class _Timed:

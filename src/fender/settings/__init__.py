@@ -22,8 +22,9 @@ test suite runs unchanged with fender added.
 One concept a module: ``_model`` (the fields with their one declared default), ``_fields``
 (how a field is declared and described), ``_checks`` (checks of single values), ``_load`` and
 ``_environ`` (reading the environment), ``_production`` (the rules over values), ``_findings``
-(the report ``fender doctor`` prints), ``_secrets`` (placeholder keys), ``_redact`` (URLs shown
-without passwords), ``_paths`` (fender's own endpoint paths).
+(the report ``fender doctor`` prints), ``_secrets`` (placeholder keys), ``_redact`` (what looks
+like a secret in text: URL passwords, ``name=value`` pairs; shared with the health outputs and
+the logs), ``_paths`` (fender's own endpoint paths).
 """
 
 from fender.settings._checks import POSTGRES_DRIVER, REDIS_SCHEMES

@@ -19,6 +19,7 @@ __all__ = [
     "check_deny_status",
     "check_path",
     "check_url",
+    "key_names",
     "normalise_env",
     "normalise_level",
 ]
@@ -36,6 +37,7 @@ _URL_EXAMPLES = {
 # so a token outside ASCII could never match).
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _ENV_ALIASES = {"dev": "development", "prod": "production"}
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def normalise_env(value: object) -> object:
@@ -99,3 +101,14 @@ def check_url(value: str, field: str) -> str:
         # it was the environment's, and uses whichever driver is installed.
         return POSTGRES_DRIVER + value[len(scheme) :]
     return value
+
+
+def key_names(value: str) -> tuple[str, ...]:
+    """The names of a comma-separated list (FENDER_LOG_REDACT_KEYS); empty items are skipped."""
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    for name in names:
+        if not _KEY_NAME.fullmatch(name):
+            raise ValueError(
+                f"comma-separated key names of letters, digits, _ . and - (not {name!r})"
+            )
+    return names

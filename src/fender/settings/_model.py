@@ -53,6 +53,7 @@ MIN_HTTP_STATUS = 200
 MAX_HTTP_STATUS = 599
 # 1 TiB of cached values per worker: already absurd, and it keeps MiB x 2**20 a finite float.
 MAX_MEMORY_TIER_MB = 1024 * 1024
+MAX_LOG_FILE_MB = 1024 * 1024  # 1 TiB: any real limit, and MiB x 2**20 stays an exact int
 
 
 class Settings(SecurityFields, ServingFields, MonitorFields, BaseSettings):
@@ -130,6 +131,49 @@ class Settings(SecurityFields, ServingFields, MonitorFields, BaseSettings):
         default="auto",
         description="auto: JSON lines in production or when stdout is not a terminal, colored "
         "console lines otherwise.",
+    )
+    log_redact: bool = env_field(
+        "FENDER_LOG_REDACT",
+        default=True,
+        description="Mask secrets in every log line: Authorization and Cookie headers, values "
+        "of keys named like password, secret, token, api_key, session; passwords in URLs.",
+    )
+    log_redact_keys: str = env_field(
+        "FENDER_LOG_REDACT_KEYS",
+        default="",
+        description="Comma-separated extra key names whose values are masked (a key that has "
+        "one as a part, between _ - or ., too), e.g. 'ssn,card_number'.",
+    )
+    log_redact_emails: bool = env_field(
+        "FENDER_LOG_REDACT_EMAILS",
+        default=False,
+        description="Also mask e-mail addresses in log lines (with FENDER_LOG_REDACT).",
+    )
+    log_anonymize_ip: bool = env_field(
+        "FENDER_LOG_ANONYMIZE_IP",
+        default=False,
+        description="Log IP addresses (the access event's client, addresses in text) with the "
+        "last IPv4 octet and the last 80 IPv6 bits zeroed (with FENDER_LOG_REDACT).",
+    )
+    log_file: str = env_field(
+        "FENDER_LOG_FILE",
+        default="",
+        description="Also write the JSON log lines to this file, rotated by size; several "
+        "workers may share it. Empty: stdout only.",
+    )
+    log_file_max_mb: float = env_field(
+        "FENDER_LOG_FILE_MAX_MB",
+        default=10.0,
+        gt=0,
+        le=MAX_LOG_FILE_MB,
+        description="MiB past which FENDER_LOG_FILE is rotated (renamed to <file>.1).",
+    )
+    log_file_backups: int = env_field(
+        "FENDER_LOG_FILE_BACKUPS",
+        default=3,
+        ge=1,
+        le=100,
+        description="Rotated log files kept (<file>.1 ... <file>.N); the oldest is deleted.",
     )
     access_log: bool = env_field(
         "FENDER_ACCESS_LOG",
@@ -494,6 +538,12 @@ class Settings(SecurityFields, ServingFields, MonitorFields, BaseSettings):
     @classmethod
     def _normalise_level(cls, value: object) -> object:
         return _checks.normalise_level(value)
+
+    @field_validator("log_redact_keys")
+    @classmethod
+    def _check_redact_keys(cls, value: str) -> str:
+        _checks.key_names(value)
+        return value
 
     @field_validator("admin_deny_status")
     @classmethod
