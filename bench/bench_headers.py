@@ -14,25 +14,20 @@ X-* headers); fender's nonce row also makes a fresh nonce and splices it per req
 
 from __future__ import annotations
 
-import argparse
-import os
 import timeit
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from _results import machine_header, markdown_table, write_section
 from bench_request_path import (
     FENDER,
     PATH,
-    PEER_STREAM,
     Variant,
     fastapi_app,
     flask_app,
-    measure,
+    paired_run,
     raw_asgi,
     raw_wsgi,
-    rows,
 )
 
 PACKAGES = ("fastapi", "starlette", "flask", "secure", "flask-talisman")
@@ -166,27 +161,7 @@ def steps() -> list[tuple[str, Callable[[], object]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=80, help="paired rounds (default 80)")
-    parser.add_argument("--batch", type=int, default=100, help="requests per batch (default 100)")
-    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
-    parser.add_argument(
-        "--smoke", action="store_true", help="one request per variant, nothing written (tests)"
-    )
-    args = parser.parse_args()
-    if args.smoke:
-        args.rounds, args.batch, args.no_write = 2, 1, True
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
-    import fender
-
-    log = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115  (open for the run)
-    PEER_STREAM.append(log)
-    fender.configure_logging(fender.load_settings({}, env_file=None, **FENDER), stream=log)
-
-    measured = variants()
-    measure(measured, args.rounds, args.batch)
-    table = markdown_table(["group", "app", "µs/req", "ratio", "added µs"], rows(measured))
+    args, table, done = paired_run(__doc__.split("\n", 1)[0], variants)
     number, repeat = (2, 1) if args.smoke else (20_000, 15)
     step_rows = [
         [name, f"{min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6:.2f}"]
@@ -213,7 +188,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         print(f"\nwritten to {write_section('headers', section)}")
-    log.close()
+    done()
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ worker makes once a second and /status makes when asked, over 1 and 4 workers' f
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
 import timeit
 from collections.abc import Callable
@@ -26,12 +24,10 @@ from _results import machine_header, markdown_table, write_section
 from bench_request_path import (
     FENDER,
     PATH,
-    PEER_STREAM,
     Variant,
     fastapi_app,
     flask_app,
-    measure,
-    rows,
+    paired_run,
 )
 
 PACKAGES = ("fastapi", "starlette", "flask")
@@ -116,27 +112,7 @@ def steps(work: Path) -> list[tuple[str, Callable[[], object]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=80, help="paired rounds (default 80)")
-    parser.add_argument("--batch", type=int, default=100, help="requests per batch (default 100)")
-    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
-    parser.add_argument(
-        "--smoke", action="store_true", help="one request per variant, nothing written (tests)"
-    )
-    args = parser.parse_args()
-    if args.smoke:
-        args.rounds, args.batch, args.no_write = 2, 1, True
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
-    import fender
-
-    log = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115  (open for the run)
-    PEER_STREAM.append(log)
-    fender.configure_logging(fender.load_settings({}, env_file=None, **FENDER), stream=log)
-
-    measured = variants()
-    measure(measured, args.rounds, args.batch)
-    table = markdown_table(["group", "app", "µs/req", "ratio", "added µs"], rows(measured))
+    args, table, done = paired_run(__doc__.split("\n", 1)[0], variants)
     with tempfile.TemporaryDirectory() as work:
         step_rows = []
         for name, fn in steps(Path(work)):
@@ -165,7 +141,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         print(f"\nwritten to {write_section('monitor', section)}")
-    log.close()
+    done()
 
 
 if __name__ == "__main__":

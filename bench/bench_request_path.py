@@ -499,17 +499,48 @@ def rows(variants: Iterable[Variant]) -> list[list[str]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=120, help="paired rounds (default 120)")
-    parser.add_argument("--batch", type=int, default=100, help="requests per batch (default 100)")
-    parser.add_argument("--log-file", default=os.devnull, help="where log lines go")
+def arguments(parser: argparse.ArgumentParser, rounds: int = 80) -> argparse.ArgumentParser:
+    """``parser`` with the options of every paired bench: --rounds --batch --no-write --smoke."""
     parser.add_argument(
-        "--multiprocess", action="store_true", help="prometheus_client multiprocess (mmap) mode"
+        "--rounds", type=int, default=rounds, help=f"paired rounds (default {rounds})"
     )
+    parser.add_argument("--batch", type=int, default=100, help="requests per batch (default 100)")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument(
         "--smoke", action="store_true", help="one request per variant, nothing written (tests)"
+    )
+    return parser
+
+
+def paired_run(
+    description: str, make: Callable[[], list[Variant]]
+) -> tuple[argparse.Namespace, str, Callable[[], None]]:
+    """The command line and run of an in-process paired bench: (args, its table, done).
+
+    Options --rounds, --batch, --no-write, --smoke; logs go to /dev/null as JSON lines;
+    ``make`` builds the variants once fender's logging is configured. ``done`` closes the log.
+    """
+    args = arguments(argparse.ArgumentParser(description=description)).parse_args()
+    if args.smoke:
+        args.rounds, args.batch, args.no_write = 2, 1, True
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    import fender
+
+    log = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115  (open for the run)
+    PEER_STREAM.append(log)
+    fender.configure_logging(fender.load_settings({}, env_file=None, **FENDER), stream=log)
+    measured = make()
+    measure(measured, args.rounds, args.batch)
+    table = markdown_table(["group", "app", "µs/req", "ratio", "added µs"], rows(measured))
+    return args, table, log.close
+
+
+def main() -> None:
+    parser = arguments(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]), rounds=120)
+    parser.add_argument("--log-file", default=os.devnull, help="where log lines go")
+    parser.add_argument(
+        "--multiprocess", action="store_true", help="prometheus_client multiprocess (mmap) mode"
     )
     args = parser.parse_args()
     if args.smoke:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,44 +18,10 @@ import pytest
 
 from fender.observability._metrics import auto_dir
 
+from served_gunicorn import BIN, HERE, WORKERS, gunicorn
 from servers import CommandServer, missing, wait_for
 
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
-
 pytestmark = pytest.mark.e2e
-
-WORKERS = {
-    "uvicorn": ("fender.runtime.uvicorn_worker.UvicornWorker", "served_apps:asgi"),
-    "sync": ("sync", "served_apps:wsgi"),
-}
-
-
-def gunicorn(worker: str, tmp_path: Path, **env: str) -> CommandServer:
-    worker_class, app = WORKERS[worker]
-    return CommandServer(
-        [
-            str(BIN / "gunicorn"),
-            "-c", "python:fender.runtime.gunicorn_conf",
-            "--workers", "2",
-            "--worker-class", worker_class,
-            "--bind", "127.0.0.1:{port}",
-            "--graceful-timeout", "5",
-            app,
-        ],
-        cwd=HERE,
-        ready_path="/metrics",  # fender's own endpoint: not in the access log
-        env={
-            "FENDER_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FENDER_TEST_PIDFILE": str(tmp_path / "hang.pid"),
-            # Counts exact at every scrape: no rendering reused (FENDER_METRICS_CACHE_SECONDS).
-            "FENDER_METRICS_CACHE_SECONDS": "0",
-            "PROMETHEUS_MULTIPROC_DIR": "",
-            "PYTHONPATH": str(HERE),
-            **env,
-        },
-    )  # fmt: skip
 
 
 @pytest.fixture(params=list(WORKERS))

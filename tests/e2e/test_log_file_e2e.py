@@ -8,26 +8,15 @@ production: the workers write through what they inherited.
 from __future__ import annotations
 
 import concurrent.futures
-import secrets
-import sys
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from servers import CommandServer
-
-HERE = Path(__file__).resolve().parent
-SRC = HERE.parents[1] / "src"
-BIN = Path(sys.executable).parent
+from served_gunicorn import WORKERS, gunicorn
 
 pytestmark = pytest.mark.e2e
 
-WORKERS = {
-    "uvicorn": ("fender.runtime.uvicorn_worker.UvicornWorker", "served_apps:asgi"),
-    "sync": ("sync", "served_apps:wsgi"),
-}
 REQUESTS = 300
 MAX_BYTES = int(0.02 * 1024 * 1024)  # FENDER_LOG_FILE_MAX_MB=0.02
 BACKUPS = 50  # enough to keep every line of the run: the test counts them
@@ -39,32 +28,17 @@ def request_id(n: int) -> str:
 
 @pytest.mark.parametrize("worker", list(WORKERS))
 def test_gunicorn_workers_share_the_rotated_log_file(tmp_path, worker):
-    worker_class, app = WORKERS[worker]
     log = tmp_path / "logs" / "app.log"
     log.parent.mkdir()
-    server = CommandServer(
-        [
-            str(BIN / "gunicorn"),
-            "-c", "python:fender.runtime.gunicorn_conf",
-            "--workers", "2",
-            "--worker-class", worker_class,
-            "--bind", "127.0.0.1:{port}",
-            "--graceful-timeout", "5",
-            app,
-        ],
-        cwd=HERE,
-        ready_path="/metrics",  # fender's own endpoint: not in the access log
-        env={
-            "FENDER_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FENDER_LOG_FILE": str(log),
-            "FENDER_LOG_FILE_MAX_MB": "0.02",
-            "FENDER_LOG_FILE_BACKUPS": str(BACKUPS),
-            "FENDER_RATE_LIMIT_ENABLED": "false",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-            "PYTHONPATH": f"{SRC}:{HERE}",  # this checkout's fender, served_apps
-        },
-    )  # fmt: skip
+    server = gunicorn(
+        worker,
+        tmp_path,
+        FENDER_LOG_FILE=str(log),
+        FENDER_LOG_FILE_MAX_MB="0.02",
+        FENDER_LOG_FILE_BACKUPS=str(BACKUPS),
+        FENDER_RATE_LIMIT_ENABLED="false",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
     server.start()
     try:
 

@@ -149,7 +149,7 @@ def test_traffic_table_numbers_formatted():
     assert cells(one).startswith("1 min</th>|240|4.00|12.1%|3.1|9.0|95.2|3")
     assert cells(five).startswith("5 min</th>|900|3.00|4.4%|2.9|8.2|88.0|3")
     assert cells(fifteen).startswith("15 min</th>|2,400|2.67|1.7%|2.8|8.0|1,234|1,250")
-    assert "Merged from 2 workers." in page
+    assert "2 workers running;" in page
 
 
 def test_nulls_are_dashes():
@@ -219,7 +219,7 @@ def test_a_monitor_without_samples_yet():
     summary = full_summary()
     summary["traffic"] = {"workers": 1, "windows": {}, "series": {}, "slowest_routes": []}
     page = status_page(summary, now=NOW)
-    assert "Merged from 1 worker." in page
+    assert "1 worker running;" in page
     assert "No series yet." in page
     assert page.count('<svg class="spark"') == 4  # empty charts, baselines only
     assert "<path" not in page

@@ -102,6 +102,50 @@ def test_p99_fires_after_two_minutes_above_500_ms():
     assert [kind for _, kind in h.times("latency_p99")] == ["firing", "resolved"]
 
 
+@pytest.mark.parametrize(
+    ("latency", "fires"),
+    [(0.450, False), (0.495, False), (0.505, True), (0.520, True)],
+)
+def test_p99_near_the_threshold_is_judged_exactly_not_by_its_bin(latency, fires):
+    # 430-512 ms is one bin: the bins alone would read a constant 450 ms as up to 511 ms.
+    h = Harness(FENDER_ALERT_P99_FOR="0")
+    h.run(5, per_second=50, slow=50, slow_seconds=latency)
+    assert (h.times("latency_p99") != []) is fires
+    p99 = h.monitor.summary()["traffic"]["windows"]["1m"]["p99_ms"]
+    assert (p99 > 500) is fires
+
+
+def test_status_reads_the_alerts_while_the_tick_changes_them():
+    # Requests read /status in their threads while the monitor's thread evaluates.
+    import sys
+    import threading
+
+    h = Harness(FENDER_ALERT_BREAKER_OPEN_FOR="0")
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                h.monitor.summary()
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(300):  # 50 breakers opening and closing: the book changes each tick
+            h.breakers = [f"b{i}" for i in range(50) if (i + n) % 2]
+            h.run(1)
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
 def test_memory_warns_above_75_and_is_critical_above_85_percent():
     h = Harness(FENDER_ALERT_MEMORY_FOR="30")
     h.rss = int(SHARE * 0.80)

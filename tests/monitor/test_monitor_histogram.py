@@ -1,4 +1,4 @@
-"""The latency histogram: bins, quantiles within half a bin, merging by addition."""
+"""The latency histogram: bins, quantiles within a bin, exact about a split, merging by addition."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fender.monitor._histogram import BINS, FLOOR, bin_of, quantile, upper_bound
 
-HALF_BIN = 2 ** (1 / 8)  # the most a geometric interpolation inside a bin can be off by
+BIN = 2 ** (1 / 4)  # the most an interpolation inside a bin can be off by: the bin's width
 
 
 def histogram(durations: list[float]) -> list[int]:
@@ -42,7 +42,7 @@ def test_an_empty_histogram_has_no_quantile():
     st.lists(st.floats(min_value=0.0005, max_value=30.0), min_size=1, max_size=300),
     st.sampled_from([0.5, 0.9, 0.95, 0.99]),
 )
-def test_a_quantile_is_within_half_a_bin_of_a_true_order_statistic(durations, q):
+def test_a_quantile_is_within_a_bin_of_a_true_order_statistic(durations, q):
     estimate = quantile(histogram(durations), q)
     ordered = sorted(durations)
     rank = q * len(ordered)
@@ -50,7 +50,34 @@ def test_a_quantile_is_within_half_a_bin_of_a_true_order_statistic(durations, q)
     low = ordered[max(0, math.ceil(rank) - 1)]
     high = ordered[min(len(ordered) - 1, math.ceil(rank))]
     assert estimate is not None
-    assert low / (HALF_BIN * 2 ** (1 / 8)) <= estimate <= high * HALF_BIN * 2 ** (1 / 8)
+    assert low / BIN <= estimate <= high * BIN
+
+
+def test_a_constant_latency_may_read_up_to_its_bin_top_without_a_split():
+    counts = histogram([0.450] * 100)
+    assert 0.5 < quantile(counts, 0.99) <= upper_bound(bin_of(0.450))
+    assert quantile(counts, 0.99, split=(0.5, 0)) <= 0.5
+
+
+@given(
+    st.lists(st.floats(min_value=0.0001, max_value=30.0), min_size=1, max_size=300),
+    st.floats(min_value=0.001, max_value=20.0),
+    st.sampled_from([0.5, 0.9, 0.95, 0.99]),
+)
+def test_a_split_quantile_is_above_the_edge_exactly_when_fewer_than_q_were_at_most_it(
+    durations, edge, q
+):
+    above = sum(1 for d in durations if d > edge)
+    estimate = quantile(histogram(durations), q, split=(edge, above))
+    assert estimate is not None
+    assert (estimate > edge) is (len(durations) - above < q * len(durations))
+
+
+def test_a_bound_belongs_to_the_bin_it_closes():
+    for index in (1, 10, 40):
+        assert bin_of(upper_bound(index)) in {index, index + 1}  # float rounding at the edge
+        assert bin_of(upper_bound(index) * (1 - 1e-9)) == index
+        assert bin_of(upper_bound(index) * (1 + 1e-9)) == index + 1
 
 
 @given(

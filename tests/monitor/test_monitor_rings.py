@@ -7,10 +7,12 @@ from fender.monitor._merge import merged_rows, route_windows, windows
 from fender.monitor._rings import MAX_ROUTES, OTHER_ROUTE, SECONDS, Rings, read_rings
 
 BASE = 1_800_000_000  # a wall second
+# A bucket as second() gives it: requests, errors, rejected, memory, breakers, slow, bins.
+SLOW_AT, BINS_AT = 5, 6
 
 
 def test_a_second_counts_requests_errors_and_latency():
-    rings = Rings.create(None, BASE)
+    rings = Rings.create(None, BASE, slow=0.015)
     rings.record("/a", 200, 0.010, BASE + 0.1)
     rings.record("/a", 503, 0.020, BASE + 0.9)
     rings.rejected(BASE + 0.5)
@@ -18,8 +20,9 @@ def test_a_second_counts_requests_errors_and_latency():
     assert bucket is not None
     requests, errors, rejected = bucket[0], bucket[1], bucket[2]
     assert (requests, errors, rejected) == (2, 1, 1)
-    assert bucket[5 + bin_of(0.010)] == 1
-    assert bucket[5 + bin_of(0.020)] == 1
+    assert bucket[BINS_AT + bin_of(0.010)] == 1
+    assert bucket[BINS_AT + bin_of(0.020)] == 1
+    assert bucket[SLOW_AT] == 1  # 20 ms is past the 15 ms threshold; 10 ms is not
     assert rings.second(BASE + 1) is None
 
 

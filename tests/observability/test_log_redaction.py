@@ -24,7 +24,9 @@ from fender.observability._logging import access_log, configure_logging, get_log
 from fender.observability._redaction import REDACTED, Redactor
 from fender.settings import load_settings
 
-SECRETS = ("hunter2", "s3cr3t-t0ken", "ak_live_51H", "sid-9f8e7d", "pa55:w/rd")
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNlY3JldA"
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRETS = ("hunter2", "s3cr3t-t0ken", "ak_live_51H", "sid-9f8e7d", "pa55:w/rd", JWT, AWS_KEY_ID)
 
 
 def settings(**env: str):
@@ -105,6 +107,9 @@ CASES: list[Any] = [
         id="headers-in-text",
     ),
     pytest.param(lambda: slog.info("got Bearer s3cr3t-t0ken from the client"), id="bearer-in-text"),
+    pytest.param(lambda: slog.warning("bad_token", value=JWT), id="bare-jwt"),
+    pytest.param(lambda: slog.info("login", jwt="s3cr3t-t0ken", csrftoken="hunter2"), id="jwt-key"),
+    pytest.param(lambda: lib.info("assumed role with %s", AWS_KEY_ID), id="aws-key-id"),
     pytest.param(
         lambda: slog.info("x", dump=str({"password": "hunter2", "token": "s3cr3t-t0ken"})),
         id="dict-repr-in-text",
@@ -280,6 +285,18 @@ def test_a_console_traceback_is_masked_too():
     assert "hunter2" not in stream.getvalue()
 
 
+def test_a_console_line_keeps_the_exception_it_was_given():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    configure_logging(settings(), stream=stream)
+    slog.error("login failed", exc_info=ValueError("no user for password=hunter2"))
+    assert "ValueError: no user for password=" in stream.getvalue()
+    assert "hunter2" not in stream.getvalue()
+
+
 def test_an_app_request_is_logged_masked():
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -401,6 +418,12 @@ def test_opt_ins_need_redaction_on():
         "auth",
         "credentials",
         "signature",
+        "jwt",
+        "id_jwt",
+        "bearer",
+        "csrftoken",
+        "X-CSRF-Token",
+        "xsrf_token",
         b"authorization",
     ],
 )

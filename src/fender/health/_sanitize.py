@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fender.settings._redact import SECRET_PAIR, URL_IN_TEXT, redact_url
+from fender.settings._redact import SECRET_PAIR, TOKEN_SHAPES, URL_IN_TEXT, redact_url
 
 __all__ = [
     "DETAILS_DEPTH",
@@ -50,8 +50,7 @@ _SANITIZERS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
     # the userinfo up to the last '@' (a password may hold '/', '?', '#' or '@').
     (URL_IN_TEXT, lambda m: redact_url(m[0])),
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 ***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "***"),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "***"),
+    (TOKEN_SHAPES, "***"),  # JWTs, AWS access key ids
     # "key=v", "key: v", '"key":"v"', "Authorization: ..." (the same pairs the logs mask).
     (SECRET_PAIR, r"\g<keep>***"),
     # Long mixed letter-and-digit runs look like generated tokens or keys.

@@ -235,7 +235,8 @@ def _traffic(traffic: Mapping[str, Any] | None) -> str:
     )
     workers = finite(traffic.get("workers"))
     merged = (
-        f'<p class="note">Merged from {_count(workers)} worker{"" if workers == 1 else "s"}.</p>'
+        f'<p class="note">{_count(workers)} worker{"" if workers == 1 else "s"} running; '
+        "the requests of workers recycled in the last 15 minutes still count.</p>"
         if workers is not None
         else ""
     )

@@ -14,8 +14,8 @@ from fender.monitor._rings import ROUTE_MINUTES, SECONDS, Rings
 
 __all__ = ["Window", "merged_rows", "route_windows", "series", "windows"]
 
-# A merged row: requests, errors, rejected, memory permille + 1, open breakers + 1, bins.
-_REQ, _ERR, _REJ, _MEM, _BRK, _BINS = 0, 1, 2, 3, 4, 5
+# A merged row: requests, errors, rejected, memory permille + 1, open breakers + 1, slow, bins.
+_REQ, _ERR, _REJ, _MEM, _BRK, _SLOW, _BINS = 0, 1, 2, 3, 4, 5, 6
 WINDOWS: Final = {"1m": 60, "5m": 300, "15m": SECONDS}
 _QUANTILES: Final = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
 
@@ -43,19 +43,21 @@ def merged_rows(rings: Sequence[Rings], first: int, last: int) -> list[list[int]
 class Window:
     """Counts and a histogram over some seconds."""
 
-    __slots__ = ("bins", "errors", "rejected", "requests", "seconds")
+    __slots__ = ("bins", "edge", "errors", "rejected", "requests", "seconds", "slow")
 
-    def __init__(self, seconds: int) -> None:
-        """Empty, over ``seconds``."""
+    def __init__(self, seconds: int, edge: float | None = None) -> None:
+        """Empty, over ``seconds``; ``edge``: the seconds past which the rows count as slow."""
         self.seconds = seconds
-        self.requests = self.errors = self.rejected = 0
+        self.edge = edge
+        self.requests = self.errors = self.rejected = self.slow = 0
         self.bins = [0] * BINS
 
     def add(self, row: Sequence[int]) -> None:
-        """Count one merged row (or route bucket: requests, errors, then bins at ``offset``)."""
+        """Count one merged row."""
         self.requests += row[_REQ]
         self.errors += row[_ERR]
         self.rejected += row[_REJ]
+        self.slow += row[_SLOW]
         self.bins = [a + b for a, b in zip(self.bins, row[_BINS:], strict=True)]
 
     def add_route(self, bucket: Sequence[int]) -> None:
@@ -71,7 +73,8 @@ class Window:
 
     def quantile_ms(self, q: float) -> float | None:
         """The ``q`` latency quantile in milliseconds; None without requests."""
-        seconds = quantile(self.bins, q)
+        split = None if self.edge is None else (self.edge, self.slow)
+        seconds = quantile(self.bins, q, split)
         return None if seconds is None else seconds * 1000
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,9 +91,12 @@ class Window:
         }
 
 
-def windows(rows: Sequence[list[int] | None]) -> dict[str, Window]:
-    """The 1, 5 and 15 minute windows ending with the last of ``rows`` (one per second)."""
-    result = {name: Window(seconds) for name, seconds in WINDOWS.items()}
+def windows(rows: Sequence[list[int] | None], edge: float | None = None) -> dict[str, Window]:
+    """The 1, 5 and 15 minute windows ending with the last of ``rows`` (one per second).
+
+    ``edge``: the seconds past which the rows counted requests as slow (see :class:`Window`).
+    """
+    result = {name: Window(seconds, edge) for name, seconds in WINDOWS.items()}
     count = len(rows)
     for age, row in enumerate(reversed(rows)):
         if row is None:
@@ -101,14 +107,16 @@ def windows(rows: Sequence[list[int] | None]) -> dict[str, Window]:
     return result
 
 
-def series(rows: Sequence[list[int] | None], step: int) -> dict[str, Any]:
+def series(
+    rows: Sequence[list[int] | None], step: int, edge: float | None = None
+) -> dict[str, Any]:
     """Sparkline points of ``step`` seconds each, oldest first: rate, errors, p99, memory."""
     rate: list[float] = []
     errors: list[float | None] = []
     p99: list[float | None] = []
     memory: list[float | None] = []
     for start in range(0, len(rows), step):
-        window = Window(step)
+        window = Window(step, edge)
         worst = 0
         for row in rows[start : start + step]:
             if row is not None:

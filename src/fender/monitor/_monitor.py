@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -66,6 +67,8 @@ class Monitor:
         self.directory: Path | None = None
         self.book = AlertBook(rules(settings))
         self.min_requests = settings.alert_min_requests
+        # Requests past the p99 threshold are counted apart: that alert is exact, not binned.
+        self._slow = settings.alert_p99_ms / 1000
         self._share = share_bytes
         self._open_breakers = open_breakers
         self._streaks = streaks
@@ -77,6 +80,9 @@ class Monitor:
         self._lock_file: Any = None
         self._leading = False
         self._last_cleanup = 0.0
+        # What /status shows of the book, replaced whole after each evaluation: requests read
+        # it while the tick thread changes the book.
+        self._shown: dict[str, list[dict[str, Any]]] = {"active": [], "resolved": []}
         self._active = metrics.gauge(
             "fender_alert_active",
             "In-process threshold alerts firing now (1), by alert, subject and severity.",
@@ -94,13 +100,16 @@ class Monitor:
         pid = os.getpid()
         if self._pid == pid:
             return
-        self._pid, self._leading, self._lock_file = pid, False, None
+        if not self._pid:
+            owner = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _forgo_lead(owner))
+        self._pid = pid
         base = int(self._clock())
         self.directory = self._directory()
         if self.directory is not None:
             try:
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._rings = Rings.create(self.directory / f"rings_{pid}.bin", base)
+                self._rings = Rings.create(self.directory / f"rings_{pid}.bin", base, self._slow)
             except OSError as exc:
                 # Degrade, never fail the start: this worker's /status speaks for itself alone.
                 _logger.warning(
@@ -112,7 +121,7 @@ class Monitor:
                 self.directory = None
             else:
                 return
-        self._rings = Rings.create(None, base)
+        self._rings = Rings.create(None, base, self._slow)
 
     def record(self, route: str, status: int, seconds: float) -> None:
         """One finished request (the access observer calls it)."""
@@ -177,9 +186,9 @@ class Monitor:
     def _share_state(self, state: dict[str, Any]) -> None:
         if state == self._shared_state:
             return
-        self._shared_state = state
         if self.directory is not None:
             _write_json(self.directory / f"state_{self._pid}.json", state)
+        self._shared_state = state  # once written: a failed write is tried again next tick
 
     def _lead(self) -> bool:
         """True in the worker that evaluates the alerts (the one holding the lock)."""
@@ -206,8 +215,13 @@ class Monitor:
         transitions = self.book.evaluate(readings, now)
         for transition in transitions:
             self._announce(transition)
-        for alert in self.book.firing():
+        firing = self.book.firing()
+        for alert in firing:
             self._active.labels(alert.name, alert.subject or "", alert.severity).set(1)
+        self._shown = {
+            "active": [_shown(a) for a in firing],
+            "resolved": [_shown(a) for a in self.book.resolved()],
+        }
         if self.directory is not None:
             _write_json(self.directory / "alerts.json", self.book.state())
             if now - self._last_cleanup >= _CLEANUP_EVERY:
@@ -221,7 +235,7 @@ class Monitor:
         """Each alert's reading now, from every worker's series and shared state."""
         second = int(now)
         rows = merged_rows(rings, second - 59, second)
-        minute = Window(60)
+        minute = Window(60, self._slow)
         for row in rows:
             if row is not None:
                 minute.add(row)
@@ -314,29 +328,43 @@ class Monitor:
             rows = merged_rows(rings, second - SECONDS + 1, second)
             minute = second // 60
             routes = route_windows(rings, range(minute - 4, minute + 1))
-            workers = sum(1 for ring in rings if ring.last_second() > second - SECONDS)
+            workers = sum(1 for ring in rings if _alive(ring.pid))
         slowest = sorted(
             (item for item in routes.items() if item[1].requests),
             key=lambda item: (-(item[1].quantile_ms(0.99) or 0.0), item[0]),
         )[:SLOWEST]
         traffic = {
             "workers": workers,
-            "windows": {name: window.as_dict() for name, window in windows(rows).items()},
-            "series": series(rows, STEP),
+            "windows": {
+                name: window.as_dict() for name, window in windows(rows, self._slow).items()
+            },
+            "series": series(rows, STEP, self._slow),
             "slowest_routes": [{"route": name, **_route(window)} for name, window in slowest],
         }
         return {"traffic": traffic, "alerts": self._alerts()}
 
     def _alerts(self) -> dict[str, list[dict[str, Any]]]:
-        book = self.book
-        if self.directory is not None and not self._leading:
-            book = AlertBook(self.book.rules)
-            with contextlib.suppress(OSError, ValueError):
-                book.restore(json.loads((self.directory / "alerts.json").read_text()))
+        if self.directory is None or self._leading:
+            return self._shown
+        book = AlertBook(self.book.rules)  # the leader's, as it last wrote it
+        with contextlib.suppress(OSError, ValueError):
+            book.restore(json.loads((self.directory / "alerts.json").read_text()))
         return {
             "active": [_shown(a) for a in book.firing()],
             "resolved": [_shown(a) for a in book.resolved()],
         }
+
+    def _forgo_lead(self) -> None:
+        """In a forked child: the lock is the parent's (the child closes its copy of it)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+        self._lock_file, self._leading = None, False
+
+
+def _forgo_lead(owner: weakref.ref[Monitor]) -> None:
+    monitor = owner()
+    if monitor is not None:
+        monitor._forgo_lead()  # noqa: SLF001  (its own hook, registered by itself)
 
 
 def _route(window: Window) -> dict[str, Any]:

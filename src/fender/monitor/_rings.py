@@ -6,7 +6,8 @@ The block (a file in the monitor directory under gunicorn, plain memory otherwis
   number of routes named;
 * the service ring: 900 buckets of one second (15 minutes), each a stamp, requests, 5xx,
   rate-limit rejections, two gauges (memory used in permille + 1, open breakers + 1; 0 means no
-  sample) and the latency histogram (:mod:`fender.monitor._histogram`);
+  sample), the requests slower than the p99 alert's threshold (which makes that alert exact,
+  see :mod:`fender.monitor._histogram`) and the latency histogram;
 * :data:`MAX_ROUTES` route slots: a name and a ring of 15 one-minute buckets (stamp, requests,
   5xx, histogram). Routes past the slots count under ``other``.
 
@@ -49,14 +50,15 @@ OTHER_ROUTE: Final = "other"
 _NAME_BYTES: Final = 192
 
 _MAGIC: Final = 0x464E_4452  # "FNDR"
-_VERSION: Final = 1
+_VERSION: Final = 2
 # Header (int32 words): magic, version, pid, base (low, high), routes named; padded to 16.
 _HEADER: Final = 16
 _BASE_BITS: Final = 30  # the base second in two words, each well inside an int32
 _BASE_MASK: Final = (1 << _BASE_BITS) - 1
-# Service bucket: stamp, requests, errors, rejected, memory permille + 1, open breakers + 1, bins.
-REQUESTS, ERRORS, REJECTED, MEMORY, BREAKERS = 1, 2, 3, 4, 5
-_SVC_BINS: Final = 6
+# Service bucket: stamp, requests, errors, rejected, memory permille + 1, open breakers + 1,
+# slower than the threshold, bins.
+REQUESTS, ERRORS, REJECTED, MEMORY, BREAKERS, SLOW = 1, 2, 3, 4, 5, 6
+_SVC_BINS: Final = 7
 SVC_WIDTH: Final = _SVC_BINS + BINS
 # Route bucket: stamp, requests, errors, bins.
 _RT_BINS: Final = 3
@@ -69,6 +71,7 @@ WORDS: Final = _ROUTES_START + MAX_ROUTES * _SLOT
 SIZE: Final = WORDS * 4
 _LAST_BIN: Final = BINS - 1
 _log2 = math.log2
+_ceil = math.ceil
 _SVC_ZERO: Final = array.array("i", bytes(SVC_WIDTH * 4))
 _RT_ZERO: Final = array.array("i", bytes(RT_WIDTH * 4))
 
@@ -89,27 +92,38 @@ class Rings:
         self._base_minute = self.base // 60
         self._minute = -1
         self._current: dict[str, int] = {}  # route -> its bucket of the current minute
+        self.slow = math.inf  # seconds: a request longer counts as slow (set by create())
         if owner:
             for slot in range(self.words[5]):
                 self._routes[self.route_name(slot)] = slot
 
     @classmethod
-    def create(cls, path: Path | None, base: int) -> Rings:
-        """A new block for this process: in ``path`` (shared) or in memory (``None``)."""
+    def create(cls, path: Path | None, base: int, slow: float = math.inf) -> Rings:
+        """A new block for this process: in ``path`` (shared) or in memory (``None``).
+
+        ``slow``: seconds past which a request counts as slow (the p99 alert's threshold).
+        Raises OSError when the file cannot be made whole (a full disk or tmpfs): its blocks
+        are allocated here, so that a write to the mapping later cannot fault (SIGBUS).
+        """
         header = array.array("i", [0] * _HEADER)
         low, high = base & _BASE_MASK, base >> _BASE_BITS
         header[0:6] = array.array("i", [_MAGIC, _VERSION, os.getpid(), low, high, 0])
         if path is None:
             buffer = bytearray(SIZE)
             buffer[: _HEADER * 4] = header.tobytes()
-            return cls(memoryview(buffer), owner=True)
+            rings = cls(memoryview(buffer), owner=True)
+            rings.slow = slow
+            return rings
         # Written whole, then renamed: a reader never maps a file shorter than the layout.
         partial = path.with_name(path.name + ".new")
         with partial.open("wb") as file:
             file.write(header.tobytes())
             file.truncate(SIZE)
+            os.posix_fallocate(file.fileno(), 0, SIZE)
         partial.replace(path)
-        return cls(_mapped(path, writable=True), owner=True)
+        rings = cls(_mapped(path, writable=True), owner=True)
+        rings.slow = slow
+        return rings
 
     # --- writing (the owner) --------------------------------------------------------------------
 
@@ -150,7 +164,7 @@ class Rings:
         if seconds <= FLOOR:
             index = 0
         else:
-            index = int(_log2(seconds / FLOOR) * PER_OCTAVE) + 1
+            index = _ceil(_log2(seconds / FLOOR) * PER_OCTAVE)
             if index > _LAST_BIN:  # noqa: PLR1730  (a branch: min() is a call on the hot path)
                 index = _LAST_BIN
         second = int(now)
@@ -169,6 +183,8 @@ class Rings:
             if status >= 500:  # noqa: PLR2004  (server errors)
                 words[bucket + ERRORS] += 1
                 words[start + 2] += 1
+            if seconds > self.slow:
+                words[bucket + SLOW] += 1
 
     def rejected(self, now: float) -> None:
         """One request refused by a rate limit."""

@@ -9,7 +9,8 @@
   WSGI header lists);
 * in text (the message, a traceback, any string or object logged): URL passwords and secret
   query options (``***``, as fender shows any URL), ``name=value`` pairs naming a secret,
-  ``Authorization: ...`` and ``Cookie: ...`` to the end of the line, ``Bearer`` tokens;
+  ``Authorization: ...`` and ``Cookie: ...`` to the end of the line, ``Bearer`` tokens,
+  JWTs and AWS access key ids (:data:`~fender.settings._redact.TOKEN_SHAPES`);
 * opt-in: e-mail addresses, and IP addresses anonymised (IPv4 ``/24``, IPv6 ``/48``).
 
 What it masks becomes :data:`REDACTED`. Over-masking a harmless value is accepted; leaking a
@@ -36,6 +37,7 @@ from fender.settings._redact import (
     HEADER_WORDS,
     SECRET_HINTS,
     SECRET_WORDS,
+    TOKEN_SHAPES,
     redact_urls,
     secret_pair_pattern,
 )
@@ -49,8 +51,10 @@ MAX_DEPTH: Final = 8
 """Nested containers walked; deeper ones are rendered as text and masked as text."""
 
 # Fields every event has, set by fender: never a secret, and skipped (a timestamp has ':').
+# exc_info: the exception itself, made text (and masked) by the renderer's formatter; as text
+# here it would be no exception, and a console line would lose its traceback.
 _OWN_FIELDS: Final = frozenset(
-    {"timestamp", "level", "logger", "request_id", "trace_id", "span_id"}
+    {"timestamp", "level", "logger", "request_id", "trace_id", "span_id", "exc_info"}
 )
 _CACHE_SIZE: Final = 512  # texts remembered by cached(); the map is emptied when full
 _NOT_SECRET: Final = (bool, type(None))  # a flag or an absence says nothing of a secret
@@ -72,6 +76,14 @@ def _anonymize_ipv6(match: re.Match[str]) -> str:
     except ValueError:
         return match[0]
     return str(ipaddress.IPv6Network((address, 48), strict=False).network_address)
+
+
+def _anonymize_ips(text: str) -> str:
+    if "." in text:
+        text = _IPV4.sub(r"\g<1>0", text)
+    if ":" in text:
+        text = _IPV6.sub(_anonymize_ipv6, text)
+    return text
 
 
 class Redactor:
@@ -182,13 +194,12 @@ class Redactor:
                     break
         if "earer" in out or "EARER" in out:
             out = _BEARER.sub(_BEARER_MASK, out)
+        if "eyJ" in out or "AKIA" in out or "ASIA" in out:
+            out = TOKEN_SHAPES.sub(REDACTED, out)
         if self._emails and "@" in out:
             out = _EMAIL.sub(REDACTED, out)
         if self._ips:
-            if "." in out:
-                out = _IPV4.sub(r"\g<1>0", out)
-            if ":" in out:
-                out = _IPV6.sub(_anonymize_ipv6, out)
+            out = _anonymize_ips(out)
         return text if out == text else out
 
     def cached(self, text: str) -> str:

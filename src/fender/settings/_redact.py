@@ -18,6 +18,7 @@ __all__ = [
     "SECRET_HINTS",
     "SECRET_PAIR",
     "SECRET_WORDS",
+    "TOKEN_SHAPES",
     "URL_IN_TEXT",
     "redact_url",
     "redact_urls",
@@ -84,9 +85,16 @@ def redact_urls(text: str) -> str:
     return URL_IN_TEXT.sub(lambda m: redact_url(m[0]), text)
 
 
+TOKEN_SHAPES: Final = re.compile(
+    r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+)
+"""Secrets known by their shape wherever they stand: a JWT (``eyJ...``), an AWS access key id.
+Text holding none of ``eyJ``, ``AKIA``, ``ASIA`` has none."""
+
 SECRET_WORDS: Final = (
     r"pass(?:word|wd|phrase)?|pwd?|secrets?|token|api[_\-]?key|access[_\-]?key"  # noqa: S105  (names)
-    r"|private[_\-]?key|auth|credentials?|j?session(?:[_\-]?id)?|signature|sig"
+    r"|private[_\-]?key|auth|credentials?|j?session(?:[_\-]?id)?|signature|sig|jwt|bearer"
+    r"|[cx]srf(?:[_\-]?token)?"
 )
 """Names (or parts of names, between ``_``/``-``) that say a value is a secret."""
 HEADER_WORDS: Final = r"(?:proxy[_\-])?authorization|(?:set[_\-])?cookies?"
@@ -102,6 +110,9 @@ SECRET_HINTS: Final = (
     "session",
     "sig",
     "cookie",
+    "jwt",
+    "bearer",
+    "srf",
 )
 """Each name of :data:`SECRET_WORDS` and :data:`HEADER_WORDS` holds one of these: lowercased
 text holding none has no secret pair, which a few substring tests tell (the case-blind

@@ -1,0 +1,48 @@
+"""Every benchmark under bench/ still runs against the current API (``--smoke``).
+
+Numbers are not checked here: speed is measured by bench/, never asserted in tests. Each run
+must print the rows its table is about, so a benchmark that measures nothing fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+# script, its extra arguments, rows its output must hold, seconds it may take
+RUNS = [
+    ("bench_headers.py", [], ["fender.install, headers on (defaults)",
+                              "Fender(app), headers on (defaults)"], 120),
+    ("bench_logs.py", [], ["access line: redaction on (default)",
+                           "access line: + FENDER_LOG_FILE"], 120),
+    ("bench_monitor.py", [], ["fender.install, monitor on", "/status summary, 4 workers"], 120),
+    ("bench_request_path.py", [], ["FastAPI + fender.install", "Flask + Fender(app)"], 120),
+    ("bench_request_path.py", ["--multiprocess"],
+     ["FastAPI + fender.install", "Flask + Fender(app)"], 120),
+    ("bench_server.py", [], ["| FastAPI bare |", "| FastAPI + fender |", "| Flask bare |",
+                             "| Flask + fender |"], 300),
+    ("bench_startup.py", [], ["fender probe URL", "python -c 'import fender'"], 120),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "expected", "timeout"),
+    RUNS,
+    ids=[" ".join([script, *extra]) for script, extra, _, _ in RUNS],
+)
+def test_the_benchmark_runs(script, extra, expected, timeout):
+    # A multiprocess directory of the caller's would switch prometheus_client's mode.
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *extra],
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in expected:
+        assert row in done.stdout
