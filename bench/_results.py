@@ -23,6 +23,7 @@ __all__ = [
     "git_revision",
     "machine_header",
     "markdown_table",
+    "publish",
     "write_section",
 ]
 
@@ -125,3 +126,12 @@ def write_section(name: str, content: str, path: Path = RESULTS) -> Path:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def publish(name: str, parts: list[str], *, write: bool = True) -> str:
+    """Print the section ``name`` made of ``parts`` and, unless not to ``write``, store it."""
+    section = "\n\n".join(parts)
+    print(section)
+    if write:
+        print(f"\nwritten to {write_section(name, section)}")
+    return section

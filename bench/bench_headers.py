@@ -18,7 +18,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 from bench_request_path import (
     FENDER,
     PATH,
@@ -175,7 +175,8 @@ def main() -> None:
         "inside its one middleware (target: <= 5 µs). The peers' rows: paired with the bare "
         "app they wrap."
     )
-    section = "\n\n".join(
+    publish(
+        "headers",
         [
             "## Security headers: added µs per request",
             machine_header(PACKAGES),
@@ -183,11 +184,9 @@ def main() -> None:
             table,
             "One call of each per-request step (best of 15 x 20,000 calls):",
             step_table,
-        ]
+        ],
+        write=not args.no_write,
     )
-    print(section)
-    if not args.no_write:
-        print(f"\nwritten to {write_section('headers', section)}")
     done()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 from bench_request_path import (
     FENDER,
     PATH,
@@ -125,7 +125,8 @@ def main() -> None:
         "driven in process (no server, no client). fender with FENDER_MONITOR on, paired with "
         'fender with it off: "added µs" is what the monitor costs a request (target: < 2 µs).'
     )
-    section = "\n\n".join(
+    publish(
+        "monitor",
         [
             "## Monitor: added µs per request, and its merges",
             machine_header(PACKAGES),
@@ -136,11 +137,9 @@ def main() -> None:
                 "request a second on 20 routes per worker):"
             ),
             step_table,
-        ]
+        ],
+        write=not args.no_write,
     )
-    print(section)
-    if not args.no_write:
-        print(f"\nwritten to {write_section('monitor', section)}")
     done()
 
 

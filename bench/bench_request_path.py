@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 
 SECRET = secrets.token_urlsafe(48)
 BODY = b'{"item_id":42}'
@@ -579,11 +579,8 @@ def main() -> None:
     )
     steps_title = "Where the time goes, one step at a time (best of 15 x 20,000 calls):"
     parts = [f"## Request path overhead ({mode} metrics)", machine_header(PACKAGES), intro]
-    section = "\n\n".join([*parts, table, steps_title, step_table])
-    print(section)
-    if not args.no_write:
-        name = "request_path_multiprocess" if args.multiprocess else "request_path"
-        print(f"\nwritten to {write_section(name, section)}")
+    name = "request_path_multiprocess" if args.multiprocess else "request_path"
+    publish(name, [*parts, table, steps_title, step_table], write=not args.no_write)
     log.close()
     if metrics_dir is not None:
         with contextlib.suppress(OSError):

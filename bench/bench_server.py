@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -285,12 +285,11 @@ def main() -> None:
         "target for fender's addition: <= 5 MiB. The bare row already pays fender's gunicorn "
         "configuration (logging, metrics)."
     )
-    section = "\n\n".join(
-        ["## Through a real server (what a client sees)", machine_header(PACKAGES), intro, table]
+    publish(
+        "server",
+        ["## Through a real server (what a client sees)", machine_header(PACKAGES), intro, table],
+        write=not args.no_write,
     )
-    print(section)
-    if not args.no_write:
-        print(f"\nwritten to {write_section('server', section)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run every benchmark and keep its table in bench/RESULTS.md (``make bench``).
 
-Benchmarks that write their own section (``write_section``) are run as they are; the others
-print Markdown, which is stored here under a section named after the script.
+Benchmarks that write their own section (``write_section`` or ``publish``) are run as they are;
+the others print Markdown, which is stored here under a section named after the script.
 
 Run: .venv/bin/python bench/run.py [NAME ...]   (NAME: e.g. breaker, ratelimit)
 """
@@ -30,7 +30,8 @@ def main(names: list[str]) -> int:
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
             return result.returncode
-        if "write_section(" not in script.read_text(encoding="utf-8"):  # writes its own
+        source = script.read_text(encoding="utf-8")
+        if "write_section(" not in source and "publish(" not in source:  # writes its own
             write_section(script.stem.removeprefix("bench_"), result.stdout)
     return 0
 
