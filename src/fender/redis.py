@@ -24,9 +24,11 @@ Example:
     >>> store.close()
 """
 
+from typing import Final
+
 from fender.stores._async import AsyncResilientRedis
 from fender.stores._clients import async_redis_client, redis_client
-from fender.stores._config import OUTAGE_ERRORS, REDIS_BREAKER, RecoveryPolicy, RedisStoreConfig
+from fender.stores._config import REDIS_BREAKER, RecoveryPolicy, RedisStoreConfig, outage_errors
 from fender.stores._factory import async_resilient_redis, resilient_redis
 from fender.stores._health import store_health_check
 from fender.stores._result import Result, Source
@@ -50,3 +52,10 @@ __all__ = [
     "resilient_redis",
     "store_health_check",
 ]
+
+OUTAGE_ERRORS: Final = outage_errors()
+"""Errors that mean "Redis is not serving": they count against the breaker and the tier answers.
+
+Any other error (a ``WRONGTYPE`` reply, bad arguments) is the caller's: it propagates, and the
+breaker counts the call as a success, because the server did answer.
+"""

@@ -19,6 +19,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from fender.observability._redaction import Redactor
+from fender.observability._structlog import rich_console_tracebacks
 
 __all__ = [
     "LineHandler",
@@ -142,5 +143,6 @@ def formatter(
     elif redactor is not None:
         final.append(structlog.dev.ConsoleRenderer(exception_formatter=redactor.traceback))
     else:
+        rich_console_tracebacks()
         final.append(structlog.dev.ConsoleRenderer(colors=True))
     return structlog.stdlib.ProcessorFormatter(foreign_pre_chain=pre_chain, processors=final)

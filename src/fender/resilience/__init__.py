@@ -13,15 +13,20 @@ from fender.resilience._breaker import CircuitBreaker
 from fender.resilience._config import BreakerConfig, SlidingWindowType
 from fender.resilience._events import BreakerSnapshot, CallEvent, Outcome, StateTransition
 from fender.resilience._registry import BreakerRegistry, default_registry
-from fender.resilience._retry import (
-    RETRY_BACKGROUND,
-    RETRY_REQUEST,
-    RETRY_STARTUP,
-    RetryBudget,
-    RetryConfig,
-    RetryPolicy,
-)
 from fender.resilience._states import BreakerState, Permit
+
+TYPE_CHECKING = False  # (not typing's: see fender/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fender.resilience._retry import (
+        RETRY_BACKGROUND,
+        RETRY_REQUEST,
+        RETRY_STARTUP,
+        RetryBudget,
+        RetryConfig,
+        RetryPolicy,
+    )
 
 __all__ = [
     "RETRY_BACKGROUND",
@@ -42,3 +47,32 @@ __all__ = [
     "StateTransition",
     "default_registry",
 ]
+
+# The retry policies load tenacity; nothing a default install runs retries, so they are
+# imported on first use (PEP 562) and every app importing the breaker does not pay for them.
+_RETRY_NAMES = frozenset(
+    {
+        "RETRY_BACKGROUND",
+        "RETRY_REQUEST",
+        "RETRY_STARTUP",
+        "RetryBudget",
+        "RetryConfig",
+        "RetryPolicy",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a retry name on first use, then keep it as a plain module attribute."""
+    if name not in _RETRY_NAMES:
+        raise AttributeError(f"module 'fender.resilience' has no attribute {name!r}")
+    from fender.resilience import _retry
+
+    value = getattr(_retry, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not (for completion and ``help``)."""
+    return sorted({*globals(), *__all__})

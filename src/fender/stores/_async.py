@@ -7,9 +7,7 @@ client, and probes Redis in a task on the event loop while there is an outage to
 from __future__ import annotations
 
 import functools
-from typing import Self, TypeVar
-
-import redis.asyncio
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from fender._clock import Clock, monotonic
 from fender._flow import adrive
@@ -22,6 +20,9 @@ from fender.stores._memory import MemoryTier
 from fender.stores._prober import TaskProber
 from fender.stores._result import Result, Source
 from fender.stores._shell import StoreShell, encode
+
+if TYPE_CHECKING:  # the client's type only: redis-py loads where a client is built
+    import redis.asyncio
 
 __all__ = ["AsyncResilientRedis"]
 

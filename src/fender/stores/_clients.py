@@ -24,17 +24,15 @@ import types
 from collections.abc import Callable
 from typing import Any, cast
 
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.asyncio.sentinel
-import redis.cluster
-import redis.connection
-import redis.sentinel
-from redis.maint_notifications import MaintNotificationsConfig
-
 from fender.errors import ConfigurationError
 from fender.stores._url import ENCODE_HINT, bad_url, parse_redis_url
+
+# redis-py (9 MB and asyncio with it) is imported where a client is built or closed, never
+# here: every app imports this module, and one without REDIS_URL never needs redis-py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 __all__ = [
     "aclose_client",
@@ -66,36 +64,6 @@ def _check_limits(timeout: float, max_connections: int, pool_timeout: float | No
         raise ConfigurationError("pool_timeout", pool_timeout, "seconds > 0 or None")
 
 
-class _SentinelPool(redis.sentinel.SentinelConnectionPool):
-    """The master's pool; closing it also closes the connections to the Sentinels.
-
-    redis-py leaves those open when the master's client is closed (a leaked socket per
-    Sentinel asked).
-    """
-
-    def disconnect(self, inuse_connections: bool = True) -> None:  # noqa: FBT001, FBT002  (redis-py's signature)
-        """Close the master's connections and the Sentinels'."""
-        super().disconnect(inuse_connections)
-        for sentinel in self.sentinel_manager.sentinels:
-            sentinel.connection_pool.disconnect()
-
-
-class _AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool):
-    """:class:`_SentinelPool` for ``redis.asyncio``."""
-
-    async def disconnect(self, inuse_connections: bool = True) -> None:  # noqa: FBT001, FBT002  (redis-py's signature)
-        """Close the master's connections and the Sentinels'."""
-        await super().disconnect(inuse_connections)
-        for sentinel in self.sentinel_manager.sentinels:
-            await sentinel.connection_pool.disconnect()
-
-
-_SENTINEL_POOLS: dict[str, type[Any]] = {
-    "redis": _SentinelPool,
-    "redis.asyncio": _AsyncSentinelPool,
-}
-
-
 def _build(
     api: types.ModuleType,
     url: str,
@@ -107,6 +75,9 @@ def _build(
     options: dict[str, Any],
 ) -> Any:
     """Build a client from ``api`` (``redis`` or ``redis.asyncio``): one recipe for both."""
+    import redis.backoff
+    from redis.maint_notifications import MaintNotificationsConfig
+
     _check_limits(timeout, max_connections, pool_timeout)
     parsed = parse_redis_url(url)
     no_retry = api.retry.Retry(redis.backoff.NoBackoff(), 0)
@@ -146,6 +117,8 @@ def _build(
         **options,
     }
     if parsed.kind == "sentinel":
+        from fender.stores._sentinel import SENTINEL_POOLS
+
         sentinel_kwargs = {
             **socket_options,
             "retry": no_retry,
@@ -159,11 +132,11 @@ def _build(
         return sentinel.master_for(
             parsed.service,
             db=parsed.db,
-            connection_pool_class=_SENTINEL_POOLS[api.__name__],
+            connection_pool_class=SENTINEL_POOLS[api.__name__],
             **common,
         )
     nodes = [api.cluster.ClusterNode(host, port) for host, port in parsed.hosts]
-    if api is redis:
+    if api.__name__ == "redis":
         # The sync cluster client connects (and reads the slot map) when it is built: a
         # cluster that is down at boot would crash the app instead of degrading. Build it
         # on first use instead; until then every call fails like a dead server.
@@ -175,9 +148,13 @@ def _build(
 
 def is_cluster(client: object) -> bool:
     """True for a Redis Cluster client (sync, asyncio, or the lazy one above), unconnected."""
-    return isinstance(
-        client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster | _LazyCluster
-    )
+    if client is None or isinstance(client, _LazyCluster):
+        return client is not None
+    # A client exists, so redis-py is loaded: these imports only look it up.
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
 
 
 class _LazyCluster:
@@ -191,6 +168,8 @@ class _LazyCluster:
     def _connected(self) -> Any:
         client = self._client
         if client is None:
+            import redis
+
             with self._lock:
                 if self._client is None:
                     try:
@@ -235,6 +214,7 @@ def redis_client(
     Raises:
         ConfigurationError: The URL or a limit is invalid.
     """
+    import redis
     import redis.cluster
 
     client = _build(
@@ -254,6 +234,7 @@ def async_redis_client(
     **options: Any,
 ) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
     """A ``redis.asyncio`` client for ``url``; same arguments as :func:`redis_client`."""
+    import redis.asyncio
     import redis.asyncio.cluster
     import redis.asyncio.retry
 
@@ -272,6 +253,8 @@ async def aclose_client(client: Any) -> None:
     is clear (closing a closed node again is a no-op). Errors of the client's own ``aclose()``
     propagate, after the cluster's nodes are closed.
     """
+    import redis.asyncio.cluster  # a client exists: redis-py is loaded already
+
     try:
         await client.aclose()
     finally:

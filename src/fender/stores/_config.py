@@ -9,32 +9,40 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from typing import Final
-
-from redis import exceptions as redis_errors
 
 from fender.errors import ConfigurationError
 from fender.resilience import BreakerConfig
 from fender.stores._clients import seconds_ok
 
-__all__ = ["OUTAGE_ERRORS", "REDIS_BREAKER", "RecoveryPolicy", "RedisStoreConfig"]
+__all__ = ["REDIS_BREAKER", "RecoveryPolicy", "RedisStoreConfig", "outage_errors"]
 
-OUTAGE_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    redis_errors.ConnectionError,  # refused, reset, pool exhausted, still loading, auth lost
-    redis_errors.TimeoutError,
-    redis_errors.InvalidResponse,  # a proxy or a half-dead server speaking garbage
-    redis_errors.ReadOnlyError,  # a replica promoted under us: writes cannot land
-    redis_errors.ClusterError,  # cluster down, slots moving
-    redis_errors.TryAgainError,
-    redis_errors.RedisClusterException,
-    OSError,  # the socket layer and asyncio's TimeoutError
-)
-"""Errors that mean "Redis is not serving": they count against the breaker and the tier answers.
 
-Any other error (a ``WRONGTYPE`` reply, bad arguments) is the caller's: it propagates, and the
-breaker counts the call as a success, because the server did answer.
-"""
+@functools.cache
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "Redis is not serving": they count against the breaker, the tier answers.
+
+    Any other error (a ``WRONGTYPE`` reply, bad arguments) is the caller's: it propagates, and
+    the breaker counts the call as a success, because the server did answer.
+
+    A function, not a constant, so that redis-py loads only when a store has a client: an
+    ``except outage_errors()`` clause is evaluated only when an exception reaches it.
+    """
+    from redis import exceptions as redis_errors
+
+    return (
+        redis_errors.ConnectionError,  # refused, reset, pool exhausted, still loading, auth lost
+        redis_errors.TimeoutError,
+        redis_errors.InvalidResponse,  # a proxy or a half-dead server speaking garbage
+        redis_errors.ReadOnlyError,  # a replica promoted under us: writes cannot land
+        redis_errors.ClusterError,  # cluster down, slots moving
+        redis_errors.TryAgainError,
+        redis_errors.RedisClusterException,
+        OSError,  # the socket layer and asyncio's TimeoutError
+    )
+
 
 REDIS_BREAKER: Final = BreakerConfig(
     failure_threshold=5,

@@ -25,7 +25,7 @@ from fender.errors import ConfigurationError
 from fender.health import CheckResult
 from fender.resilience import BreakerRegistry, CircuitBreaker, default_registry
 from fender.stores._commands import DELETE_MATCHING, Command, Flow, glob_escape, op
-from fender.stores._config import OUTAGE_ERRORS, REDIS_BREAKER, RedisStoreConfig
+from fender.stores._config import REDIS_BREAKER, RedisStoreConfig, outage_errors
 from fender.stores._healing import Healer
 from fender.stores._memory import MemoryTier
 from fender.stores._metrics import StoreMetrics
@@ -156,7 +156,7 @@ class StoreCore:
             reply = yield command
             if verify is not None:
                 verify(reply)
-        except OUTAGE_ERRORS as exc:
+        except outage_errors() as exc:
             self.breaker.on_error(exc, clock() - started, permit)
             self._metrics.errors.child(self.config.name, type(exc).__name__).inc()
             return _DOWN

@@ -15,7 +15,7 @@ import math
 from fender._clock import Clock
 from fender.resilience import CircuitBreaker
 from fender.stores._commands import DELETE_MATCHING, Flow, Op, glob_escape, op
-from fender.stores._config import OUTAGE_ERRORS, RecoveryPolicy, RedisStoreConfig
+from fender.stores._config import RecoveryPolicy, RedisStoreConfig, outage_errors
 from fender.stores._memory import MemoryTier
 from fender.stores._metrics import StoreMetrics
 from fender.stores._outage import Outage
@@ -89,7 +89,7 @@ class Healer:
         except Exception as exc:
             breaker.on_error(exc, clock() - started, permit)
             self._metrics.errors.child(self._config.name, type(exc).__name__).inc()
-            if not isinstance(exc, OUTAGE_ERRORS):
+            if not isinstance(exc, outage_errors()):
                 logger.warning(
                     "redis probe failed",
                     extra={"store": self._config.name, "error": type(exc).__name__},

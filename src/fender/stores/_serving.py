@@ -26,12 +26,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Mapping
 from typing import Any, Final
-
-import redis.asyncio.cluster
-import redis.cluster
-from redis import exceptions as redis_errors
 
 from fender.stores._clients import is_cluster
 from fender.stores._commands import Op
@@ -43,8 +40,9 @@ PING: Final[Op] = ("ping", (), {})
 CLUSTER_INFO: Final[Op] = (
     "execute_command",
     ("CLUSTER INFO",),
-    # redis-py's node flag, the same string on the sync and the asyncio client.
-    {"target_nodes": redis.cluster.RedisCluster.PRIMARIES},
+    # redis-py's node flag (RedisCluster.PRIMARIES, the same string on the sync and the asyncio
+    # client), spelled here so that this module loads without redis-py.
+    {"target_nodes": "primaries"},
 )
 """The question for a cluster: ``CLUSTER INFO`` on every primary (one reply per node)."""
 
@@ -81,10 +79,10 @@ class ServingCheck:
         """
         if not self.cluster:
             if not reply:
-                raise redis_errors.ConnectionError(f"PING answered {reply!r}")
+                raise _errors().ConnectionError(f"PING answered {reply!r}")
             return
         if not isinstance(reply, Mapping) or not reply:
-            raise redis_errors.ClusterError(f"not a CLUSTER INFO reply: {reply!r:.200}")
+            raise _errors().ClusterError(f"not a CLUSTER INFO reply: {reply!r:.200}")
         # redis-py returns the one node's info as is when a single primary answered.
         infos: Mapping[Any, Any] = reply
         if "cluster_state" in reply:
@@ -95,4 +93,11 @@ class ServingCheck:
             if not isinstance(info, Mapping) or info.get("cluster_state") != "ok"
         )
         if failing:
-            raise redis_errors.ClusterDownError(f"cluster_state is not ok on {', '.join(failing)}")
+            raise _errors().ClusterDownError(f"cluster_state is not ok on {', '.join(failing)}")
+
+
+def _errors() -> types.ModuleType:
+    """redis-py's exceptions, looked up when a reply fails (a client exists: redis-py is loaded)."""
+    from redis import exceptions
+
+    return exceptions

@@ -7,9 +7,7 @@ probes Redis in a background thread while there is an outage to heal.
 from __future__ import annotations
 
 import functools
-from typing import Self, TypeVar
-
-import redis
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from fender._clock import Clock, monotonic
 from fender._flow import drive
@@ -21,6 +19,9 @@ from fender.stores._memory import MemoryTier
 from fender.stores._prober import ThreadProber
 from fender.stores._result import Result, Source
 from fender.stores._shell import StoreShell, encode
+
+if TYPE_CHECKING:  # the client's type only: redis-py loads where a client is built
+    import redis
 
 __all__ = ["ResilientRedis"]
 

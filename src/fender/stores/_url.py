@@ -24,9 +24,6 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import redis
-import redis.connection
-
 from fender.errors import ConfigurationError
 
 __all__ = ["ENCODE_HINT", "RedisURL", "bad_url", "parse_redis_url"]
@@ -71,6 +68,8 @@ def bad_url(url: str, expected: str) -> ConfigurationError:
 
 def _typed_options(url: str, options: dict[str, str]) -> dict[str, Any]:
     """Convert query options as redis-py converts its own URL's (``socket_timeout`` to float)."""
+    import redis.connection  # parsing a REDIS_URL is start-up work: redis-py is needed then
+
     typed: dict[str, Any] = {}
     for name, value in options.items():
         parse = cast(
@@ -83,10 +82,12 @@ def _typed_options(url: str, options: dict[str, str]) -> dict[str, Any]:
     return typed
 
 
-_CONNECTION_CLASSES: dict[str, type[Any]] = {
-    "redis": redis.connection.Connection,
-    "rediss": redis.connection.SSLConnection,
-    "unix": redis.connection.UnixDomainSocketConnection,
+# The connection class of each standalone scheme, by name: redis-py is imported only when a
+# REDIS_URL is parsed, so that an app without Redis never loads it (9 MB, asyncio included).
+_CONNECTION_CLASSES = {
+    "redis": "Connection",
+    "rediss": "SSLConnection",
+    "unix": "UnixDomainSocketConnection",
 }
 # The pool's own options a URL may carry (redis-py's URL_QUERY_ARGUMENT_PARSERS converts them).
 _POOL_OPTIONS = frozenset({"max_connections", "timeout"})
@@ -95,8 +96,10 @@ _POOL_OPTIONS = frozenset({"max_connections", "timeout"})
 @functools.cache
 def _accepted_options(scheme: str) -> frozenset[str]:
     """Every option a URL of ``scheme`` may carry: the keywords of its connection class."""
+    import redis.connection
+
     names = set(_POOL_OPTIONS)
-    for owner in _CONNECTION_CLASSES[scheme].__mro__:
+    for owner in getattr(redis.connection, _CONNECTION_CLASSES[scheme]).__mro__:
         init = owner.__dict__.get("__init__")
         if init is not None:
             names.update(
@@ -111,7 +114,7 @@ def _accepted_options(scheme: str) -> frozenset[str]:
 
 # Query options of the Sentinel and Cluster forms: the connections' (TLS ones included), less
 # those fender sets itself or that would clash with its own arguments.
-_MULTI_HOST_OPTIONS = _accepted_options("rediss") - {"db", "retry", "timeout"}
+_NOT_MULTI_HOST_OPTIONS = frozenset({"db", "retry", "timeout"})
 _SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password"})
 
 
@@ -121,6 +124,9 @@ def _check_standalone_options(url: str, scheme: str, query: str) -> None:
     redis-py converts option values when the pool is built, but takes unknown options and bad
     values (``ssl_cert_reqs=bogus``) only when it first connects: every call would then fail.
     """
+    import redis
+    import redis.connection
+
     try:
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=1)  # a small queue
     except ValueError as exc:
@@ -217,7 +223,9 @@ def _parse_multi_host(url: str, *, sentinel: bool) -> RedisURL:
     form = "redis+sentinel://host/service/db" if sentinel else "redis+cluster:// (db 0 only)"
     if "db" in raw_options:
         raise bad_url(url, f"the database in the path, not ?db=: {form}")
-    accepted = _MULTI_HOST_OPTIONS | (_SENTINEL_OPTIONS if sentinel else frozenset())
+    accepted = (_accepted_options("rediss") - _NOT_MULTI_HOST_OPTIONS) | (
+        _SENTINEL_OPTIONS if sentinel else frozenset()
+    )
     names = [name for name, _ in parse_qsl(query) if name != "ssl"]
     unknown = next((i for i, name in enumerate(names, 1) if name not in accepted), None)
     if unknown is not None:  # by position: see _check_standalone_options
