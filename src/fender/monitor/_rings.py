@@ -109,9 +109,11 @@ class Rings:
         low, high = base & _BASE_MASK, base >> _BASE_BITS
         header[0:6] = array.array("i", [_MAGIC, _VERSION, os.getpid(), low, high, 0])
         if path is None:
-            buffer = bytearray(SIZE)
+            # Anonymous pages, not a bytearray: the kernel's zero pages cost no memory until a
+            # bucket is written, where a bytearray's ~600 KB are all touched at once.
+            buffer = memoryview(mmap.mmap(-1, SIZE))
             buffer[: _HEADER * 4] = header.tobytes()
-            rings = cls(memoryview(buffer), owner=True)
+            rings = cls(buffer, owner=True)
             rings.slow = slow
             return rings
         # Written whole, then renamed: a reader never maps a file shorter than the layout.
