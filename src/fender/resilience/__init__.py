@@ -48,23 +48,13 @@ __all__ = [
     "default_registry",
 ]
 
+
 # The retry policies load tenacity; nothing a default install runs retries, so they are
 # imported on first use (PEP 562) and every app importing the breaker does not pay for them.
-_RETRY_NAMES = frozenset(
-    {
-        "RETRY_BACKGROUND",
-        "RETRY_REQUEST",
-        "RETRY_STARTUP",
-        "RetryBudget",
-        "RetryConfig",
-        "RetryPolicy",
-    }
-)
-
-
+# The public names not defined above are exactly those of _retry.
 def __getattr__(name: str) -> Any:
     """Import a retry name on first use, then keep it as a plain module attribute."""
-    if name not in _RETRY_NAMES:
+    if name not in __all__:
         raise AttributeError(f"module 'fender.resilience' has no attribute {name!r}")
     from fender.resilience import _retry
 
