@@ -47,11 +47,15 @@ import logging
 import threading
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from fender._clock import Clock, monotonic
 from fender._flow import adrive, drive
 from fender._hooks import Hooks
+from fender.observability import _metrics as metrics
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._gcra import check_cost
+from fender.ratelimit._lease import LEASE_LUA, LEASE_SHA, LeaseBook, LeaseConfig
 from fender.ratelimit._policy import Decision
 from fender.ratelimit._redis import (
     AsyncRedisLimiter,
@@ -68,6 +72,16 @@ from fender.stores._commands import Op
 __all__ = ["AsyncTieredLimiter", "TieredLimiter"]
 
 logger = logging.getLogger("fender.ratelimit")
+
+
+_EXACT = LeaseConfig(mode="exact")
+
+
+def _round_trips_metric() -> Any:
+    return metrics.counter(
+        "rate_limit_redis_calls",
+        "Redis round trips made for rate-limit decisions (lease mode makes one per lease).",
+    )
 
 
 def _client_options(config: RateLimitConfig) -> dict[str, Any]:
@@ -104,6 +118,8 @@ class TieredLimiter:
         clock: monotonic seconds (inject a manual clock in tests).
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
+        lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
+            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
 
     Call :meth:`start` once the process serves (it runs the heartbeat and the recovery probe
     in a daemon thread) and :meth:`close` at shutdown.
@@ -117,6 +133,7 @@ class TieredLimiter:
         clock: Clock = monotonic,
         redis_clock: Clock | None = None,
         registry: BreakerRegistry | None = None,
+        lease: LeaseConfig | None = None,
     ) -> None:
         """Build the tiers; no I/O happens until the first decision."""
         self._owns_client = client is None and bool(config.redis_url)
@@ -135,18 +152,31 @@ class TieredLimiter:
             clock=clock,
             registry=registry,
         )
+        self.leases = LeaseBook(
+            lease or _EXACT, algorithm=config.algorithm, clock=clock, redis_clock=redis_clock
+        )
+        self.round_trips = 0
+        """Redis calls made for decisions (the background's not counted): tests, bench read it."""
+        self._round_trips = _round_trips_metric()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(
-        cls, config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
+        cls,
+        config: RateLimitConfig,
+        registry: BreakerRegistry,
+        hooks: Hooks,
+        lease: LeaseConfig | None = None,
     ) -> TieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no thread, no heartbeat to Redis.
         """
-        limiter = cls(config, registry=registry)
+        if lease is None:
+            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
+            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
+        limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)
         hooks.on_shutdown(limiter.close)
@@ -165,11 +195,25 @@ class TieredLimiter:
         """
         check_cost(cost)
         core = self.core
+        leases = self.leases
+        leased = leases.spend(items, cost)
+        if leased is not None:
+            return core.count(leased)
         permit = core.redis_permit()
-        if permit is None or self._redis is None:
+        if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
+        self.round_trips += 1
+        self._round_trips.inc()
         try:
-            decision = self._redis.decide(items, cost)
+            call = leases.prepare(items, cost, core.instances)
+            if call is None:
+                decision = self._redis.decide(items, cost)
+            else:
+                try:
+                    reply = self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
+                except NoScriptError:
+                    reply = self._client.eval(LEASE_LUA, call.numkeys, *call.args)
+                decision = leases.parse(call, items, reply)
         except Exception as exc:
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
@@ -233,6 +277,8 @@ class AsyncTieredLimiter:
         clock: monotonic seconds (inject a manual clock in tests).
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
+        lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
+            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
 
     Await :meth:`start` in the app's startup (it runs the heartbeat and the recovery probe
     in a task) and :meth:`aclose` at shutdown.
@@ -246,6 +292,7 @@ class AsyncTieredLimiter:
         clock: Clock = monotonic,
         redis_clock: Clock | None = None,
         registry: BreakerRegistry | None = None,
+        lease: LeaseConfig | None = None,
     ) -> None:
         """Build the tiers; no I/O happens until the first decision."""
         self._owns_client = client is None and bool(config.redis_url)
@@ -264,17 +311,30 @@ class AsyncTieredLimiter:
             clock=clock,
             registry=registry,
         )
+        self.leases = LeaseBook(
+            lease or _EXACT, algorithm=config.algorithm, clock=clock, redis_clock=redis_clock
+        )
+        self.round_trips = 0
+        """Redis calls made for decisions (the background's not counted): tests, bench read it."""
+        self._round_trips = _round_trips_metric()
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
-        cls, config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
+        cls,
+        config: RateLimitConfig,
+        registry: BreakerRegistry,
+        hooks: Hooks,
+        lease: LeaseConfig | None = None,
     ) -> AsyncTieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no task, no heartbeat to Redis.
         """
-        limiter = cls(config, registry=registry)
+        if lease is None:
+            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
+            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
+        limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)
         hooks.on_shutdown(limiter.aclose)
@@ -293,11 +353,25 @@ class AsyncTieredLimiter:
         """
         check_cost(cost)
         core = self.core
+        leases = self.leases
+        leased = leases.spend(items, cost)
+        if leased is not None:
+            return core.count(leased)
         permit = core.redis_permit()
-        if permit is None or self._redis is None:
+        if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
+        self.round_trips += 1
+        self._round_trips.inc()
         try:
-            decision = await self._redis.decide(items, cost)
+            call = leases.prepare(items, cost, core.instances)
+            if call is None:
+                decision = await self._redis.decide(items, cost)
+            else:
+                try:
+                    reply = await self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
+                except NoScriptError:
+                    reply = await self._client.eval(LEASE_LUA, call.numkeys, *call.args)
+                decision = leases.parse(call, items, reply)
         except Exception as exc:
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
