@@ -95,7 +95,7 @@ def test_a_lease_is_spent_locally_until_empty_or_expired():
     items = [("k", parse_policy("100/minute"))]
     call = book.prepare(items, 1, instances=1)
     assert call is not None
-    granted = book.parse(call, items, [1_000_000, 10, 0])
+    granted = book.parse(call, [1_000_000, 10, 0])
     assert granted.allowed
     assert book.held() == 9
     assert all(book.spend(items, 1) is granted for _ in range(5))
@@ -105,9 +105,9 @@ def test_a_lease_is_spent_locally_until_empty_or_expired():
     assert book.held() == 0
     call = book.prepare(items, 1, instances=1)
     assert call is not None
-    assert book.parse(call, items, [2_000_000, 1, 0]).allowed  # exact answer: no lease kept
+    assert book.parse(call, [2_000_000, 1, 0]).allowed  # exact answer: no lease kept
     assert book.spend(items, 1) is None
-    assert not book.parse(call, items, [2_000_000, 0, 200_000_000]).allowed
+    assert not book.parse(call, [2_000_000, 0, 200_000_000]).allowed
 
 
 # -- against a real redis-server -------------------------------------------------------------------
@@ -240,3 +240,36 @@ def test_redis_down_mid_lease_the_fallback_still_limits_then_redis_is_back(redis
     assert limiter.decide([(fresh_key(), policy)]).allowed
     assert limiter.round_trips == trips + 1
     limiter.close()
+
+
+def test_one_lease_at_a_time_per_key_while_it_is_taken():
+    book = LeaseBook(LEASE, algorithm=Algorithm.GCRA, clock=ManualClock())
+    items = [("k", parse_policy("100/minute"))]
+    first = book.prepare(items, 1, instances=1)
+    assert first is not None
+    assert book.prepare(items, 1, instances=1) is None  # concurrent: decided exactly
+    book.abandon(first)  # the call failed
+    again = book.prepare(items, 1, instances=1)
+    assert again is not None
+    book.parse(again, [1_000_000, 10, 0])
+    assert book.prepare(items, 1, instances=1) is not None
+
+
+@pytest.mark.redis
+def test_concurrent_tasks_take_one_lease_per_key(redis_url):
+    async def run() -> tuple[int, int]:
+        limiter = AsyncTieredLimiter(config(redis_url), lease=LEASE)
+        policy = parse_policy("1000/minute")
+        key = fresh_key()
+
+        async def task() -> int:
+            return sum([(await limiter.decide([(key, policy)])).allowed for _ in range(20)])
+
+        allowed = sum(await asyncio.gather(*(task() for _ in range(8))))
+        held = limiter.leases.held()
+        await limiter.aclose()
+        return allowed, held
+
+    allowed, held = asyncio.run(run())
+    assert allowed == 160
+    assert held < LEASE.size

@@ -111,6 +111,7 @@ class LeaseCall:
     size: int
     numkeys: int
     args: tuple[int | str, ...]
+    key: object
 
 
 class _Lease:
@@ -134,7 +135,7 @@ class LeaseBook:
         redis_clock: tests only: drive the script's time by hand.
     """
 
-    __slots__ = ("_clock", "_leases", "_redis_clock", "config", "enabled")
+    __slots__ = ("_clock", "_leases", "_pending", "_redis_clock", "config", "enabled")
 
     def __init__(
         self,
@@ -150,6 +151,9 @@ class LeaseBook:
         self._clock = clock
         self._redis_clock = redis_clock
         self._leases: dict[object, _Lease] = {}
+        # Keys whose lease is being taken: concurrent requests on them (threads, asyncio
+        # tasks) decide exactly meanwhile, so that an instance holds one lease per key.
+        self._pending: set[object] = set()
 
     @staticmethod
     def _key(items: Items) -> object:
@@ -172,6 +176,9 @@ class LeaseBook:
         """The lease call for this request, or None: decide it exactly (ratelimit.lua)."""
         if not self.enabled or cost != 1:
             return None
+        key = self._key(items)
+        if key in self._pending:
+            return None
         cells = cells_for(items, Algorithm.GCRA)
         if impossible(cells, cost, Algorithm.GCRA) is not None:
             return None
@@ -184,10 +191,16 @@ class LeaseBook:
         argv: list[int | str] = [now, cost, size, size * max(1, instances)]
         for _key, _name, limit in cells:
             argv += (limit.emission_us, limit.tolerance_us)
-        return LeaseCall(cells, cost, size, len(cells), (*(c[0] for c in cells), *argv))
+        self._pending.add(key)
+        return LeaseCall(cells, cost, size, len(cells), (*(c[0] for c in cells), *argv), key)
 
-    def parse(self, call: LeaseCall, items: Items, reply: Sequence[int]) -> Decision:
+    def abandon(self, call: LeaseCall) -> None:
+        """The lease call failed: the key may be leased again."""
+        self._pending.discard(call.key)
+
+    def parse(self, call: LeaseCall, reply: Sequence[int]) -> Decision:
         """Read the reply: keep a granted lease (less this request), return the decision."""
+        self._pending.discard(call.key)
         now, taken = int(reply[0]), int(reply[1])
         states = [int(value) for value in reply[2:]]
         decision, _ = evaluate(call.cells, states, now, taken or call.cost, Algorithm.GCRA)
@@ -195,9 +208,7 @@ class LeaseBook:
             leases = self._leases
             if len(leases) >= self.config.max_keys:
                 del leases[next(iter(leases))]
-            leases[self._key(items)] = _Lease(
-                taken - call.cost, self._clock() + self.config.ttl, decision
-            )
+            leases[call.key] = _Lease(taken - call.cost, self._clock() + self.config.ttl, decision)
         return decision
 
     def held(self) -> int:
@@ -208,3 +219,4 @@ class LeaseBook:
     def clear(self) -> None:
         """Drop every lease (their requests stay counted in Redis)."""
         self._leases.clear()
+        self._pending.clear()

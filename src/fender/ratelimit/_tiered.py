@@ -204,8 +204,8 @@ class TieredLimiter:
             return core.fallback(items, cost)
         self.round_trips += 1
         self._round_trips.inc()
+        call = leases.prepare(items, cost, core.instances)
         try:
-            call = leases.prepare(items, cost, core.instances)
             if call is None:
                 decision = self._redis.decide(items, cost)
             else:
@@ -213,8 +213,10 @@ class TieredLimiter:
                     reply = self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
                 except NoScriptError:
                     reply = self._client.eval(LEASE_LUA, call.numkeys, *call.args)
-                decision = leases.parse(call, items, reply)
+                decision = leases.parse(call, reply)
         except Exception as exc:
+            if call is not None:
+                leases.abandon(call)
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
 
@@ -362,8 +364,8 @@ class AsyncTieredLimiter:
             return core.fallback(items, cost)
         self.round_trips += 1
         self._round_trips.inc()
+        call = leases.prepare(items, cost, core.instances)
         try:
-            call = leases.prepare(items, cost, core.instances)
             if call is None:
                 decision = await self._redis.decide(items, cost)
             else:
@@ -371,8 +373,10 @@ class AsyncTieredLimiter:
                     reply = await self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
                 except NoScriptError:
                     reply = await self._client.eval(LEASE_LUA, call.numkeys, *call.args)
-                decision = leases.parse(call, items, reply)
+                decision = leases.parse(call, reply)
         except Exception as exc:
+            if call is not None:
+                leases.abandon(call)
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
 

@@ -27,7 +27,7 @@ class LeaseFields(BaseSettings):
     )
     rate_limit_lease_size: int = env_field(
         "FENDER_RATE_LIMIT_LEASE_SIZE",
-        default=10,
+        default=20,
         ge=1,
         le=1000,
         description="Requests an instance takes from Redis per lease (capped at a quarter of the "
