@@ -476,7 +476,7 @@ _SAMPLES = {
     "rate_limit_fallback": "closed",
     "rate_limit_slack": "2",
     "rate_limit_mode": "exact",
-    "rate_limit_lease_size": "20",
+    "rate_limit_lease_size": "30",
     "rate_limit_lease_ttl_ms": "500",
     "rate_limit_timeout_ms": "20",
     "rate_limit_allow": "10.0.0.0/8",
