@@ -27,8 +27,6 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
-
 from fender._clock import Clock
 from fender.errors import ConfigurationError
 from fender.ratelimit._gcra import Cell, State, cells_for, check_cost, evaluate, impossible
@@ -41,6 +39,7 @@ __all__ = [
     "RedisScript",
     "ScriptCall",
     "ScriptClient",
+    "is_noscript",
 ]
 
 logger = logging.getLogger("fender.ratelimit")
@@ -51,6 +50,17 @@ LUA_SHA: str = hashlib.sha1(LUA_SCRIPT.encode(), usedforsecurity=False).hexdiges
 """The script's SHA1, as EVALSHA names it."""
 
 _US = 1_000_000
+
+
+def is_noscript(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis's NOSCRIPT reply (the script cache was emptied by a restart).
+
+    redis is imported here, not at the top: a client raised ``exc``, so it is loaded already,
+    while an app without a REDIS_URL never loads it for this module.
+    """
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
 
 
 class ScriptClient(Protocol):
@@ -211,7 +221,9 @@ class RedisLimiter(RedisScript):
             return call.decision
         try:
             reply = self._client.evalsha(LUA_SHA, call.numkeys, *call.args)
-        except NoScriptError:
+        except Exception as exc:
+            if not is_noscript(exc):
+                raise
             logger.info("ratelimit.script_reload")
             reply = self._client.eval(LUA_SCRIPT, call.numkeys, *call.args)
         return self.parse(call, reply)
@@ -251,7 +263,9 @@ class AsyncRedisLimiter(RedisScript):
             return call.decision
         try:
             reply = await self._client.evalsha(LUA_SHA, call.numkeys, *call.args)
-        except NoScriptError:
+        except Exception as exc:
+            if not is_noscript(exc):
+                raise
             logger.info("ratelimit.script_reload")
             reply = await self._client.eval(LUA_SCRIPT, call.numkeys, *call.args)
         return self.parse(call, reply)

@@ -47,8 +47,6 @@ import logging
 import threading
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from fender._clock import Clock, monotonic
 from fender._flow import adrive, drive
 from fender._hooks import Hooks
@@ -62,11 +60,11 @@ from fender.ratelimit._redis import (
     AsyncScriptClient,
     RedisLimiter,
     ScriptClient,
+    is_noscript,
 )
 from fender.ratelimit._tiercore import TierCore
 from fender.ratelimit._tiers import LEAVE_LUA, Items, Tier
 from fender.resilience import BreakerRegistry
-from fender.stores._clients import aclose_client, is_cluster
 from fender.stores._commands import Op
 
 __all__ = ["AsyncTieredLimiter", "TieredLimiter"]
@@ -92,6 +90,14 @@ def _client_options(config: RateLimitConfig) -> dict[str, Any]:
     round trip. The factory already disables retries and the extra connect handshakes.
     """
     return {"timeout": config.timeout, "health_check_interval": 0}
+
+
+def _is_cluster(client: object) -> bool:
+    if client is None:
+        return False
+    from fender.stores._clients import is_cluster
+
+    return is_cluster(client)
 
 
 def _sync_client(config: RateLimitConfig) -> ScriptClient:
@@ -148,7 +154,7 @@ class TieredLimiter:
         self.core = TierCore(
             config,
             redis=client is not None,
-            cluster=is_cluster(client),
+            cluster=_is_cluster(client),
             clock=clock,
             registry=registry,
         )
@@ -211,7 +217,9 @@ class TieredLimiter:
             else:
                 try:
                     reply = self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
-                except NoScriptError:
+                except Exception as exc:
+                    if not is_noscript(exc):
+                        raise
                     reply = self._client.eval(LEASE_LUA, call.numkeys, *call.args)
                 decision = leases.parse(call, reply)
         except Exception as exc:
@@ -309,7 +317,7 @@ class AsyncTieredLimiter:
         self.core = TierCore(
             config,
             redis=client is not None,
-            cluster=is_cluster(client),
+            cluster=_is_cluster(client),
             clock=clock,
             registry=registry,
         )
@@ -371,7 +379,9 @@ class AsyncTieredLimiter:
             else:
                 try:
                     reply = await self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
-                except NoScriptError:
+                except Exception as exc:
+                    if not is_noscript(exc):
+                        raise
                     reply = await self._client.eval(LEASE_LUA, call.numkeys, *call.args)
                 decision = leases.parse(call, reply)
         except Exception as exc:
@@ -425,5 +435,7 @@ class AsyncTieredLimiter:
         await self.stop()
         client = self._client
         if self._owns_client and client is not None:
+            from fender.stores._clients import aclose_client
+
             with contextlib.suppress(Exception):
                 await aclose_client(client)
