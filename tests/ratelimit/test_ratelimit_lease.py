@@ -24,6 +24,7 @@ from fender.ratelimit._lease import LeaseBook, LeaseConfig
 from fender.ratelimit._policy import Algorithm, parse_policy
 from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 from fender.ratelimit._tiers import Tier
+from fender.resilience import BreakerRegistry
 from fender.settings import load_settings
 
 _ids = itertools.count()
@@ -273,3 +274,28 @@ def test_concurrent_tasks_take_one_lease_per_key(redis_url):
     allowed, held = asyncio.run(run())
     assert allowed == 160
     assert held < LEASE.size
+
+
+class _Runtime:
+    """What an app's runtime offers the limiter: hooks, and the settings it was built from."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.settings = load_settings(environ, env_file=None)
+        self.started: list[object] = []
+
+    def on_startup(self, hook):
+        self.started.append(hook)
+        return hook
+
+    def on_shutdown(self, hook):
+        return hook
+
+
+@pytest.mark.parametrize(
+    ("environ", "leasing"), [({}, True), ({"FENDER_RATE_LIMIT_MODE": "exact"}, False)]
+)
+def test_the_app_limiter_takes_its_mode_from_the_settings(environ, leasing):
+    runtime = _Runtime(environ)
+    limiter = TieredLimiter.from_settings(RateLimitConfig(), BreakerRegistry(), runtime)
+    assert limiter.leases.config.leasing is leasing
+    limiter.close()

@@ -11,7 +11,9 @@ events. :class:`TieredLimiter` (sync, a background thread) and :class:`AsyncTier
 How a decision goes:
 
 * Redis configured and the breaker closed: one EVALSHA covering every limit of the request,
-  bounded by ``timeout`` (a client of its own with socket timeouts and no retries).
+  bounded by ``timeout`` (a client of its own with socket timeouts and no retries). In lease
+  mode (:mod:`._lease`) that call takes several requests at once while the key is far from
+  its limit, and the next requests spend them here without a round trip.
 * The call fails (refused, timed out, anything): the breaker opens after ``trip_after``
   failures, and this request and every later one is decided by the fallback at once, without
   waiting on Redis. No exception reaches the caller.
