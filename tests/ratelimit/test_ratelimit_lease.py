@@ -123,8 +123,10 @@ def test_far_from_the_limit_a_tenth_of_a_round_trip_per_request(redis_url):
     assert limiter.round_trips <= 100
     assert limiter.serving is Tier.REDIS
     exact = TieredLimiter(config(redis_url), lease=EXACT)
+    exact.decide([(fresh_key(), policy)])  # the first call loads the script (NOSCRIPT, EVAL)
+    before = exact.round_trips
     assert all(exact.decide([(fresh_key(), policy)]).allowed for _ in range(50))
-    assert exact.round_trips == 50
+    assert exact.round_trips - before == 50
     limiter.close()
     exact.close()
 
@@ -149,11 +151,14 @@ def test_the_async_limiter_leases_alike(redis_url):
 def test_near_the_limit_each_request_asks_redis(redis_url):
     limiter = TieredLimiter(config(redis_url, instances=4), lease=LEASE)
     policy = parse_policy("100/minute")
+    limiter.decide([(fresh_key(), policy)])  # loads the scripts where the server lacks them
+    limiter.decide([(fresh_key(), parse_policy("5/minute"))])
+    before = limiter.round_trips
     key = fresh_key()
     admitted = sum(limiter.decide([(key, policy)]).allowed for _ in range(120))
     assert admitted == 100
     # Leases while 10 + 40 requests stay (6 leases, 60 requests), then one call a request.
-    assert limiter.round_trips == 6 + (120 - 60)
+    assert limiter.round_trips - before == 6 + (120 - 60)
     limiter.close()
 
 
@@ -239,7 +244,7 @@ def test_redis_down_mid_lease_the_fallback_still_limits_then_redis_is_back(redis
     assert limiter.serving is Tier.REDIS
     trips = limiter.round_trips
     assert limiter.decide([(fresh_key(), policy)]).allowed
-    assert limiter.round_trips == trips + 1
+    assert limiter.round_trips == trips + 2  # a restarted Redis: NOSCRIPT, then one EVAL
     limiter.close()
 
 

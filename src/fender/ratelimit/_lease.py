@@ -23,17 +23,19 @@ reading. The shells in :mod:`._tiered` make the call.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fender._clock import Clock, monotonic
 from fender.errors import ConfigurationError
 from fender.ratelimit._gcra import Cell, cells_for, evaluate, impossible
 from fender.ratelimit._policy import Algorithm, Decision
+from fender.ratelimit._redis import RedisScript, is_noscript
 from fender.ratelimit._tiers import Items
 from fender.settings import field_default
+from fender.stores._commands import Op
 
 if TYPE_CHECKING:
     from fender.settings import Settings
@@ -210,6 +212,29 @@ class LeaseBook:
                 del leases[next(iter(leases))]
             leases[call.key] = _Lease(taken - call.cost, self._clock() + self.config.ttl, decision)
         return decision
+
+    def flow(
+        self, script: RedisScript, items: Items, cost: int, instances: int
+    ) -> Generator[Op, Any, Decision]:
+        """One decision on Redis as a sans-I/O flow: a lease call, else the exact one.
+
+        The shells drive it (:func:`fender._flow.drive` / ``adrive``); a failed call gives the
+        key back to leasing and the error to the shell's breaker.
+        """
+        call = self.prepare(items, cost, instances)
+        if call is None:
+            return (yield from script.flow(items, cost))
+        try:
+            try:
+                reply = yield ("evalsha", (LEASE_SHA, call.numkeys, *call.args), {})
+            except Exception as exc:
+                if not is_noscript(exc):
+                    raise
+                reply = yield ("eval", (LEASE_LUA, call.numkeys, *call.args), {})
+        except BaseException:
+            self.abandon(call)
+            raise
+        return self.parse(call, reply)
 
     def held(self) -> int:
         """Requests held in unexpired leases (for tests and the bench)."""

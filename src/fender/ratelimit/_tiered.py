@@ -55,14 +55,13 @@ from fender._hooks import Hooks
 from fender.observability import _metrics as metrics
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._gcra import check_cost
-from fender.ratelimit._lease import LEASE_LUA, LEASE_SHA, LeaseBook, LeaseConfig
+from fender.ratelimit._lease import LeaseBook, LeaseConfig
 from fender.ratelimit._policy import Decision
 from fender.ratelimit._redis import (
     AsyncRedisLimiter,
     AsyncScriptClient,
     RedisLimiter,
     ScriptClient,
-    is_noscript,
 )
 from fender.ratelimit._tiercore import TierCore
 from fender.ratelimit._tiers import LEAVE_LUA, Items, Tier
@@ -210,23 +209,10 @@ class TieredLimiter:
         permit = core.redis_permit()
         if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
-        self.round_trips += 1
-        self._round_trips.inc()
-        call = leases.prepare(items, cost, core.instances)
+        flow = leases.flow(self._redis, items, cost, core.instances)
         try:
-            if call is None:
-                decision = self._redis.decide(items, cost)
-            else:
-                try:
-                    reply = self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
-                except Exception as exc:
-                    if not is_noscript(exc):
-                        raise
-                    reply = self._client.eval(LEASE_LUA, call.numkeys, *call.args)
-                decision = leases.parse(call, reply)
+            decision = drive(flow, self._call)
         except Exception as exc:
-            if call is not None:
-                leases.abandon(call)
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
 
@@ -239,6 +225,12 @@ class TieredLimiter:
     def _execute(self, op: Op) -> Any:
         name, args, kwargs = op
         return getattr(self._client, name)(*args, **kwargs)
+
+    def _call(self, op: Op) -> Any:
+        """A decision's Redis call, counted."""
+        self.round_trips += 1
+        self._round_trips.inc()
+        return self._execute(op)
 
     def start(self) -> None:
         """Start the background thread (heartbeat, recovery probe); idempotent."""
@@ -372,23 +364,10 @@ class AsyncTieredLimiter:
         permit = core.redis_permit()
         if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
-        self.round_trips += 1
-        self._round_trips.inc()
-        call = leases.prepare(items, cost, core.instances)
+        flow = leases.flow(self._redis, items, cost, core.instances)
         try:
-            if call is None:
-                decision = await self._redis.decide(items, cost)
-            else:
-                try:
-                    reply = await self._client.evalsha(LEASE_SHA, call.numkeys, *call.args)
-                except Exception as exc:
-                    if not is_noscript(exc):
-                        raise
-                    reply = await self._client.eval(LEASE_LUA, call.numkeys, *call.args)
-                decision = leases.parse(call, reply)
+            decision = await adrive(flow, self._call)
         except Exception as exc:
-            if call is not None:
-                leases.abandon(call)
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
 
@@ -401,6 +380,12 @@ class AsyncTieredLimiter:
     async def _execute(self, op: Op) -> Any:
         name, args, kwargs = op
         return await getattr(self._client, name)(*args, **kwargs)
+
+    async def _call(self, op: Op) -> Any:
+        """A decision's Redis call, counted."""
+        self.round_trips += 1
+        self._round_trips.inc()
+        return await self._execute(op)
 
     async def start(self) -> None:
         """Start the background task on the running loop; idempotent."""
