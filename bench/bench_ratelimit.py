@@ -1,6 +1,6 @@
 """Rate-limit decisions per second: fender against limits and throttled-py, and on Redis.
 
-Run: .venv/bin/python bench/bench_ratelimit.py [--quick]
+Run: .venv/bin/python bench/bench_ratelimit.py [--quick | --smoke] [--no-write]
 
 Memory: 1 key and 10k keys (cycled), a limit high enough that every decision is an admission
 (the full read-compute-write path). Each library is timed doing the same work, in two forms:
@@ -22,12 +22,18 @@ batch. The ratios are the median over the rounds of fender's rate over the rate 
 fastest strategy (fixed window) in the same round.
 
 Redis: a throwaway redis-server on a free loopback port (stopped by its PID at the end);
-round trips per decision counted with INFO commandstats. Prints a Markdown table.
+round trips per decision counted with INFO commandstats.
+
+Tiers: the limiter a fender app runs (``TieredLimiter``: breaker, fallback, metrics) in
+memory, on Redis in lease mode (the default) and in exact mode, in µs per decision and Redis
+round trips per request, far from the limit; and the asyncio limiter's event-loop lag while 32
+tasks decide concurrently on Redis. Prints the section and writes it to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib.metadata
 import os
@@ -44,8 +50,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from _results import machine_header, markdown_table, publish
 
 from fender.ratelimit import MemoryLimiter, RedisLimiter, parse_policy
+from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._lease import LeaseConfig
+from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 
 RATE = "1000000/second"
 REPEATS = 3
@@ -296,49 +306,140 @@ def redis_rows(n: int) -> list[tuple[str, str, float, str]]:
     return rows
 
 
+TIER_RATE = "1000000/minute"
+PACKAGES = ("redis", "limits", "throttled-py")
+
+
+def tier_rows(url: str, n: int) -> list[list[str]]:
+    """µs per decision and round trips per request of the app's limiter, per tier and mode."""
+    policy = parse_policy(TIER_RATE)
+    config = RateLimitConfig(default=policy, instances=1, timeout=1.0)
+    shared = RateLimitConfig(default=policy, instances=1, timeout=1.0, redis_url=url)
+    limiters = [
+        ("memory (no REDIS_URL)", TieredLimiter(config)),
+        ("Redis, lease mode (the default)", TieredLimiter(shared, lease=LeaseConfig())),
+        ("Redis, exact mode", TieredLimiter(shared, lease=LeaseConfig(mode="exact"))),
+    ]
+    rows = []
+    for name, limiter in limiters:
+        items = [("b:{203.0.113.9}:ip", policy)]
+        limiter.decide(items)  # connect, load the scripts
+        best = float("inf")
+        trips = 0.0
+        for _ in range(REPEATS):
+            before = limiter.round_trips
+            start = time.perf_counter()
+            for _ in range(n):
+                limiter.decide(items)
+            best = min(best, (time.perf_counter() - start) / n)
+            trips = (limiter.round_trips - before) / n
+        rows.append([name, f"{best * 1e6:.1f}", f"{trips:.3f}"])
+        limiter.close()
+    return rows
+
+
+async def _loop_lag(url: str, mode: str, n: int) -> tuple[float, float, int]:
+    policy = parse_policy(TIER_RATE)
+    config = RateLimitConfig(default=policy, instances=1, timeout=0.05, redis_url=url)
+    lease = LeaseConfig(mode="exact") if mode == "exact" else LeaseConfig(mode="lease")
+    limiter = AsyncTieredLimiter(config, lease=lease)
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append(time.perf_counter() - start - 0.001)
+
+    async def client(worker: int) -> None:
+        items = [(f"b:{{{worker}}}:ip", policy)]
+        for _ in range(n // 32):
+            await limiter.decide(items)
+
+    tick = asyncio.create_task(ticker())
+    start = time.perf_counter()
+    await asyncio.gather(*(client(w) for w in range(32)))
+    elapsed = time.perf_counter() - start
+    done.set()
+    await tick
+    await limiter.aclose()
+    lags.sort()
+    p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
+    return p99, max(lags, default=0.0), round(elapsed / n * 1e6)
+
+
+def loop_rows(url: str, n: int) -> list[list[str]]:
+    """The asyncio limiter under 32 concurrent tasks: its µs per decision and the loop's lag."""
+    rows = []
+    for mode in ("lease", "exact"):
+        p99, worst, us = asyncio.run(_loop_lag(url, mode, n))
+        rows.append([f"asyncio, {mode} mode", str(us), f"{p99 * 1e3:.2f}", f"{worst * 1e3:.2f}"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: checks it runs")
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    rounds, batch = (3, 5_000) if args.quick else (12, 20_000)
-    n_redis = 2_000 if args.quick else 20_000
-
-    print(
-        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} "
-        f"{platform.release()}; Python {platform.python_version()}; "
-        f"fender {version('fender')}, limits {version('limits')}, "
-        f"throttled-py {version('throttled-py')}, redis-py {version('redis')}"
-    )
-    print()
-    print(
-        f"Memory: best of {rounds} interleaved batches of {batch:,} decisions; "
-        f"Redis: best of {REPEATS} runs of {n_redis:,}."
-    )
-    print()
-    print("| implementation | keys | work | decisions/s | round trips/decision |")
-    print("| --- | --- | --- | ---: | ---: |")
+    if args.smoke:
+        rounds, batch, n_redis, n_tiers = 1, 500, 200, 500
+    elif args.quick:
+        rounds, batch, n_redis, n_tiers = 3, 5_000, 2_000, 5_000
+    else:
+        rounds, batch, n_redis, n_tiers = 12, 20_000, 20_000, 20_000
     rows, notes = memory_rows(rounds, batch)
-    for name, label, work, per_second in rows:
-        print(f"| {name} (memory) | {label} | {work} | {per_second:,.0f} | - |", flush=True)
-    for name, label, per_second, trips in redis_rows(n_redis):
-        print(f"| {name} | {label} | {WORKS[0]} | {per_second:,.0f} | {trips} |", flush=True)
-    print()
-    print("What one decision computes, per work:")
-    print()
-    print(
-        "- decision + headers: fender `hit()`: a `Decision` (verdict, remaining, reset, retry"
-        " after), all computed in that call; limits `hit()` (a bool) plus `get_window_stats()`"
-        " (remaining, reset: a second storage read); throttled-py `limit()` and its `state`."
+    table = [
+        [f"{name} (memory)", label, work, f"{per_second:,.0f}", "-"]
+        for name, label, work, per_second in rows
+    ]
+    table += [
+        [name, label, WORKS[0], f"{per_second:,.0f}", trips]
+        for name, label, per_second, trips in redis_rows(n_redis)
+    ]
+    with redis_server() as client:
+        kwargs = client.connection_pool.connection_kwargs
+        url = f"redis://{kwargs['host']}:{kwargs['port']}/0"
+        tiers = tier_rows(url, n_tiers)
+        loop = loop_rows(url, n_tiers)
+    publish(
+        "ratelimit",
+        [
+            "## Rate limit: decisions per second, memory and Redis; lease and exact modes",
+            machine_header(PACKAGES),
+            (
+                f"`bench/bench_ratelimit.py`: memory: best of {rounds} interleaved batches of "
+                f"{batch:,} decisions; Redis: best of {REPEATS} runs of {n_redis:,}."
+            ),
+            markdown_table(
+                ["implementation", "keys", "work", "decisions/s", "round trips/decision"], table
+            ),
+            (
+                "- decision + headers: fender `hit()`: a `Decision` (verdict, remaining, reset, "
+                "retry after), all computed in that call; limits `hit()` (a bool) plus "
+                "`get_window_stats()` (a second storage read); throttled-py `limit()` and its "
+                "`state`.\n- verdict only: limits `hit()` and throttled-py `limit().limited` "
+                "compute the verdict alone; fender has no lighter call, so its row still computes "
+                "the whole `Decision`."
+            ),
+            "Median over the rounds of fender's decisions/s over limits' fastest strategy:\n\n"
+            + "\n".join(notes),
+            (
+                "The app's limiter (`TieredLimiter`: breaker, fallback tier, metrics), one key "
+                f"far from its limit ({TIER_RATE}), best of {REPEATS} runs of {n_tiers:,}:"
+            ),
+            markdown_table(["tier", "µs/decision", "Redis round trips/request"], tiers),
+            (
+                "The asyncio limiter (`AsyncTieredLimiter`, redis.asyncio) with 32 tasks deciding "
+                "at once, and a task sleeping 1 ms in a loop: its lateness is the event loop's lag "
+                "(a Redis call never blocks the loop; the rate-limit timeout bounds each wait):"
+            ),
+            markdown_table(["limiter", "µs/decision", "loop lag p99 ms", "loop lag max ms"], loop),
+        ],
+        write=not (args.no_write or args.smoke),
     )
-    print(
-        "- verdict only: limits `hit()` and throttled-py `limit().limited` compute the verdict"
-        " alone; fender has no lighter call, so its row still computes the whole `Decision`."
-    )
-    print()
-    print("Median over the rounds of fender's decisions/s over limits' fastest strategy:")
-    print()
-    for note in notes:
-        print(note)
 
 
 if __name__ == "__main__":

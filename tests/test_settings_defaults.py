@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from fender.ratelimit._config import ENV_NAMES, RateLimitConfig
+from fender.ratelimit._lease import ENV_NAMES as LEASE_ENV_NAMES
 from fender.settings import Settings, env_name, env_vars, field_default, load_settings
 
 # The config fields built from a setting (the others, key_prefix, max_keys..., are the
@@ -32,7 +33,8 @@ def test_rate_limit_env_names_are_the_settings_names():
     documented = {var.name for var in env_vars()}
     assert set(ENV_NAMES.values()) <= documented
     rate_limit_fields = {f for f in Settings.model_fields if f.startswith("rate_limit")}
-    assert {env_name(f) for f in rate_limit_fields} <= set(ENV_NAMES.values())
+    read = set(ENV_NAMES.values()) | set(LEASE_ENV_NAMES.values())
+    assert {env_name(f) for f in rate_limit_fields} <= read
 
 
 def test_every_config_field_from_settings_has_its_variable():

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
-
 from fender._clock import Clock
+from fender._flow import adrive, drive
 from fender.errors import ConfigurationError
 from fender.ratelimit._gcra import Cell, State, cells_for, check_cost, evaluate, impossible
 from fender.ratelimit._policy import Algorithm, Decision, RateLimitPolicy
+from fender.stores._commands import Op
 
 __all__ = [
     "AsyncRedisLimiter",
@@ -41,6 +41,7 @@ __all__ = [
     "RedisScript",
     "ScriptCall",
     "ScriptClient",
+    "is_noscript",
 ]
 
 logger = logging.getLogger("fender.ratelimit")
@@ -51,6 +52,17 @@ LUA_SHA: str = hashlib.sha1(LUA_SCRIPT.encode(), usedforsecurity=False).hexdiges
 """The script's SHA1, as EVALSHA names it."""
 
 _US = 1_000_000
+
+
+def is_noscript(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis's NOSCRIPT reply (the script cache was emptied by a restart).
+
+    redis is imported here, not at the top: a client raised ``exc``, so it is loaded already,
+    while an app without a REDIS_URL never loads it for this module.
+    """
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
 
 
 class ScriptClient(Protocol):
@@ -143,6 +155,26 @@ class RedisScript:
                 argv += (limit.count, limit.period_us // unit, unit)
         return ScriptCall(cells, cost, len(cells), (*(c[0] for c in cells), *argv))
 
+    def flow(
+        self, items: Sequence[tuple[str, RateLimitPolicy]], cost: int = 1
+    ) -> Generator[Op, Any, Decision]:
+        """The decision as a sans-I/O flow: yields the EVALSHA (then an EVAL after NOSCRIPT).
+
+        Driven by :func:`fender._flow.drive` or ``adrive``: the sync and the async limiter
+        share it.
+        """
+        call = self.prepare(items, cost)
+        if call.decision is not None:
+            return call.decision
+        try:
+            reply = yield ("evalsha", (LUA_SHA, call.numkeys, *call.args), {})
+        except Exception as exc:
+            if not is_noscript(exc):
+                raise
+            logger.info("ratelimit.script_reload")
+            reply = yield ("eval", (LUA_SCRIPT, call.numkeys, *call.args), {})
+        return self.parse(call, reply)
+
     def parse(self, call: ScriptCall, reply: Sequence[int]) -> Decision:
         """Turn the script's reply into the decision.
 
@@ -196,6 +228,10 @@ class RedisLimiter(RedisScript):
         super().__init__(algorithm=algorithm, clock=clock)
         self._client = client
 
+    def _execute(self, op: Op) -> Any:
+        name, args, kwargs = op
+        return getattr(self._client, name)(*args, **kwargs)
+
     def hit(self, key: str, policy: RateLimitPolicy, cost: int = 1) -> Decision:
         """Count ``cost`` requests under ``key`` against ``policy``; see :meth:`decide`."""
         return self.decide(((key, policy),), cost)
@@ -206,15 +242,7 @@ class RedisLimiter(RedisScript):
         Raises:
             redis.exceptions.RedisError: the client failed (connection, timeout).
         """
-        call = self.prepare(items, cost)
-        if call.decision is not None:
-            return call.decision
-        try:
-            reply = self._client.evalsha(LUA_SHA, call.numkeys, *call.args)
-        except NoScriptError:
-            logger.info("ratelimit.script_reload")
-            reply = self._client.eval(LUA_SCRIPT, call.numkeys, *call.args)
-        return self.parse(call, reply)
+        return drive(self.flow(items, cost), self._execute)
 
 
 class AsyncRedisLimiter(RedisScript):
@@ -236,6 +264,10 @@ class AsyncRedisLimiter(RedisScript):
         super().__init__(algorithm=algorithm, clock=clock)
         self._client = client
 
+    async def _execute(self, op: Op) -> Any:
+        name, args, kwargs = op
+        return await getattr(self._client, name)(*args, **kwargs)
+
     async def hit(self, key: str, policy: RateLimitPolicy, cost: int = 1) -> Decision:
         """Count ``cost`` requests under ``key`` against ``policy``; see :meth:`decide`."""
         return await self.decide(((key, policy),), cost)
@@ -246,12 +278,4 @@ class AsyncRedisLimiter(RedisScript):
         Raises:
             redis.exceptions.RedisError: the client failed (connection, timeout).
         """
-        call = self.prepare(items, cost)
-        if call.decision is not None:
-            return call.decision
-        try:
-            reply = await self._client.evalsha(LUA_SHA, call.numkeys, *call.args)
-        except NoScriptError:
-            logger.info("ratelimit.script_reload")
-            reply = await self._client.eval(LUA_SCRIPT, call.numkeys, *call.args)
-        return self.parse(call, reply)
+        return await adrive(self.flow(items, cost), self._execute)

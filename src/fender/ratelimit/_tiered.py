@@ -11,7 +11,9 @@ events. :class:`TieredLimiter` (sync, a background thread) and :class:`AsyncTier
 How a decision goes:
 
 * Redis configured and the breaker closed: one EVALSHA covering every limit of the request,
-  bounded by ``timeout`` (a client of its own with socket timeouts and no retries).
+  bounded by ``timeout`` (a client of its own with socket timeouts and no retries). In lease
+  mode (:mod:`._lease`) that call takes several requests at once while the key is far from
+  its limit, and the next requests spend them here without a round trip.
 * The call fails (refused, timed out, anything): the breaker opens after ``trip_after``
   failures, and this request and every later one is decided by the fallback at once, without
   waiting on Redis. No exception reaches the caller.
@@ -50,8 +52,10 @@ from typing import Any
 from fender._clock import Clock, monotonic
 from fender._flow import adrive, drive
 from fender._hooks import Hooks
+from fender.observability import _metrics as metrics
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._gcra import check_cost
+from fender.ratelimit._lease import LeaseBook, LeaseConfig
 from fender.ratelimit._policy import Decision
 from fender.ratelimit._redis import (
     AsyncRedisLimiter,
@@ -62,12 +66,21 @@ from fender.ratelimit._redis import (
 from fender.ratelimit._tiercore import TierCore
 from fender.ratelimit._tiers import LEAVE_LUA, Items, Tier
 from fender.resilience import BreakerRegistry
-from fender.stores._clients import aclose_client, is_cluster
 from fender.stores._commands import Op
 
 __all__ = ["AsyncTieredLimiter", "TieredLimiter"]
 
 logger = logging.getLogger("fender.ratelimit")
+
+
+_EXACT = LeaseConfig(mode="exact")
+
+
+def _round_trips_metric() -> Any:
+    return metrics.counter(
+        "rate_limit_redis_calls",
+        "Redis round trips made for rate-limit decisions (lease mode makes one per lease).",
+    )
 
 
 def _client_options(config: RateLimitConfig) -> dict[str, Any]:
@@ -78,6 +91,14 @@ def _client_options(config: RateLimitConfig) -> dict[str, Any]:
     round trip. The factory already disables retries and the extra connect handshakes.
     """
     return {"timeout": config.timeout, "health_check_interval": 0}
+
+
+def _is_cluster(client: object) -> bool:
+    if client is None:
+        return False
+    from fender.stores._clients import is_cluster
+
+    return is_cluster(client)
 
 
 def _sync_client(config: RateLimitConfig) -> ScriptClient:
@@ -104,6 +125,8 @@ class TieredLimiter:
         clock: monotonic seconds (inject a manual clock in tests).
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
+        lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
+            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
 
     Call :meth:`start` once the process serves (it runs the heartbeat and the recovery probe
     in a daemon thread) and :meth:`close` at shutdown.
@@ -117,6 +140,7 @@ class TieredLimiter:
         clock: Clock = monotonic,
         redis_clock: Clock | None = None,
         registry: BreakerRegistry | None = None,
+        lease: LeaseConfig | None = None,
     ) -> None:
         """Build the tiers; no I/O happens until the first decision."""
         self._owns_client = client is None and bool(config.redis_url)
@@ -131,22 +155,35 @@ class TieredLimiter:
         self.core = TierCore(
             config,
             redis=client is not None,
-            cluster=is_cluster(client),
+            cluster=_is_cluster(client),
             clock=clock,
             registry=registry,
         )
+        self.leases = LeaseBook(
+            lease or _EXACT, algorithm=config.algorithm, clock=clock, redis_clock=redis_clock
+        )
+        self.round_trips = 0
+        """Redis calls made for decisions (the background's not counted): tests, bench read it."""
+        self._round_trips = _round_trips_metric()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(
-        cls, config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
+        cls,
+        config: RateLimitConfig,
+        registry: BreakerRegistry,
+        hooks: Hooks,
+        lease: LeaseConfig | None = None,
     ) -> TieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no thread, no heartbeat to Redis.
         """
-        limiter = cls(config, registry=registry)
+        if lease is None:
+            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
+            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
+        limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)
         hooks.on_shutdown(limiter.close)
@@ -165,11 +202,16 @@ class TieredLimiter:
         """
         check_cost(cost)
         core = self.core
+        leases = self.leases
+        leased = leases.spend(items, cost)
+        if leased is not None:
+            return core.count(leased)
         permit = core.redis_permit()
-        if permit is None or self._redis is None:
+        if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
+        flow = leases.flow(self._redis, items, cost, core.instances)
         try:
-            decision = self._redis.decide(items, cost)
+            decision = drive(flow, self._call)
         except Exception as exc:
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
@@ -183,6 +225,12 @@ class TieredLimiter:
     def _execute(self, op: Op) -> Any:
         name, args, kwargs = op
         return getattr(self._client, name)(*args, **kwargs)
+
+    def _call(self, op: Op) -> Any:
+        """A decision's Redis call, counted."""
+        self.round_trips += 1
+        self._round_trips.inc()
+        return self._execute(op)
 
     def start(self) -> None:
         """Start the background thread (heartbeat, recovery probe); idempotent."""
@@ -233,6 +281,8 @@ class AsyncTieredLimiter:
         clock: monotonic seconds (inject a manual clock in tests).
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
+        lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
+            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
 
     Await :meth:`start` in the app's startup (it runs the heartbeat and the recovery probe
     in a task) and :meth:`aclose` at shutdown.
@@ -246,6 +296,7 @@ class AsyncTieredLimiter:
         clock: Clock = monotonic,
         redis_clock: Clock | None = None,
         registry: BreakerRegistry | None = None,
+        lease: LeaseConfig | None = None,
     ) -> None:
         """Build the tiers; no I/O happens until the first decision."""
         self._owns_client = client is None and bool(config.redis_url)
@@ -260,21 +311,34 @@ class AsyncTieredLimiter:
         self.core = TierCore(
             config,
             redis=client is not None,
-            cluster=is_cluster(client),
+            cluster=_is_cluster(client),
             clock=clock,
             registry=registry,
         )
+        self.leases = LeaseBook(
+            lease or _EXACT, algorithm=config.algorithm, clock=clock, redis_clock=redis_clock
+        )
+        self.round_trips = 0
+        """Redis calls made for decisions (the background's not counted): tests, bench read it."""
+        self._round_trips = _round_trips_metric()
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
-        cls, config: RateLimitConfig, registry: BreakerRegistry, hooks: Hooks
+        cls,
+        config: RateLimitConfig,
+        registry: BreakerRegistry,
+        hooks: Hooks,
+        lease: LeaseConfig | None = None,
     ) -> AsyncTieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no task, no heartbeat to Redis.
         """
-        limiter = cls(config, registry=registry)
+        if lease is None:
+            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
+            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
+        limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)
         hooks.on_shutdown(limiter.aclose)
@@ -293,11 +357,16 @@ class AsyncTieredLimiter:
         """
         check_cost(cost)
         core = self.core
+        leases = self.leases
+        leased = leases.spend(items, cost)
+        if leased is not None:
+            return core.count(leased)
         permit = core.redis_permit()
-        if permit is None or self._redis is None:
+        if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
+        flow = leases.flow(self._redis, items, cost, core.instances)
         try:
-            decision = await self._redis.decide(items, cost)
+            decision = await adrive(flow, self._call)
         except Exception as exc:
             return core.redis_failed(exc, permit, items, cost)
         return core.redis_answered(decision, permit)
@@ -311,6 +380,12 @@ class AsyncTieredLimiter:
     async def _execute(self, op: Op) -> Any:
         name, args, kwargs = op
         return await getattr(self._client, name)(*args, **kwargs)
+
+    async def _call(self, op: Op) -> Any:
+        """A decision's Redis call, counted."""
+        self.round_trips += 1
+        self._round_trips.inc()
+        return await self._execute(op)
 
     async def start(self) -> None:
         """Start the background task on the running loop; idempotent."""
@@ -347,5 +422,7 @@ class AsyncTieredLimiter:
         await self.stop()
         client = self._client
         if self._owns_client and client is not None:
+            from fender.stores._clients import aclose_client
+
             with contextlib.suppress(Exception):
                 await aclose_client(client)

@@ -30,6 +30,7 @@ from fender.settings._production import (
     reporting_only,
     secret_key_finding,
 )
+from fender.settings._ratelimit_lease import LeaseFields
 from fender.settings._secrets import MIN_SECRET_KEY_LENGTH
 from fender.settings._security import SecurityFields
 from fender.settings._serving import ServingFields
@@ -56,7 +57,7 @@ MAX_MEMORY_TIER_MB = 1024 * 1024
 MAX_LOG_FILE_MB = 1024 * 1024  # 1 TiB: any real limit, and MiB x 2**20 stays an exact int
 
 
-class Settings(SecurityFields, ServingFields, MonitorFields, BaseSettings):
+class Settings(SecurityFields, ServingFields, MonitorFields, LeaseFields, BaseSettings):
     """Every setting fender reads, with its environment names and embedded default.
 
     Build it with :func:`load_settings` (which turns validation errors into
