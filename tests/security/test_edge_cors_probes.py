@@ -107,6 +107,12 @@ def test_star_methods_and_headers_echo_what_was_asked():
         ("/static/x", "/static/..%2F..%2Fetc/passwd", "traversal"),
         ("/static/x", "/static/%2e%2e/%2e%2e/etc/passwd", "traversal"),
         ("/read", "/read?file=../../etc/passwd", "traversal"),
+        # No "." and no "%" anywhere: only the dotless rules can match (the fast exit).
+        ("/WP-Admin", "", "wp-admin"),
+        ("/a/CGI-BIN", "", "cgi-bin"),
+        ("/phpmyadmin2", "", "phpmyadmin"),
+        ("/static/x", "/static/%2E%2E/etc", "traversal"),
+        ("/read", "/read?file=..%5Cwin.ini", "traversal"),
     ],
 )
 def test_well_known_probes_are_recognised(path, target, rule):
@@ -115,7 +121,18 @@ def test_well_known_probes_are_recognised(path, target, rule):
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/items/1", "/environment", "/git/log", "/admin", "/v1.2/files/a..b", "/x/.well-known/a"],
+    [
+        "/",
+        "/items/1",
+        "/environment",
+        "/git/log",
+        "/admin",
+        "/v1.2/files/a..b",
+        "/x/.well-known/a",
+        "/wp-admins",
+        "/cgi-bins/x",
+        "/a%20b",
+    ],
 )
 def test_ordinary_paths_are_no_probes(path):
     assert probe_of(path, path) is None

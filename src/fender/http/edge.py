@@ -115,6 +115,7 @@ class Edge:
         "hosts",
         "max_header_bytes",
         "max_header_count",
+        "passive",
         "resolver",
     )
 
@@ -162,6 +163,27 @@ class Edge:
             )
             exempt_paths = [path for _, paths in groups for path in paths]
         self._exempt_paths = frozenset(exempt_paths)
+        # No proxies, hosts, redirect or CORS (the defaults): the edge only watches the head
+        # bounds and the probe paths, and the shells take :meth:`passes` instead of a full
+        # :class:`EdgeRequest` for the requests that trip neither.
+        self.passive = (
+            self.resolver is None
+            and self.hosts is None
+            and self.cors is None
+            and not self.force_https
+        )
+
+    def passes(self, path: str, target: str, head_bytes: int, header_count: int) -> bool:
+        """True when a passive edge lets this request by untouched and says nothing.
+
+        False means only "ask :meth:`handle`", which decides (and reports) as for any request.
+        """
+        return (
+            self.passive
+            and head_bytes <= self.max_header_bytes
+            and header_count <= self.max_header_count
+            and probe_of(path, target) is None
+        )
 
     def handle(self, request: EdgeRequest, *, websocket: bool = False) -> EdgeDecision:
         """Decide one request (a websocket handshake: bounds, proxies and hosts only)."""

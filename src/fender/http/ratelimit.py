@@ -83,6 +83,9 @@ RATE_LIMIT_ATTRIBUTE: Final = "__fender_rate_limit__"
 """The attribute :func:`rate_limit` sets on an endpoint: a tuple of :class:`RouteLimit`."""
 
 KeyScope = Literal["ip", "user", "route", "global"]
+_Items = list[tuple[str, "RateLimitPolicy"]]
+ITEMS_REMEMBERED: Final = 1024
+"""Client and route pairs whose storage keys :meth:`HttpRateLimit.items` keeps (per app)."""
 KeyFunction = Callable[["RateLimitRequest"], "str | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -269,6 +272,9 @@ class HttpRateLimit:
         self._raw_path_plans = {
             normal_path(route): plan for route, plan in self._path_plans.items()
         }
+        # The keys of a plan without key functions depend on the client and route alone:
+        # built once per client and route seen lately, not on every request (see items()).
+        self._items: dict[tuple[int, str, str], tuple[RoutePlan, _Items]] = {}
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -390,7 +396,30 @@ class HttpRateLimit:
         route: str,
         request: Callable[[], RateLimitRequest] | None = None,
     ) -> list[tuple[str, RateLimitPolicy]]:
-        """The ``(storage key, policy)`` pairs of one request."""
+        """The ``(storage key, policy)`` pairs of one request.
+
+        Without a key function they depend on the client and route alone: the same list is
+        returned again for them (do not change it).
+        """
+        if plan.needs_request:
+            return self._build_items(plan, client, route, request)
+        remembered = (id(plan), client, route)
+        found = self._items.get(remembered)
+        if found is not None and found[0] is plan:
+            return found[1]
+        items = self._build_items(plan, client, route, None)
+        if len(self._items) >= ITEMS_REMEMBERED:
+            self._items.clear()  # (many clients: start over, cheaper than an LRU per hit)
+        self._items[remembered] = (plan, items)
+        return items
+
+    def _build_items(
+        self,
+        plan: RoutePlan,
+        client: str,
+        route: str,
+        request: Callable[[], RateLimitRequest] | None,
+    ) -> _Items:
         build = self._keys.build
         identities: list[tuple[str, tuple[str, ...], bool]] = []  # tag, parts, per route
         made: RateLimitRequest | None = None

@@ -39,6 +39,17 @@ def probe_of(path: str, target: str) -> str | None:
             encoded traversal is still visible.
     """
     low = path.lower()
+    # Every request pays for this: most paths have no "." and no "%" (every traversal pattern
+    # and every dotted rule needs one), and then only the three dotless rules can match.
+    if (
+        "." not in target
+        and "%" not in target
+        and "." not in low
+        and "wp-admin" not in low
+        and "cgi-bin" not in low
+        and "phpmyadmin" not in low
+    ):
+        return None
     for segment in low.split("/"):
         if segment in PROBE_SEGMENTS:
             return segment

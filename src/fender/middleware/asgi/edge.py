@@ -24,6 +24,7 @@ from fender.middleware.asgi.access import RESPONSE_HEADERS, send_response
 
 if TYPE_CHECKING:
     from fender._types import ASGIApp, Message, Receive, Scope, Send
+    from fender.http.endpoints import Response
     from fender.ratelimit._clientip import Resolution
 
 __all__ = ["EdgeMiddleware"]
@@ -44,20 +45,28 @@ _POLICY_VIOLATION: Final = 1008
 _DEFAULT_PORT: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def edge_request(scope: Scope) -> EdgeRequest:
-    """What the edge reads of an HTTP or websocket scope, in one pass over its headers."""
-    method: str = scope.get("method", "GET")
+def head_of(scope: Scope) -> tuple[str, int]:
+    """The request target as sent, and the size of the request line and headers."""
     raw_path = scope.get("raw_path")
     target = raw_path.decode("latin-1") if raw_path else scope["path"]
     query: bytes = scope.get("query_string", b"")
     if query:
         target = f"{target}?{query.decode('latin-1')}"
-    # The request line as sent: method, target, protocol and three separators.
-    size = len(method) + len(target) + 12
+    headers = scope["headers"]
+    # The request line (method, target, protocol, three separators), then ": " and CRLF a line.
+    size = len(scope.get("method", "GET")) + len(target) + 12 + 4 * len(headers)
+    for name, value in headers:
+        size += len(name) + len(value)
+    return target, size
+
+
+def edge_request(scope: Scope) -> EdgeRequest:
+    """What the edge reads of an HTTP or websocket scope."""
+    method: str = scope.get("method", "GET")
+    target, size = head_of(scope)
     found: list[str | None] = [None] * 8
     headers = scope["headers"]
     for name, value in headers:
-        size += len(name) + len(value) + 4  # ": " and CRLF
         slot = _READ.get(name)
         if slot is not None:
             text = value.decode("latin-1")
@@ -105,6 +114,14 @@ def apply_resolution(scope: Scope, resolution: Resolution, *, websocket: bool = 
         scope["server"] = (name.strip("[]"), int(port) if port else default)
 
 
+async def _refuse(send: Send, answer: Response, *, websocket: bool) -> None:
+    """Send the edge's own answer (a websocket is refused before its handshake: 403)."""
+    if websocket:
+        await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
+    else:
+        await send_response(send, answer, (("content-length", str(len(answer.body))),))
+
+
 class EdgeMiddleware:
     """Pure ASGI middleware: :class:`~fender.http.edge.Edge` around ``app`` (see the module)."""
 
@@ -122,15 +139,18 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         websocket = kind == "websocket"
-        decision = self.edge.handle(edge_request(scope), websocket=websocket)
+        edge = self.edge
+        if edge.passive and not websocket:
+            # The default edge: the head's size, no EdgeRequest (see Edge.passes).
+            target, size = head_of(scope)
+            if edge.passes(scope["path"], target, size, len(scope["headers"])):
+                await self.app(scope, receive, send)
+                return
+        decision = edge.handle(edge_request(scope), websocket=websocket)
         if decision.resolution is not None:
             apply_resolution(scope, decision.resolution, websocket=websocket)
         if decision.response is not None:
-            if websocket:  # refused before the handshake: the server answers 403
-                await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
-            else:
-                answer = decision.response
-                await send_response(send, answer, (("content-length", str(len(answer.body))),))
+            await _refuse(send, decision.response, websocket=websocket)
             return
         if not decision.headers:
             await self.app(scope, receive, send)

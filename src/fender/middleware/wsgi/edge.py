@@ -13,6 +13,7 @@ sees is the number of distinct names.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
@@ -29,16 +30,18 @@ if TYPE_CHECKING:
 __all__ = ["EdgeWSGI"]
 
 _SAFE_PATH: Final = "/:@!$&'()*+,;=-._~"
+_UNQUOTED: Final = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=-]*")  # what quote() keeps as is
 
 
-def edge_request(environ: WSGIEnviron) -> EdgeRequest:
-    """What the edge reads of a WSGI environ."""
+def head_of(environ: WSGIEnviron) -> tuple[str, str, str, int, int]:
+    """Method, decoded path, target as sent, size of the request line and headers, and count."""
     method = str(environ.get("REQUEST_METHOD", "GET"))
     path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
     # The target as sent when the server keeps it (gunicorn: RAW_URI), else rebuilt.
     target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not target:
-        target = quote(path.encode("latin-1", "replace"), safe=_SAFE_PATH)
+        # quote() leaves a path of safe characters as it is: skip its cost for those.
+        target = path if _UNQUOTED.fullmatch(path) else _quoted(path)
         query = environ.get("QUERY_STRING")
         if query:
             target = f"{target}?{query}"
@@ -48,10 +51,20 @@ def edge_request(environ: WSGIEnviron) -> EdgeRequest:
         if key.startswith("HTTP_") or key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
             count += 1
             size += len(key) + len(value) + 4 if isinstance(value, str) else 0
+    return method, path, str(target), size, count
+
+
+def _quoted(path: str) -> str:
+    return quote(path.encode("latin-1", "replace"), safe=_SAFE_PATH)
+
+
+def edge_request(environ: WSGIEnviron) -> EdgeRequest:
+    """What the edge reads of a WSGI environ."""
+    method, path, target, size, count = head_of(environ)
     return EdgeRequest(
         method=method,
         path=path,
-        target=str(target),
+        target=target,
         scheme=str(environ.get("wsgi.url_scheme", "http")),
         host=environ.get("HTTP_HOST"),
         peer=environ.get("REMOTE_ADDR"),
@@ -88,7 +101,13 @@ class EdgeWSGI:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
-        decision = self.edge.handle(edge_request(environ))
+        edge = self.edge
+        if edge.passive:
+            # The default edge: the head's size, no EdgeRequest (see Edge.passes).
+            _, path, target, size, count = head_of(environ)
+            if edge.passes(path, target, size, count):
+                return self.app(environ, start_response)
+        decision = edge.handle(edge_request(environ))
         if decision.resolution is not None:
             apply_resolution(environ, decision.resolution)
         response = decision.response
