@@ -2,21 +2,20 @@
 
 Module path ``server_apps`` (bench/ is put on PYTHONPATH); the app to serve is picked by name:
 ``server_apps:fastapi_bare``, ``server_apps:fastapi_fender``, ``server_apps:flask_bare``,
-``server_apps:flask_fender``.
+``server_apps:flask_fender``. Only the app asked for is built (PEP 562), and a bare app imports
+nothing of fender: a worker's resident size is then that of its own app alone.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
-from flask import Flask
-
-import fender
-from fender.flask import Fender
+__all__: list[str] = []  # the apps are attributes built on demand (__getattr__)
 
 
-def _fastapi() -> FastAPI:
+def _fastapi() -> Any:
+    from fastapi import FastAPI
+
     app = FastAPI()
 
     @app.get("/items/{item_id}")
@@ -26,7 +25,9 @@ def _fastapi() -> FastAPI:
     return app
 
 
-def _flask() -> Flask:
+def _flask() -> Any:
+    from flask import Flask
+
     app = Flask(__name__)
 
     @app.get("/items/<int:item_id>")
@@ -36,9 +37,34 @@ def _flask() -> Flask:
     return app
 
 
-fastapi_bare = _fastapi()
-fastapi_fender = _fastapi()
-fender.install(fastapi_fender)
-flask_bare = _flask()
-flask_fender = _flask()
-Fender(flask_fender)
+def _fastapi_fender() -> Any:
+    import fender
+
+    app = _fastapi()
+    fender.install(app)  # settings from the environment, as a user's app reads them
+    return app
+
+
+def _flask_fender() -> Any:
+    from fender.flask import Fender
+
+    app = _flask()
+    Fender(app)
+    return app
+
+
+_BUILDERS = {
+    "fastapi_bare": _fastapi,
+    "fastapi_fender": _fastapi_fender,
+    "flask_bare": _flask,
+    "flask_fender": _flask_fender,
+}
+
+
+def __getattr__(name: str) -> Any:
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise AttributeError(name)
+    app = builder()
+    globals()[name] = app  # built once
+    return app

@@ -43,8 +43,8 @@ RUNS = [
                                    *PEER_ROWS, *REDIS_ROWS], 120),
     ("bench_request_path.py", ["--multiprocess", "--no-redis"],
      ["FastAPI + fender.install, default install", "Flask + Fender(app), default install"], 120),
-    ("bench_server.py", [], ["| FastAPI bare |", "| FastAPI + fender |", "| Flask bare |",
-                             "| Flask + fender |"], 300),
+    ("bench_server.py", [], ["| FastAPI bare |", "| FastAPI + fender, default install |",
+                             "| Flask bare |", "| Flask + fender, default install |"], 120),
     ("bench_startup.py", [], ["fender probe URL", "python -c 'import fender'"], 120),
 ]  # fmt: skip
 
