@@ -13,17 +13,29 @@ Each builder takes the bare-app factory and a ``limits`` storage URI (``memory:/
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LIMIT", "fastapi_peers", "flask_peers", "peer_logger"]
+__all__ = ["LIMIT", "MODULES", "available", "fastapi_peers", "flask_peers", "peer_logger"]
 
 # As for fender: a limit no request of the bench reaches (a rejection is cheaper, and wrong).
 LIMIT = "1000000/second"
 Rows = list[tuple[str, Any]]
+# What each stack imports: without one of them, the stack is left out.
+MODULES = {
+    "fastapi": ("prometheus_fastapi_instrumentator", "slowapi", "secure", "asgi_correlation_id",
+                "pythonjsonlogger"),
+    "flask": ("prometheus_flask_exporter", "flask_limiter", "flask_talisman", "pythonjsonlogger"),
+}  # fmt: skip
+
+
+def available(framework: str) -> bool:
+    """Whether the peer stack of ``framework`` ("fastapi" or "flask") can be built here."""
+    return all(importlib.util.find_spec(module) is not None for module in MODULES[framework])
 
 
 def peer_logger(stream: Any, name: str, correlation: logging.Filter | None) -> logging.Logger:

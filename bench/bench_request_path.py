@@ -274,7 +274,7 @@ def time_steps(number: int = 20_000, repeat: int = 15) -> list[tuple[str, float]
 
 
 def main() -> None:
-    parser = arguments(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]), rounds=60)
+    parser = arguments(argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]), rounds=100)
     parser.add_argument("--log-file", default=os.devnull, help="where log lines go")
     parser.add_argument(
         "--multiprocess", action="store_true", help="prometheus_client multiprocess (mmap) mode"

@@ -8,8 +8,9 @@ monitor, JSON access lines on the server's stdout), Prometheus metrics in multip
 
 Load: wrk (one thread, ``--connections`` keep-alive connections, ``--seconds`` a round: the run
 is bounded in time), or, where wrk is not installed, a small asyncio client sending
-``--requests`` a round. Each round loads the bare server and the fender one back to back, in
-alternating order, and compares their requests/s (paired, so that a noisy neighbour hits both).
+``--requests`` a round. Each round loads the bare server, the fender one and the peer stack's
+back to back, in rotating order, and compares their requests/s with bare's in the same round
+(paired, so that a noisy neighbour hits them all).
 Worker RSS is read after the warm-up, against the same bare app under plain gunicorn (no fender
 configuration: nothing of fender imported).
 
@@ -33,6 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _peers import available
 from _results import machine_header, markdown_table, publish, target_note
 from _servers import WRK_DONE, free_port, wrk
 
@@ -57,7 +59,17 @@ PLAIN_WORKERS = {
     "FastAPI": ["--worker-class", "uvicorn_worker.UvicornWorker"],
     "Flask": ["--worker-class", "gthread", "--threads", "8"],
 }
-APPS = {"FastAPI": ("fastapi_bare", "fastapi_fender"), "Flask": ("flask_bare", "flask_fender")}
+# role: (the server_apps name, served by plain gunicorn rather than with fender's config).
+APPS = {
+    framework: {
+        "bare": (f"{prefix}_bare", False),
+        "fender": (f"{prefix}_fender", False),
+        # The peers bring no gunicorn config of their own; left out where not installed.
+        **({"peers": (f"{prefix}_peers", True)} if available(prefix) else {}),
+    }
+    for framework, prefix in (("FastAPI", "fastapi"), ("Flask", "flask"))
+}
+LABELS = {"bare": "bare", "fender": "+ fender, default install", "peers": "peer stack"}
 START_TIMEOUT = 60.0
 # Issue 16: requests/s of the default install over bare, and what it adds to a worker.
 RPS_TARGET = 0.9
@@ -239,26 +251,30 @@ def warm(server: Server, connections: int, requests: int) -> float:
 
 
 def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, Served]:
-    """Bare, fender (paired rounds) and plain gunicorn's bare worker (RSS) for ``framework``."""
-    bare_name, fender_name = APPS[framework]
-    out = {name: Served() for name in ("bare", "fender", "plain")}
+    """Every role of ``framework`` (paired rounds) and plain gunicorn's bare worker (RSS)."""
+    apps = APPS[framework]
+    out = {name: Served() for name in ("plain", *apps)}
     with tempfile.TemporaryDirectory(prefix="fender-bench-server-") as tmp:
-        plain = Server(framework, bare_name, Path(tmp), plain=True)
+        plain = Server(framework, apps["bare"][0], Path(tmp), plain=True)
         try:
             out["plain"].rss = warm(plain, work.connections, warmup)
         finally:
             plain.close()
-        servers = {"bare": Server(framework, bare_name, Path(tmp))}
+        servers: dict[str, Server] = {}
         try:
-            servers["fender"] = Server(framework, fender_name, Path(tmp))
-            for name, server in servers.items():
-                out[name].rss = warm(server, work.connections, warmup)
+            for role, (app, is_plain) in apps.items():
+                servers[role] = Server(framework, app, Path(tmp), plain=is_plain)
+            for role, server in servers.items():
+                out[role].rss = warm(server, work.connections, warmup)
+            roles = list(servers)
             for round_no in range(rounds):
-                for name in ("bare", "fender") if round_no % 2 else ("fender", "bare"):
-                    rps, p50, p99 = work.run(servers[name].port)
-                    out[name].rps.append(rps)
-                    out[name].p50.append(p50)
-                    out[name].p99.append(p99)
+                # Rotated, so that no server always runs right after the same one.
+                shift = round_no % len(roles)
+                for role in roles[shift:] + roles[:shift]:
+                    rps, p50, p99 = work.run(servers[role].port)
+                    out[role].rps.append(rps)
+                    out[role].p50.append(p50)
+                    out[role].p99.append(p99)
         finally:
             for server in servers.values():
                 server.close()
@@ -267,23 +283,22 @@ def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, S
 
 def rows(framework: str, got: dict[str, Served]) -> tuple[list[list[str]], float, float]:
     """The framework's table rows; fender's paired requests/s ratio and its RSS over plain."""
-    bare, fender = got["bare"], got["fender"]
-    ratio = statistics.median(f / b for f, b in zip(fender.rps, bare.rps, strict=True))
-    over = fender.rss - got["plain"].rss
-    out = []
-    for label, served, shown in ((f"{framework} bare", bare, "1.00x"),
-                                 (f"{framework} + fender, default install", fender,
-                                  f"{ratio:.2f}x")):  # fmt: skip
+    bare = got["bare"]
+    out, ratios = [], {}
+    for role, served in got.items():
+        if role == "plain":
+            continue
+        ratios[role] = statistics.median(r / b for r, b in zip(served.rps, bare.rps, strict=True))
         out.append([
-            label,
+            f"{framework} {LABELS[role]}",
             f"{statistics.median(served.rps):,.0f}",
-            shown,
+            f"{ratios[role]:.2f}x",
             f"{statistics.median(served.p50):.0f}",
             f"{statistics.median(served.p99):.0f}",
             f"{served.rss:.1f}",
             f"{served.rss - got['plain'].rss:+.1f}",
         ])  # fmt: skip
-    return out, ratio, over
+    return out, ratios["fender"], got["fender"].rss - got["plain"].rss
 
 
 def main() -> None:
@@ -337,8 +352,10 @@ def main() -> None:
         "default install runs: rate limiter in memory (a limit no request reaches), security "
         "headers, monitor, request ids, a JSON access line per request to the server's stdout "
         "(a file here), metrics in multiprocess mode; the bare app runs under the same "
-        "gunicorn config. Ratio: median over rounds of fender's requests/s divided by bare's, "
-        f"both timed back to back (target >= {RPS_TARGET:.2f}x). Worker RSS: the worker's "
+        "gunicorn config; the peer stack (`bench/_peers.py`, limits in memory) under plain "
+        "gunicorn, as it brings no config. Ratio: median over rounds of a server's requests/s "
+        "divided by bare's (each round times every server back to back; target for fender: "
+        f">= {RPS_TARGET:.2f}x). Worker RSS: the worker's "
         f"resident size after {args.warmup} warm-up requests; over bare: against the bare app "
         "under plain gunicorn (stock uvicorn worker or gthread, no fender configuration: "
         f"nothing of fender imported), target <= {RSS_TARGET:.0f} MiB."

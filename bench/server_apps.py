@@ -2,7 +2,8 @@
 
 Module path ``server_apps`` (bench/ is put on PYTHONPATH); the app to serve is picked by name:
 ``server_apps:fastapi_bare``, ``server_apps:fastapi_fender``, ``server_apps:flask_bare``,
-``server_apps:flask_fender``. Only the app asked for is built (PEP 562), and a bare app imports
+``server_apps:flask_fender``, ``server_apps:fastapi_peers``, ``server_apps:flask_peers`` (the
+peer stacks of ``_peers.py``). Only the app asked for is built (PEP 562), and a bare app imports
 nothing of fender: a worker's resident size is then that of its own app alone.
 """
 
@@ -53,11 +54,26 @@ def _flask_fender() -> Any:
     return app
 
 
+def _peers(framework: str) -> Any:
+    import sys
+
+    import _peers
+
+    # Limits in memory, JSON lines on stdout, as fender's are.
+    if framework == "fastapi":
+        ((_name, app),) = _peers.fastapi_peers(_fastapi, sys.stdout, "memory://", False)
+    else:
+        ((_name, app),) = _peers.flask_peers(_flask, sys.stdout, "memory://", False)
+    return app
+
+
 _BUILDERS = {
     "fastapi_bare": _fastapi,
     "fastapi_fender": _fastapi_fender,
     "flask_bare": _flask,
     "flask_fender": _flask_fender,
+    "fastapi_peers": lambda: _peers("fastapi"),
+    "flask_peers": lambda: _peers("flask"),
 }
 
 
