@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _results import markdown_table
+from server_apps import fastapi_app, flask_app
 
 __all__ = [
     "FENDER",
@@ -232,30 +233,6 @@ def _rounds(timer: Timer, paired: list[Variant], rounds: int) -> None:
 
 
 # --- apps -----------------------------------------------------------------------------------
-
-
-def fastapi_app() -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    @app.get("/items/{item_id}")
-    async def item(item_id: int) -> dict[str, int]:
-        return {"item_id": item_id}
-
-    return app
-
-
-def flask_app() -> Any:
-    from flask import Flask
-
-    app = Flask(__name__)
-
-    @app.get("/items/<int:item_id>")
-    def item(item_id: int) -> Any:
-        return {"item_id": item_id}
-
-    return app
 
 
 async def raw_asgi(_scope: Any, _receive: Any, send: Any) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__: list[str] = []  # the apps are attributes built on demand (__getattr__)
+# The apps to serve are attributes built on demand (__getattr__).
+__all__ = ["fastapi_app", "flask_app"]
 
 
-def _fastapi() -> Any:
+def fastapi_app() -> Any:
+    """The bench's FastAPI app: ``GET /items/{item_id}`` answers a small JSON body."""
     from fastapi import FastAPI
 
     app = FastAPI()
@@ -26,7 +28,8 @@ def _fastapi() -> Any:
     return app
 
 
-def _flask() -> Any:
+def flask_app() -> Any:
+    """The bench's Flask app: the same route."""
     from flask import Flask
 
     app = Flask(__name__)
@@ -41,7 +44,7 @@ def _flask() -> Any:
 def _fastapi_fender() -> Any:
     import fender
 
-    app = _fastapi()
+    app = fastapi_app()
     fender.install(app)  # settings from the environment, as a user's app reads them
     return app
 
@@ -49,7 +52,7 @@ def _fastapi_fender() -> Any:
 def _flask_fender() -> Any:
     from fender.flask import Fender
 
-    app = _flask()
+    app = flask_app()
     Fender(app)
     return app
 
@@ -61,16 +64,16 @@ def _peers(framework: str) -> Any:
 
     # Limits in memory, JSON lines on stdout, as fender's are.
     if framework == "fastapi":
-        ((_name, app),) = _peers.fastapi_peers(_fastapi, sys.stdout, "memory://", False)
+        ((_name, app),) = _peers.fastapi_peers(fastapi_app, sys.stdout, "memory://", False)
     else:
-        ((_name, app),) = _peers.flask_peers(_flask, sys.stdout, "memory://", False)
+        ((_name, app),) = _peers.flask_peers(flask_app, sys.stdout, "memory://", False)
     return app
 
 
 _BUILDERS = {
-    "fastapi_bare": _fastapi,
+    "fastapi_bare": fastapi_app,
     "fastapi_fender": _fastapi_fender,
-    "flask_bare": _flask,
+    "flask_bare": flask_app,
     "flask_fender": _flask_fender,
     "fastapi_peers": lambda: _peers("fastapi"),
     "flask_peers": lambda: _peers("flask"),
