@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["WRK_DONE", "free_port", "redis_server", "wrk"]
+__all__ = ["WRK_DONE", "free_port", "python_path", "redis_server", "wrk"]
 
 START_TIMEOUT = 10.0
 
@@ -46,6 +46,12 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def python_path(*first: Path) -> str:
+    """``first`` ahead of the caller's PYTHONPATH: a server measures the fender the bench does."""
+    inherited = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join([*(str(path) for path in first), *filter(None, [inherited])])
 
 
 def _answers_ping(port: int) -> bool:

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from _results import machine_header, markdown_table, write_section
-from _servers import WRK_DONE, free_port, wrk
+from _servers import WRK_DONE, free_port, python_path, wrk
 from bench_server import wait_ready
 
 HERE = Path(__file__).resolve().parent
@@ -111,7 +111,7 @@ def main() -> None:
         app_port = free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": python_path(ROOT),
             "FENDER_ENV": "production",
             "SECRET_KEY": os.urandom(32).hex(),
             "FENDER_HOST": "127.0.0.1",

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from _peers import available
 from _results import machine_header, markdown_table, publish, target_note
-from _servers import WRK_DONE, free_port, wrk
+from _servers import WRK_DONE, free_port, python_path, wrk
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -103,7 +103,7 @@ class Server:
         metrics.mkdir()
         env = {
             **os.environ,
-            "PYTHONPATH": str(HERE),
+            "PYTHONPATH": python_path(HERE),
             "FENDER_ENV": "production",
             "SECRET_KEY": os.urandom(32).hex(),
             "FENDER_RUNTIME_DIR": str(workdir / f"run-{app}"),
