@@ -19,6 +19,8 @@ from pathlib import Path
 from _results import write_section
 
 HERE = Path(__file__).resolve().parent
+# Scripts run more than once, with these arguments (each run writes its own section).
+RUNS = {"bench_request_path.py": [[], ["--multiprocess", "--no-redis", "--rounds", "60"]]}
 
 
 def main(names: list[str]) -> int:
@@ -27,24 +29,26 @@ def main(names: list[str]) -> int:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
     times: list[tuple[str, float]] = []
     failed: list[str] = []
-    for script in scripts:
-        print(f"== {script.name}", flush=True)
+    runs = [(script, extra) for script in scripts for extra in RUNS.get(script.name, [[]])]
+    for script, extra in runs:
+        label = " ".join([script.name, *extra])
+        print(f"== {label}", flush=True)
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, check=False
+            [sys.executable, str(script), *extra], capture_output=True, text=True, check=False
         )
-        times.append((script.name, time.monotonic() - started))
+        times.append((label, time.monotonic() - started))
         print(result.stdout)
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
-            failed.append(script.name)
+            failed.append(label)
             continue
         source = script.read_text(encoding="utf-8")
         if "write_section(" not in source and "publish(" not in source:  # writes its own
             write_section(script.stem.removeprefix("bench_"), result.stdout)
     for name, seconds in times:
-        print(f"{name:28} {seconds:6.0f} s")
-    print(f"{'total':28} {sum(s for _, s in times):6.0f} s")
+        print(f"{name:72} {seconds:6.0f} s")
+    print(f"{'total':72} {sum(s for _, s in times):6.0f} s")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
