@@ -98,7 +98,17 @@ readme: $(VENV)/.installed-dev
 mutate: $(VENV)/.installed-dev
 	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
+## bench: every benchmark under bench/ (about 10-15 minutes on 2 cores), tables in
+## bench/RESULTS.md; BENCH="request_path server" runs some. redis-server and wrk are installed
+## when missing and run as root on Debian (without wrk, bench_server uses its asyncio client)
 bench: $(VENV)/.installed-dev
+	@need=(); command -v redis-server >/dev/null 2>&1 || need+=(redis-server); \
+	command -v wrk >/dev/null 2>&1 || need+=(wrk); \
+	if [ $${#need[@]} -gt 0 ]; then \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null \
+	    && apt-get install -y -qq --no-install-recommends "$${need[@]}" >/dev/null; } \
+	  || echo "bench: $${need[*]} missing (Debian: apt-get install $${need[*]})"; \
+	fi
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:

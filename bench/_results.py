@@ -24,6 +24,7 @@ __all__ = [
     "machine_header",
     "markdown_table",
     "publish",
+    "target_note",
     "write_section",
 ]
 
@@ -109,6 +110,22 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 
 def _is_number(cell: str) -> bool:
     return re.fullmatch(r"[-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?x?", cell.strip()) is not None
+
+
+def target_note(
+    label: str, value: float, target: float, *, at_most: bool = True, unit: str = "x"
+) -> str:
+    """``label``: ``value`` against the target, met or missed by how much (from the run).
+
+    >>> target_note("FastAPI", 1.76, 1.15)
+    'FastAPI 1.76x (target <= 1.15x): missed by 0.61x'
+    >>> target_note("Flask", 0.95, 0.9, at_most=False)
+    'Flask 0.95x (target >= 0.90x): met'
+    """
+    sign = "<=" if at_most else ">="
+    met = value <= target if at_most else value >= target
+    shown = f"{label} {value:.2f}{unit} (target {sign} {target:.2f}{unit})"
+    return f"{shown}: met" if met else f"{shown}: missed by {abs(value - target):.2f}{unit}"
 
 
 def write_section(name: str, content: str, path: Path = RESULTS) -> Path:

@@ -18,8 +18,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from _results import machine_header, markdown_table, publish
-from bench_request_path import (
+from _paired import (
     FENDER,
     PATH,
     Variant,
@@ -29,6 +28,7 @@ from bench_request_path import (
     raw_asgi,
     raw_wsgi,
 )
+from _results import machine_header, markdown_table, publish
 
 PACKAGES = ("fastapi", "starlette", "flask", "secure", "flask-talisman")
 NONCED = (

@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from _results import machine_header, markdown_table, write_section
-from bench_server import free_port, wait_ready
+from _servers import WRK_DONE, free_port, python_path, wrk
+from bench_server import wait_ready
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -34,7 +35,8 @@ START_TIMEOUT = 60.0
 KEYS = 997
 
 # wrk: 80% GET /read, 20% POST /write over 997 keys (k0..k996); done() prints one JSON line.
-WRK_SCRIPT = r"""
+WRK_SCRIPT = (
+    r"""
 local counter = 0
 request = function()
   counter = counter + 1
@@ -44,20 +46,9 @@ request = function()
   end
   return wrk.format("GET", "/read/" .. key)
 end
-local statuses = {}
-response = function(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %d, "seconds": %.3f, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, '
-    .. '"max_ms": %.2f, "connect": %d, "read": %d, "write": %d, "timeout": %d, "non2xx": %d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
-    latency:percentile(95) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3,
-    e.connect, e.read, e.write, e.timeout, e.status))
-end
 """
+    + WRK_DONE
+)
 
 
 def start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -83,33 +74,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-
-
-def wrk(url: str, seconds: int, connections: int, script: Path) -> dict[str, float]:
-    result = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            "2",
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for line in result.stdout.splitlines():
-        if line.startswith("RESULT "):
-            parsed: dict[str, float] = json.loads(line.removeprefix("RESULT "))
-            return parsed
-    raise RuntimeError(f"no RESULT line from wrk:\n{result.stdout}\n{result.stderr}")
 
 
 def main() -> None:
@@ -147,7 +111,7 @@ def main() -> None:
         app_port = free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": python_path(ROOT),
             "FENDER_ENV": "production",
             "SECRET_KEY": os.urandom(32).hex(),
             "FENDER_HOST": "127.0.0.1",

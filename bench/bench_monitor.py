@@ -20,8 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _results import machine_header, markdown_table, publish
-from bench_request_path import (
+from _paired import (
     FENDER,
     PATH,
     Variant,
@@ -29,6 +28,7 @@ from bench_request_path import (
     flask_app,
     paired_run,
 )
+from _results import machine_header, markdown_table, publish
 
 PACKAGES = ("fastapi", "starlette", "flask")
 

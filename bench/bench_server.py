@@ -1,14 +1,20 @@
-"""What a client sees: bare vs fender-installed apps served by real gunicorn, over loopback TCP.
+"""What a client sees: bare vs default-installed fender apps served by real gunicorn.
 
 The in-process benchmark (bench_request_path.py) isolates fender's cost against the framework
 alone; here the same route is served the way production serves it: gunicorn with fender's config,
-one worker (uvicorn for FastAPI, gthread for Flask), JSON access lines on the server's stdout,
-Prometheus metrics in multiprocess mode. A small asyncio client keeps ``--connections``
-keep-alive connections busy; each round sends the same number of requests to the bare server and
-to the fender one, in alternating order, and compares their throughput (paired, one round at a
-time, so that a noisy neighbour hits both).
+one worker (fender's uvicorn worker for FastAPI, gthread for Flask), fender as a default install
+turns it on (the rate limiter in memory with a limit no request reaches, security headers, the
+monitor, JSON access lines on the server's stdout), Prometheus metrics in multiprocess mode.
 
-Run: .venv/bin/python bench/bench_server.py [--rounds N] [--requests N] [--connections N]
+Load: wrk (one thread, ``--connections`` keep-alive connections, ``--seconds`` a round: the run
+is bounded in time), or, where wrk is not installed, a small asyncio client sending
+``--requests`` a round. Each round loads the bare server, the fender one and the peer stack's
+back to back, in rotating order, and compares their requests/s with bare's in the same round
+(paired, so that a noisy neighbour hits them all).
+Worker RSS is read after the warm-up, against the same bare app under plain gunicorn (no fender
+configuration: nothing of fender imported).
+
+Run: .venv/bin/python bench/bench_server.py [--rounds N] [--seconds N] [--connections N]
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
+import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +34,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _results import machine_header, markdown_table, publish
+from _peers import available
+from _results import machine_header, markdown_table, publish, target_note
+from _servers import WRK_DONE, free_port, python_path, wrk
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -50,8 +59,21 @@ PLAIN_WORKERS = {
     "FastAPI": ["--worker-class", "uvicorn_worker.UvicornWorker"],
     "Flask": ["--worker-class", "gthread", "--threads", "8"],
 }
-APPS = {"FastAPI": ("fastapi_bare", "fastapi_fender"), "Flask": ("flask_bare", "flask_fender")}
+# role: (the server_apps name, served by plain gunicorn rather than with fender's config).
+APPS = {
+    framework: {
+        "bare": (f"{prefix}_bare", False),
+        "fender": (f"{prefix}_fender", False),
+        # The peers bring no gunicorn config of their own; left out where not installed.
+        **({"peers": (f"{prefix}_peers", True)} if available(prefix) else {}),
+    }
+    for framework, prefix in (("FastAPI", "fastapi"), ("Flask", "flask"))
+}
+LABELS = {"bare": "bare", "fender": "+ fender, default install", "peers": "peer stack"}
 START_TIMEOUT = 60.0
+# Issue 16: requests/s of the default install over bare, and what it adds to a worker.
+RPS_TARGET = 0.9
+RSS_TARGET = 5.0
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -70,14 +92,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> No
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Server:
     """One gunicorn process serving ``app`` (a ``server_apps`` name) on a free loopback port."""
 
@@ -89,12 +103,13 @@ class Server:
         metrics.mkdir()
         env = {
             **os.environ,
-            "PYTHONPATH": str(HERE),
+            "PYTHONPATH": python_path(HERE),
             "FENDER_ENV": "production",
             "SECRET_KEY": os.urandom(32).hex(),
             "FENDER_RUNTIME_DIR": str(workdir / f"run-{app}"),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-            "FENDER_RATE_LIMIT_ENABLED": "false",
+            # The default install, with a limit no request of the load reaches.
+            "FENDER_RATE_LIMIT": "1000000/second",
             "GUNICORN_MAX_REQUESTS": "0",  # steady state: no worker replaced mid-round
         }
         config = [] if plain else ["-c", "python:fender.runtime.gunicorn_conf"]
@@ -121,7 +136,7 @@ class Server:
         wait_ready(f"http://127.0.0.1:{self.port}{PATH}", self.process, START_TIMEOUT)
 
     def worker_rss_mib(self) -> float:
-        """Resident MiB of the (one) worker, after the load: what a worker costs in memory."""
+        """Resident MiB of the (one) worker now: what a worker costs in memory."""
         import psutil
 
         children = psutil.Process(self.process.pid).children()
@@ -198,98 +213,160 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def measure(framework: str, rounds: int, requests: int, connections: int) -> list[list[str]]:
-    """Rows of the table for one framework: bare, fender, and their paired ratio."""
-    bare_name, fender_name = APPS[framework]
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """One round of load on one server: wrk for ``seconds``, else ``requests`` from asyncio."""
+
+    connections: int
+    seconds: int
+    requests: int
+    script: Path | None  # wrk's script; None: no wrk here, the asyncio client
+
+    def run(self, port: int) -> tuple[float, float, float]:
+        """Requests/s, p50 and p99 latency in µs."""
+        if self.script is not None:
+            got = wrk(f"http://127.0.0.1:{port}{PATH}", self.seconds, self.connections,
+                      self.script, threads=1)  # fmt: skip
+            if got["non2xx"] or got["connect"] + got["read"] + got["write"] + got["timeout"]:
+                raise RuntimeError(f"errors under load on port {port}: {got}")
+            return got["requests"] / got["seconds"], got["p50_ms"] * 1e3, got["p99_ms"] * 1e3
+        throughput, seen = load(port, self.requests, self.connections)
+        return throughput, percentile(seen, 0.5) * 1e6, percentile(seen, 0.99) * 1e6
+
+
+@dataclasses.dataclass
+class Served:
+    """What one server measured over the rounds."""
+
+    rps: list[float] = dataclasses.field(default_factory=list)
+    p50: list[float] = dataclasses.field(default_factory=list)
+    p99: list[float] = dataclasses.field(default_factory=list)
+    rss: float = 0.0  # worker MiB after the warm-up
+
+
+def warm(server: Server, connections: int, requests: int) -> float:
+    """Warm ``server`` up (imports, first-call caches); its worker's RSS then, MiB."""
+    load(server.port, requests, connections)
+    return server.worker_rss_mib()
+
+
+def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, Served]:
+    """Every role of ``framework`` (paired rounds) and plain gunicorn's bare worker (RSS)."""
+    apps = APPS[framework]
+    out = {name: Served() for name in ("plain", *apps)}
     with tempfile.TemporaryDirectory(prefix="fender-bench-server-") as tmp:
-        bare = Server(framework, bare_name, Path(tmp))
+        plain = Server(framework, apps["bare"][0], Path(tmp), plain=True)
         try:
-            with_fender = Server(framework, fender_name, Path(tmp))
-        except BaseException:
-            bare.close()
-            raise
-        try:
-            for server in (bare, with_fender):  # warm up: imports, first-call caches
-                load(server.port, min(requests, 500), connections)
-            rps: dict[str, list[float]] = {bare_name: [], fender_name: []}
-            latencies: dict[str, list[float]] = {bare_name: [], fender_name: []}
-            ratios: list[float] = []
-            for round_no in range(rounds):
-                order = (bare, with_fender) if round_no % 2 else (with_fender, bare)
-                for server in order:
-                    throughput, seen = load(server.port, requests, connections)
-                    rps[server.name].append(throughput)
-                    latencies[server.name] += seen
-                ratios.append(rps[bare_name][-1] / rps[fender_name][-1])
-            rss = {bare_name: bare.worker_rss_mib(), fender_name: with_fender.worker_rss_mib()}
-            plain = Server(framework, bare_name, Path(tmp), plain=True)
-            try:
-                load(plain.port, requests, connections)
-                rss["plain"] = plain.worker_rss_mib()
-            finally:
-                plain.close()
+            out["plain"].rss = warm(plain, work.connections, warmup)
         finally:
-            bare.close()
-            with_fender.close()
-    rows = []
-    for name, label in ((bare_name, f"{framework} bare"), (fender_name, f"{framework} + fender")):
-        seen = latencies[name]
-        rows.append([
-            label,
-            f"{statistics.median(rps[name]):,.0f}",
-            f"{percentile(seen, 0.5) * 1e6:.0f}",
-            f"{percentile(seen, 0.99) * 1e6:.0f}",
-            "1.00x" if name == bare_name else f"{statistics.median(ratios):.2f}x",
-            f"{rss[name]:.1f}",
-            f"{rss[name] - rss['plain']:+.1f}",
+            plain.close()
+        servers: dict[str, Server] = {}
+        try:
+            for role, (app, is_plain) in apps.items():
+                servers[role] = Server(framework, app, Path(tmp), plain=is_plain)
+            for role, server in servers.items():
+                out[role].rss = warm(server, work.connections, warmup)
+            roles = list(servers)
+            for round_no in range(rounds):
+                # Rotated, so that no server always runs right after the same one.
+                shift = round_no % len(roles)
+                for role in roles[shift:] + roles[:shift]:
+                    rps, p50, p99 = work.run(servers[role].port)
+                    out[role].rps.append(rps)
+                    out[role].p50.append(p50)
+                    out[role].p99.append(p99)
+        finally:
+            for server in servers.values():
+                server.close()
+    return out
+
+
+def rows(framework: str, got: dict[str, Served]) -> tuple[list[list[str]], float, float]:
+    """The framework's table rows; fender's paired requests/s ratio and its RSS over plain."""
+    bare = got["bare"]
+    out, ratios = [], {}
+    for role, served in got.items():
+        if role == "plain":
+            continue
+        ratios[role] = statistics.median(r / b for r, b in zip(served.rps, bare.rps, strict=True))
+        out.append([
+            f"{framework} {LABELS[role]}",
+            f"{statistics.median(served.rps):,.0f}",
+            f"{ratios[role]:.2f}x",
+            f"{statistics.median(served.p50):.0f}",
+            f"{statistics.median(served.p99):.0f}",
+            f"{served.rss:.1f}",
+            f"{served.rss - got['plain'].rss:+.1f}",
         ])  # fmt: skip
-    return rows
+    return out, ratios["fender"], got["fender"].rss - got["plain"].rss
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=10, help="paired rounds (default 10)")
-    parser.add_argument("--requests", type=int, default=4000, help="per round and server")
-    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
+    parser.add_argument("--rounds", type=int, default=6, help="paired rounds (default 6)")
+    parser.add_argument("--seconds", type=int, default=3, help="wrk: seconds a round and server")
+    parser.add_argument("--requests", type=int, default=4000, help="no wrk: requests a round")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--warmup", type=int, default=2000, help="requests before measuring")
+    parser.add_argument("--no-wrk", action="store_true", help="the asyncio client, not wrk")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--smoke", action="store_true", help="a few requests, nothing written")
     args = parser.parse_args()
     if args.smoke:
-        args.rounds, args.requests, args.connections, args.no_write = 2, 40, 4, True
-    rows = []
-    for framework in APPS:
-        rows += measure(framework, args.rounds, args.requests, args.connections)
+        args.rounds, args.seconds, args.requests, args.warmup = 1, 1, 40, 40
+        args.connections, args.no_write = 4, True
+    use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+    table_rows, notes = [], []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fender-bench-wrk-") as tmp:
+        script = Path(tmp) / "done.lua"
+        script.write_text(WRK_DONE, encoding="utf-8")
+        work = Load(args.connections, args.seconds, args.requests, script if use_wrk else None)
+        for framework in APPS:
+            got = measure(framework, args.rounds, work, args.warmup)
+            framework_rows, ratio, over = rows(framework, got)
+            table_rows += framework_rows
+            notes.append(
+                f"- requests/s: {target_note(framework, ratio, RPS_TARGET, at_most=False)}"
+            )
+            notes.append(
+                f"- worker RSS over bare: {target_note(framework, over, RSS_TARGET, unit=' MiB')}"
+            )
+    seconds = time.monotonic() - started
     table = markdown_table(
-        [
-            "app",
-            "requests/s (median round)",
-            "p50 µs",
-            "p99 µs",
-            "time per request vs bare",
-            "worker RSS MiB",
-            "RSS over plain gunicorn",
-        ],
-        rows,
+        ["app", "requests/s (median round)", "requests/s vs bare (paired)", "p50 µs", "p99 µs",
+         "worker RSS MiB after warm-up", "RSS over bare (plain gunicorn)"],
+        table_rows,
+    )  # fmt: skip
+    client = (
+        f"wrk, 1 thread, {args.connections} connections, {args.seconds} s a round and server"
+        if use_wrk
+        else f"an asyncio client (no wrk here), {args.connections} connections, "
+        f"{args.requests} requests a round and server"
     )
     intro = (
-        f"`bench/bench_server.py --rounds {args.rounds} --requests {args.requests} "
-        f"--connections {args.connections}`: GET {PATH} through real gunicorn (fender's config, "
-        "one worker: fender's UvicornWorker for FastAPI, gthread with 8 threads for Flask) over "
-        "loopback TCP, from an asyncio client with keep-alive connections on the same 2-core "
-        "machine. fender as installed by default (rate limits off, to compare like with like): "
-        "request ids, a JSON access line per request to the server's stdout (a file here), "
-        "metrics in multiprocess mode. Ratio: median over rounds of bare requests/s divided "
-        "by fender's, each round timing both servers back to back. Worker RSS: the worker's "
-        "resident size after the load, against the same bare app under plain gunicorn (stock "
-        "uvicorn worker or gthread, no fender configuration: nothing of fender imported); "
-        "target for fender's addition: <= 5 MiB. The bare row already pays fender's gunicorn "
-        "configuration (logging, metrics)."
+        f"`bench/bench_server.py --rounds {args.rounds} --seconds {args.seconds} --connections "
+        f"{args.connections}`, {seconds:.0f} s: GET {PATH} through real gunicorn (fender's "
+        "config, one worker: fender's UvicornWorker for FastAPI, gthread with 8 threads for "
+        f"Flask) over loopback TCP, from {client}, on the same 2-core machine. fender as a "
+        "default install runs: rate limiter in memory (a limit no request reaches), security "
+        "headers, monitor, request ids, a JSON access line per request to the server's stdout "
+        "(a file here), metrics in multiprocess mode; the bare app runs under the same "
+        "gunicorn config; the peer stack (`bench/_peers.py`, limits in memory) under plain "
+        "gunicorn, as it brings no config. Ratio: median over rounds of a server's requests/s "
+        "divided by bare's (each round times every server back to back; target for fender: "
+        f">= {RPS_TARGET:.2f}x). Worker RSS: the worker's "
+        f"resident size after {args.warmup} warm-up requests; over bare: against the bare app "
+        "under plain gunicorn (stock uvicorn worker or gthread, no fender configuration: "
+        f"nothing of fender imported), target <= {RSS_TARGET:.0f} MiB."
     )
+    verdict = "Targets (issue 16), from this run:\n\n" + "\n".join(notes)
     publish(
         "server",
-        ["## Through a real server (what a client sees)", machine_header(PACKAGES), intro, table],
+        ["## Through a real server (what a client sees)", machine_header(PACKAGES), intro,
+         verdict, table],
         write=not args.no_write,
-    )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
