@@ -20,13 +20,6 @@ import pytest
 # only with a retry policy.
 UNUSED = ("opentelemetry", "pygments", "redis", "rich", "sqlalchemy", "tenacity")
 
-# ratelimit/_redis.py imports redis-py at module level (redis.exceptions loads all of redis-py,
-# redis.asyncio and opentelemetry included). Strict: once that import is lazy this fails, and
-# the mark must go.
-_RATELIMIT_REDIS = pytest.mark.xfail(
-    strict=True, reason="fender.ratelimit._redis imports redis.exceptions at module level"
-)
-
 FLASK = """
 from fender.flask import Fender
 from flask import Flask
@@ -108,11 +101,6 @@ def loaded(script: str, *, less_bare: bool = False) -> set[str]:
     return set(json.loads(line.removeprefix("LOADED ")))
 
 
-def _cases(unused: tuple[str, ...]) -> list[object]:
-    late = {"redis", "opentelemetry"}
-    return [pytest.param(name, marks=_RATELIMIT_REDIS) if name in late else name for name in unused]
-
-
 @pytest.fixture(scope="module")
 def flask_loaded() -> set[str]:
     return loaded(FLASK)
@@ -128,18 +116,18 @@ def fastapi_loaded() -> set[str]:
     return loaded(FASTAPI, less_bare=True)
 
 
-@pytest.mark.parametrize("package", _cases(UNUSED))
+@pytest.mark.parametrize("package", UNUSED)
 def test_a_flask_app_with_fender_loads_no_unused_package(flask_loaded, package):
     assert package not in flask_loaded
 
 
-@pytest.mark.parametrize("package", _cases(UNUSED))
+@pytest.mark.parametrize("package", UNUSED)
 def test_a_wsgi_app_wrapped_loads_no_unused_package(wsgi_loaded, package):
     assert package not in wsgi_loaded
 
 
 # opentelemetry is not among them: fastapi.telemetry imports it with the bare framework.
-@pytest.mark.parametrize("package", _cases(tuple(p for p in UNUSED if p != "opentelemetry")))
+@pytest.mark.parametrize("package", tuple(p for p in UNUSED if p != "opentelemetry"))
 def test_a_fastapi_app_with_fender_loads_no_unused_package(fastapi_loaded, package):
     assert package not in fastapi_loaded
 

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from fastapi import FastAPI
+from flask import Flask
 
+import fender
+import fender.wsgi
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
 from fender.ratelimit._config import RateLimitConfig
@@ -24,7 +28,6 @@ from fender.ratelimit._lease import LeaseBook, LeaseConfig
 from fender.ratelimit._policy import Algorithm, parse_policy
 from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 from fender.ratelimit._tiers import Tier
-from fender.resilience import BreakerRegistry
 from fender.settings import load_settings
 
 _ids = itertools.count()
@@ -281,26 +284,12 @@ def test_concurrent_tasks_take_one_lease_per_key(redis_url):
     assert held < LEASE.size
 
 
-class _Runtime:
-    """What an app's runtime offers the limiter: hooks, and the settings it was built from."""
-
-    def __init__(self, environ: dict[str, str]) -> None:
-        self.settings = load_settings(environ, env_file=None)
-        self.started: list[object] = []
-
-    def on_startup(self, hook):
-        self.started.append(hook)
-        return hook
-
-    def on_shutdown(self, hook):
-        return hook
-
-
 @pytest.mark.parametrize(
     ("environ", "leasing"), [({}, True), ({"FENDER_RATE_LIMIT_MODE": "exact"}, False)]
 )
 def test_the_app_limiter_takes_its_mode_from_the_settings(environ, leasing):
-    runtime = _Runtime(environ)
-    limiter = TieredLimiter.from_settings(RateLimitConfig(), BreakerRegistry(), runtime)
-    assert limiter.leases.config.leasing is leasing
-    limiter.close()
+    settings = load_settings(environ, env_file=None)
+    asgi = fender.install(FastAPI(), settings=settings)
+    wsgi = fender.wsgi.wrap(Flask(__name__), settings=settings).runtime
+    assert asgi.limiter.leases.config.leasing is leasing
+    assert wsgi.limiter.leases.config.leasing is leasing

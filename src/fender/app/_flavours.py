@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 from fender._hooks import Hooks
 from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._lease import LeaseConfig
 from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 from fender.resilience import BreakerRegistry
 from fender.settings import Settings
@@ -31,7 +32,7 @@ class Flavour(Generic[StoreT, LimiterT]):
     """How one protocol world builds the resilient Redis store and the tiered limiter."""
 
     store: Callable[[Settings, Hooks], StoreT]
-    limiter: Callable[[RateLimitConfig, BreakerRegistry, Hooks], LimiterT]
+    limiter: Callable[[RateLimitConfig, BreakerRegistry, Hooks, LeaseConfig], LimiterT]
 
 
 def _builder(factory: Callable[..., StoreT]) -> Callable[[Settings, Hooks], StoreT]:

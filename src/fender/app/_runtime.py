@@ -48,6 +48,7 @@ from fender.observability._logging import (
     logging_configured,
 )
 from fender.ratelimit._config import RateLimitConfig
+from fender.ratelimit._lease import LeaseConfig
 from fender.resilience import BreakerState
 from fender.resilience import default_registry as default_breakers
 from fender.runtime._drain import server_started_at
@@ -149,7 +150,9 @@ class Runtime(Generic[StoreT, LimiterT]):
         """The resilient Redis store (the in-memory tier alone without REDIS_URL)."""
         if settings.redis_url:
             self.health.add(store_health_check(self.redis), timeout=settings.health_timeout)
-        self.limiter: LimiterT = flavour.limiter(self.rate_limit, self.breakers, self)
+        self.limiter: LimiterT = flavour.limiter(
+            self.rate_limit, self.breakers, self, LeaseConfig.from_settings(settings)
+        )
         self._wire_monitor()
         """Rate limits: Redis when REDIS_URL is set, memory as the fallback (and alone).
 

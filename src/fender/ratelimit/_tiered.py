@@ -126,7 +126,7 @@ class TieredLimiter:
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
         lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
-            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
+            exact; an app's runtime passes the one its settings give (lease by default).
 
     Call :meth:`start` once the process serves (it runs the heartbeat and the recovery probe
     in a daemon thread) and :meth:`close` at shutdown.
@@ -174,15 +174,12 @@ class TieredLimiter:
         config: RateLimitConfig,
         registry: BreakerRegistry,
         hooks: Hooks,
-        lease: LeaseConfig | None = None,
+        lease: LeaseConfig,
     ) -> TieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no thread, no heartbeat to Redis.
         """
-        if lease is None:
-            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
-            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
         limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)
@@ -282,7 +279,7 @@ class AsyncTieredLimiter:
         redis_clock: for tests only: drive the Redis script's time by hand.
         registry: where the ``ratelimit`` breaker lives; None makes a private one.
         lease: lease or exact mode (:class:`~fender.ratelimit._lease.LeaseConfig`); None is
-            exact here, while :meth:`from_settings` defaults to lease mode (FENDER_RATE_LIMIT_MODE).
+            exact; an app's runtime passes the one its settings give (lease by default).
 
     Await :meth:`start` in the app's startup (it runs the heartbeat and the recovery probe
     in a task) and :meth:`aclose` at shutdown.
@@ -329,15 +326,12 @@ class AsyncTieredLimiter:
         config: RateLimitConfig,
         registry: BreakerRegistry,
         hooks: Hooks,
-        lease: LeaseConfig | None = None,
+        lease: LeaseConfig,
     ) -> AsyncTieredLimiter:
         """The limiter of an app, its start and close registered with the app's ``hooks``.
 
         Never started when rate limiting is off: no task, no heartbeat to Redis.
         """
-        if lease is None:
-            # The app's runtime is the hooks and holds the settings (FENDER_RATE_LIMIT_MODE...).
-            lease = LeaseConfig.from_settings(getattr(hooks, "settings", None))
         limiter = cls(config, registry=registry, lease=lease)
         if config.enabled:
             hooks.on_startup(limiter.start)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
@@ -128,6 +129,33 @@ def announce(
             logger.exception("circuit breaker listener failed", extra={"breaker": event.name})
 
 
+_SWAPPING = threading.RLock()
+
+
+def _swap(
+    publisher: Publisher, attr: str, change: Callable[[tuple[object, ...]], tuple[object, ...]]
+) -> None:
+    """Replace a listener tuple with ``change(tuple)``, again if it changed meanwhile.
+
+    Building the new tuple allocates, and an allocation may run the garbage collector, whose
+    finalizers (a dropped app unsubscribing) change the same tuple on this thread: storing the
+    tuple built from the old one would bring a removed listener back. So the store happens
+    only if nothing changed since the read. The lock is reentrant for those finalizers, and
+    serialises threads.
+    """
+    with _SWAPPING:
+        while True:
+            old = getattr(publisher, attr)
+            new = change(old)
+            if getattr(publisher, attr) is old:
+                setattr(publisher, attr, new)
+                return
+
+
+def _without(listener: object) -> Callable[[tuple[object, ...]], tuple[object, ...]]:
+    return lambda old: tuple(item for item in old if item is not listener)
+
+
 class Publisher:
     """The listeners of one named breaker: who hears its transitions and its call outcomes."""
 
@@ -147,14 +175,8 @@ class Publisher:
         Listeners run after the state lock is released. An exception in one is logged
         (``circuit breaker listener failed``) and never reaches the caller or other listeners.
         """
-        self._transition_listeners = (*self._transition_listeners, listener)
-
-        def remove() -> None:
-            self._transition_listeners = tuple(
-                item for item in self._transition_listeners if item is not listener
-            )
-
-        return remove
+        _swap(self, "_transition_listeners", lambda old: (*old, listener))
+        return lambda: _swap(self, "_transition_listeners", _without(listener))
 
     def add_call_listener(self, listener: Callable[[CallEvent], object]) -> Callable[[], None]:
         """Call ``listener(event)`` after every call outcome, rejections included.
@@ -162,14 +184,8 @@ class Publisher:
         Same containment as :meth:`add_transition_listener`. With no call listener the hot path
         builds no event at all.
         """
-        self._call_listeners = (*self._call_listeners, listener)
-
-        def remove() -> None:
-            self._call_listeners = tuple(
-                item for item in self._call_listeners if item is not listener
-            )
-
-        return remove
+        _swap(self, "_call_listeners", lambda old: (*old, listener))
+        return lambda: _swap(self, "_call_listeners", _without(listener))
 
     def _emit_call(self, outcome: Outcome, duration: float, *, slow: bool) -> None:
         event = CallEvent(self.name, outcome, duration, slow)
