@@ -16,7 +16,7 @@ from fender.http.access import template_of_rule
 from fender.http.endpoints import error_response
 from fender.http.headers import ENDPOINT_KEY, NONCE_KEY
 from fender.http.ratelimit import HttpRateLimit, RoutePlan
-from fender.middleware.wsgi.access import FenderWSGI
+from fender.middleware.wsgi.access import RESPONSE_HEADERS, FenderWSGI
 from fender.middleware.wsgi.edge import EdgeWSGI
 from fender.middleware.wsgi.ratelimit import limit_sync
 from fender.ratelimit._config import RateLimitConfig
@@ -73,7 +73,7 @@ class Fender:
             EdgeWSGI(app.wsgi_app, runtime.edge), runtime, route_of=_flask_route
         )
         app.extensions["fender"] = runtime
-        apply_to_flask(app, runtime.limiter)
+        apply_to_flask(app, runtime.limiter, access_layer=True)
         # The app's own /status or /health wins over fender's; blueprints registered after
         # init_app are seen when the app starts (its first request).
         runtime.yield_to_app(_fixed_paths(app))
@@ -203,7 +203,11 @@ class _FlaskLimit:
             return None
         rejection, extra = outcome
         if rejection is None:
-            environ[_FLASK_STATE] = extra
+            response_headers = environ.get(RESPONSE_HEADERS)
+            if response_headers is not None:  # fender's access layer adds them: no after hook
+                response_headers.extend(extra)
+            else:
+                environ[_FLASK_STATE] = extra
             return None
         return rejection.body, rejection.status, list(rejection.headers)
 
@@ -217,13 +221,21 @@ class _FlaskLimit:
         return response
 
 
-def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | None = None) -> None:
+def apply_to_flask(
+    app: Any,
+    limiter: TieredLimiter,
+    config: RateLimitConfig | None = None,
+    *,
+    access_layer: bool = False,
+) -> None:
     """Limit every view of a Flask ``app`` (decorators, path table, default); idempotent.
 
     A ``before_request`` hook (which runs after routing, so the rule and the view are known)
-    answers the 429; an ``after_request`` hook adds the headers. Unmatched paths (404) are
-    not limited, nor the OPTIONS Flask answers by itself (CORS preflights). The plans of
-    the rules present are resolved now, later ones on first use.
+    answers the 429. The headers of an allowed request go to the list fender's access layer
+    adds to the response (``access_layer``: ``Fender(app)`` wrapped ``app.wsgi_app``), else
+    an ``after_request`` hook adds them (each Flask hook costs a few µs a request). Unmatched
+    paths (404) are not limited, nor the OPTIONS Flask answers by itself (CORS preflights).
+    The plans of the rules present are resolved now, later ones on first use.
 
     Raises:
         ConfigurationError: a decorator's limit does not fit the configuration.
@@ -234,4 +246,5 @@ def apply_to_flask(app: Any, limiter: TieredLimiter, config: RateLimitConfig | N
     hooks = _FlaskLimit(app, limiter, HttpRateLimit(config))
     app.extensions[_FLASK_STATE] = hooks
     app.before_request(hooks.before)
-    app.after_request(hooks.after)
+    if not access_layer:
+        app.after_request(hooks.after)
