@@ -1,7 +1,7 @@
 """Run every benchmark and keep its table in bench/RESULTS.md (``make bench``).
 
-Benchmarks that write their own section (``write_section`` or ``publish``) are run as they are;
-the others print Markdown, which is stored here under a section named after the script.
+A benchmark that stores its own section (``_results.publish``) is run as it is; when one leaves
+RESULTS.md as it was, what it printed is stored here under a section named after the script.
 
 Run: .venv/bin/python bench/run.py [NAME ...]   (NAME: e.g. breaker, ratelimit)
 """
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _results import write_section
+from _results import RESULTS, write_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,6 +23,7 @@ def main(names: list[str]) -> int:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
     for script in scripts:
         print(f"== {script.name}", flush=True)
+        before = RESULTS.read_text(encoding="utf-8")
         result = subprocess.run(
             [sys.executable, str(script)], capture_output=True, text=True, check=False
         )
@@ -30,8 +31,7 @@ def main(names: list[str]) -> int:
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
             return result.returncode
-        source = script.read_text(encoding="utf-8")
-        if "write_section(" not in source and "publish(" not in source:  # writes its own
+        if RESULTS.read_text(encoding="utf-8") == before:  # it printed its table only
             write_section(script.stem.removeprefix("bench_"), result.stdout)
     return 0
 
