@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 
 
 async def call(app: Any, path: str) -> int:
@@ -106,7 +106,8 @@ async def main() -> None:
         finally:
             await runtime.shutdown()
     table = markdown_table(("endpoint", "requests", "p50 µs", "p99 µs", "wall time"), rows)
-    section = "\n\n".join(
+    publish(
+        "health",
         [
             "## Health endpoints (in process)",
             machine_header(["fastapi", "starlette"]),
@@ -117,10 +118,8 @@ async def main() -> None:
                 "about 100 ms (public /health runs them at most once a second)."
             ),
             table,
-        ]
+        ],
     )
-    print(section)
-    write_section("health", section)
 
 
 if __name__ == "__main__":

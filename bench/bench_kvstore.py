@@ -24,7 +24,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 from _servers import WRK_DONE, free_port, python_path, wrk
 from bench_server import wait_ready
 
@@ -173,17 +173,22 @@ def main() -> None:
         ["round", "requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "non-2xx", "errors"],
         rows,
     )
-    section = (
-        "## The reference store under load (bench_kvstore.py)\n\n"
-        + machine_header(("flask", "gunicorn", "redis"))
-        + f"\nAP mode, two redis-servers, `fender run` with {config['workers']} workers of "
+    intro = (
+        f"AP mode, two redis-servers, `fender run` with {config['workers']} workers of "
         f"{config['worker_class'].rsplit('.', 1)[-1]} (threads: {config.get('threads', '-')}), "
         f"wrk -t2 -c{args.connections} -d{args.seconds}s, 80% reads / 20% writes over 997 "
         "keys (all written before the load), every response checked for its status. "
-        "Target: no errors, p95 under 200 ms.\n\n" + table + "\n"
+        "Target: no errors, p95 under 200 ms."
     )
-    print(section)
-    write_section("kvstore", section)
+    publish(
+        "kvstore",
+        [
+            "## The reference store under load (bench_kvstore.py)",
+            machine_header(("flask", "gunicorn", "redis")),
+            intro,
+            table,
+        ],
+    )
 
 
 if __name__ == "__main__":

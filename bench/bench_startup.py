@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _results import machine_header, markdown_table, write_section
+from _results import machine_header, markdown_table, publish
 
 BIN = Path(sys.executable).parent
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
@@ -114,7 +114,8 @@ def main() -> int:
     finally:
         server.shutdown()
     table = markdown_table(("process", "wall ms (median)", "peak RSS MB", "fender modules"), rows)
-    text = "\n\n".join(
+    publish(
+        "startup",
         [
             "## Cold start: `import fender` and `fender probe`",
             machine_header(("httpx",)),
@@ -124,11 +125,9 @@ def main() -> int:
                 f"{TARGET_MB:.0f} MB."
             ),
             table,
-        ]
+        ],
+        write=not (args.smoke or args.no_write),
     )
-    print(text)
-    if not (args.smoke or args.no_write):
-        write_section("startup", text)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Run every benchmark and keep its table in bench/RESULTS.md (``make bench``).
 
-Benchmarks that write their own section (``write_section`` or ``publish``) are run as they are;
-the others print Markdown, which is stored here under a section named after the script. A
+A benchmark that stores its own section (``_results.publish``) is run as it is; when one leaves
+RESULTS.md as it was, what it printed is stored here under a section named after the script. A
 benchmark that fails does not stop the others; the run then exits non-zero, naming it. Each
 script's time and the total are printed at the end (the whole is meant to take under 15
 minutes on a 2-core machine).
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from _results import write_section
+from _results import RESULTS, write_section
 
 HERE = Path(__file__).resolve().parent
 # Scripts run more than once, with these arguments (each run writes its own section).
@@ -33,6 +33,7 @@ def main(names: list[str]) -> int:
     for script, extra in runs:
         label = " ".join([script.name, *extra])
         print(f"== {label}", flush=True)
+        before = RESULTS.read_text(encoding="utf-8")
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, str(script), *extra], capture_output=True, text=True, check=False
@@ -43,8 +44,7 @@ def main(names: list[str]) -> int:
             print(result.stderr, file=sys.stderr)
             failed.append(label)
             continue
-        source = script.read_text(encoding="utf-8")
-        if "write_section(" not in source and "publish(" not in source:  # writes its own
+        if RESULTS.read_text(encoding="utf-8") == before:  # it printed its table only
             write_section(script.stem.removeprefix("bench_"), result.stdout)
     for name, seconds in times:
         print(f"{name:72} {seconds:6.0f} s")
