@@ -59,11 +59,25 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never the same twice in a run.
+
+    Once a probe socket is closed the kernel may give its port to the next bind(0) again: two
+    servers started together then got one port, and the readiness check of the one that lost
+    the bind was answered by the other (a gunicorn retries its bind for seconds before exiting).
+    """
+    with _HANDING_OUT:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -8,7 +8,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from servers import CommandServer, RedisServer, find_redis, missing
+import servers
+from servers import CommandServer, RedisServer, find_redis, free_port, missing
 
 
 @pytest.mark.redis
@@ -93,3 +94,33 @@ def test_a_port_given_by_the_test_is_never_changed():
             server.start()
         assert server.port == taken
         server.close()
+
+
+class _ProbeSocket:
+    """A socket whose bind(0) gets the ports the kernel would give, in order (repeats too)."""
+
+    given = iter(())
+
+    def __init__(self, *_args):
+        self.port = next(self.given)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return None
+
+    def bind(self, _address):
+        return None
+
+    def getsockname(self):
+        return ("127.0.0.1", self.port)
+
+
+def test_free_port_never_hands_out_a_port_twice_when_the_kernel_repeats_one(monkeypatch):
+    first, second = free_port(), free_port()
+    assert first != second
+    # The kernel gives a closed probe's port to the next bind(0): second, then first, again.
+    monkeypatch.setattr(_ProbeSocket, "given", iter([second, first, *range(40000, 60000)]))
+    monkeypatch.setattr(servers.socket, "socket", _ProbeSocket)
+    assert free_port() not in (first, second)
