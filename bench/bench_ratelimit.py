@@ -40,7 +40,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import redis
 from _results import machine_header, markdown_table, publish
+from _servers import free_port
 
 from fender.ratelimit import MemoryLimiter, RedisLimiter, parse_policy
 from fender.ratelimit._config import RateLimitConfig
@@ -226,12 +226,6 @@ def memory_rows(rounds: int, batch: int) -> tuple[list[tuple[str, str, str, floa
             )
             notes.append(f"- {label}, {work}: against `{fastest}`: {ratios}")
     return rows, notes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

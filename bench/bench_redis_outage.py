@@ -31,17 +31,12 @@ import time
 from pathlib import Path
 
 import redis
+from _servers import free_port
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fender.redis import RedisStoreConfig, ResilientRedis, redis_client
 from fender.resilience import BreakerConfig, CircuitBreaker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_redis(binary: str, port: int, directory: str) -> subprocess.Popen[bytes]:
