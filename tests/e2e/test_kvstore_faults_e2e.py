@@ -172,6 +172,9 @@ def test_cp_partition_refuses_writes_and_never_acknowledges_one_not_on_both_node
             ReadStream(cp.url, "hot") as reader,
         ):
             stream.wait_for_writes(20)
+            # The reader's threads race the writers' on a busy machine: the hot key may not
+            # exist yet (404), and during the partition CP reads are refused (503).
+            wait_for(lambda: reader.values, 30, "a read of the hot key before the partition")
             node_b.pause()  # the peer is partitioned away
             try:
                 stream.wait_for_writes(30)
