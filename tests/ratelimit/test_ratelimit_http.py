@@ -16,7 +16,7 @@ from fender._clock import ManualClock
 from fender.errors import ConfigurationError
 from fender.frameworks.flask import apply_to_flask
 from fender.frameworks.starlette import apply_to_starlette
-from fender.http.ratelimit import rate_limit
+from fender.http.ratelimit import HttpRateLimit, rate_limit
 from fender.middleware.asgi.ratelimit import RateLimitMiddleware
 from fender.middleware.wsgi.ratelimit import RateLimitWSGI
 from fender.ratelimit._config import RateLimitConfig, parse_paths
@@ -395,6 +395,25 @@ def test_exempt_paths_and_the_allow_list(flavour):
     allowed = [service.get("/items/1", ip="192.0.2.77") for _ in range(5)]
     assert {r.status_code for r in allowed} == {200}
     assert "ratelimit" not in allowed[0].headers
+
+
+@pytest.mark.parametrize(
+    ("exempt", "path", "expected"),
+    [
+        (("/static",), "/static", True),
+        (("/static/",), "/static/app.js", True),
+        (("/static",), "/static/css/a.css", True),
+        (("/static",), "/staticfiles/a.css", False),  # whole segments only
+        (("/static",), "/", False),
+        (("/a", "/b/c"), "/b/c/d", True),
+        (("/a", "/b/c"), "/b/cd", False),
+        (("/",), "/anything/at/all", True),  # "/" exempts every path
+        ((), "/static", False),
+    ],
+)
+def test_exempt_prefixes_match_whole_segments(exempt, path, expected):
+    config = RateLimitConfig(default=parse_policy("10/minute"), exempt=exempt)
+    assert HttpRateLimit(config).exempt(path) is expected
 
 
 def test_disabled_limits_nothing(flavour):

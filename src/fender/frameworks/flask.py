@@ -175,6 +175,9 @@ class _FlaskLimit:
         self.limiter = limiter
         self.http = http
         self.plans: dict[tuple[str, str], tuple[str, RoutePlan]] = {}
+        # id(rule) -> (rule, route, plan): per request, one lookup with no tuple to build
+        # (werkzeug's Rule is unhashable; the rule is kept so that its id stays its own).
+        self.by_rule: dict[int, tuple[Any, str, RoutePlan]] = {}
         for rule in app.url_map.iter_rules():  # fail at start-up on a bad decorator
             self.plan_of(rule.endpoint, rule.rule)
 
@@ -187,16 +190,24 @@ class _FlaskLimit:
         return found
 
     def before(self) -> Any:
-        from flask import request
+        from flask import request as proxy
 
+        # The request itself: each attribute of the proxy is a context lookup (about 1 µs).
+        # (werkzeug's LocalProxy method; typed as a Request, the proxy does not show it)
+        request = proxy._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
         rule = request.url_rule
-        if rule is None or request.endpoint is None or self.http.exempt(request.path):
+        if rule is None or rule.endpoint is None or self.http.exempt(request.path):
             return None
         if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
             # Flask answers it without the view (a CORS preflight): no request of the
             # route's to count.
             return None
-        route, plan = self.plan_of(request.endpoint, rule.rule)
+        found = self.by_rule.get(id(rule))
+        if found is None or found[0] is not rule:
+            route, plan = self.plan_of(rule.endpoint, rule.rule)
+            self.by_rule[id(rule)] = (rule, route, plan)
+        else:
+            _, route, plan = found
         environ = request.environ
         outcome = limit_sync(self.http, self.limiter, plan, route, environ, request)
         if outcome is None:

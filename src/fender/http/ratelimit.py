@@ -256,7 +256,11 @@ class HttpRateLimit:
         self._warned_no_peer = False
         self._forwarded = self._resolver.header == "forwarded"
         self._networks: tuple[IPv4Network | IPv6Network, ...] = config.networks
-        self._exempt = tuple(prefix.rstrip("/") for prefix in config.exempt)
+        exempt = tuple(prefix.rstrip("/") for prefix in config.exempt)
+        # Whole segments: the prefix itself, or under "prefix/"; "" (was "/") exempts all.
+        self._exempt_all = "" in exempt
+        self._exempt_paths = frozenset(exempt)
+        self._exempt_under = tuple(f"{prefix}/" for prefix in exempt)
         # the store's own URL parser decides (validated when the limiter was configured)
         self._on_cluster = (
             bool(config.redis_url) and parse_redis_url(config.redis_url).kind == "cluster"
@@ -350,10 +354,8 @@ class HttpRateLimit:
 
     def exempt(self, path: str) -> bool:
         """True when ``path`` is under an exempt prefix (whole segments)."""
-        for prefix in self._exempt:
-            if path == prefix or path.startswith(prefix + "/") or not prefix:
-                return True
-        return False
+        # (one set lookup and one startswith over a tuple: no loop per request)
+        return self._exempt_all or path in self._exempt_paths or path.startswith(self._exempt_under)
 
     def client(self, peer: str | None, forwarding: Forwarding | None) -> str | None:
         """The client's rate-limit identity (IPv6 by /64); None when it is on the allow-list.
