@@ -227,3 +227,63 @@ def test_handlers_that_are_not_the_console_are_kept(tmp_path):
         file_handler.close()
         own.removeHandler(console)
         own.propagate = True
+
+
+def _merged(processor, **event):
+    return processor(None, "info", dict(event))
+
+
+def test_merge_bound_contextvars_reads_what_structlogs_own_merge_reads():
+    import contextvars
+    import threading
+
+    import fender.observability._logging as logging_module
+
+    reference = structlog.contextvars.merge_contextvars
+    ours = logging_module.merge_bound_contextvars
+
+    def same(**event):
+        assert _merged(ours, **event) == _merged(reference, **event)
+        return _merged(ours, **event)
+
+    structlog.contextvars.clear_contextvars()
+    try:
+        assert same(event="x") == {"event": "x"}
+        structlog.contextvars.bind_contextvars(tenant="acme", user_id=42, status="bound")
+        assert same(event="x", status=200) == {
+            "event": "x", "status": 200, "tenant": "acme", "user_id": 42
+        }  # fmt: skip
+        structlog.contextvars.unbind_contextvars("user_id")  # unbound: not merged
+        assert same(event="x") == {"event": "x", "tenant": "acme", "status": "bound"}
+
+        # Another context (a thread, a task) sees only what was bound in it.
+        seen = {}
+
+        def elsewhere():
+            structlog.contextvars.bind_contextvars(job="nightly")
+            seen["thread"] = same(event="t")
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert seen["thread"] == {"event": "t", "job": "nightly"}
+        assert "job" not in same(event="x")
+        copied = contextvars.copy_context()
+        copied.run(structlog.contextvars.bind_contextvars, tenant="other")
+        assert copied.run(same, event="c")["tenant"] == "other"
+        assert same(event="x")["tenant"] == "acme"
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def test_merge_bound_contextvars_falls_back_to_structlogs_without_its_registry(monkeypatch):
+    import fender.observability._logging as logging_module
+
+    monkeypatch.setattr(logging_module, "_STRUCTLOG_VARS", None)
+    structlog.contextvars.bind_contextvars(tenant="acme")
+    try:
+        assert _merged(logging_module.merge_bound_contextvars, event="x") == {
+            "event": "x", "tenant": "acme"
+        }  # fmt: skip
+    finally:
+        structlog.contextvars.clear_contextvars()

@@ -73,6 +73,7 @@ __all__ = [
     "log_performance",
     "logging_configured",
     "mark_logged",
+    "merge_bound_contextvars",
     "reset_request",
 ]
 
@@ -172,6 +173,34 @@ def reset_request(token: contextvars.Token[RequestContext | None]) -> None:
 def current_request() -> RequestContext | None:
     """The context of the request being served, or None outside a request."""
     return _request.get()
+
+
+# The variable structlog.contextvars keeps for each name ever bound (structlog_<name>), or None
+# if a structlog version has no such registry: then its own merge_contextvars runs instead.
+_STRUCTLOG_VARS: Final[dict[str, contextvars.ContextVar[Any]] | None] = getattr(
+    structlog.contextvars, "_CONTEXT_VARS", None
+)
+_PREFIX_LEN: Final = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+
+
+def merge_bound_contextvars(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor: ``structlog.contextvars.merge_contextvars``, at a lookup per name bound.
+
+    structlog's copies the whole context and scans every variable in it (the server's, the
+    framework's, ours) on each event; this reads only the variables structlog made, none when
+    the app never bound any: the access line's common case. The same keys, values and
+    precedence (an event's own fields win).
+    """
+    bound = _STRUCTLOG_VARS
+    if bound is None:
+        return structlog.contextvars.merge_contextvars(logger, method, event_dict)
+    if bound:
+        # (a snapshot: another thread binding a new name grows the dict meanwhile)
+        for name, var in tuple(bound.items()):
+            value = var.get(Ellipsis)
+            if value is not Ellipsis:
+                event_dict.setdefault(name[_PREFIX_LEN:], value)
+    return event_dict
 
 
 def add_request_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -476,7 +505,7 @@ def configure_logging(
     json = chosen == "json"
 
     # What every event carries, the access line's fast path included.
-    context: list[Processor] = [structlog.contextvars.merge_contextvars, add_request_context]
+    context: list[Processor] = [merge_bound_contextvars, add_request_context]
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
     shared: list[Processor] = [
         *context,
