@@ -135,12 +135,17 @@ class Server:
         )
         wait_ready(f"http://127.0.0.1:{self.port}{PATH}", self.process, START_TIMEOUT)
 
-    def worker_rss_mib(self) -> float:
-        """Resident MiB of the (one) worker now: what a worker costs in memory."""
+    def worker_memory_mib(self) -> tuple[float, float]:
+        """The (one) worker's resident and unique MiB now (RSS, USS).
+
+        RSS counts the pages it shares with the master (forked copy-on-write) in full; USS only
+        those it alone holds: what one more worker adds to a container's memory.
+        """
         import psutil
 
         children = psutil.Process(self.process.pid).children()
-        return sum(child.memory_info().rss for child in children) / 2**20
+        infos = [child.memory_full_info() for child in children]
+        return sum(i.rss for i in infos) / 2**20, sum(i.uss for i in infos) / 2**20
 
     def close(self) -> None:
         """SIGTERM the gunicorn we started, then SIGKILL its session if it lingers."""
@@ -242,12 +247,13 @@ class Served:
     p50: list[float] = dataclasses.field(default_factory=list)
     p99: list[float] = dataclasses.field(default_factory=list)
     rss: float = 0.0  # worker MiB after the warm-up
+    uss: float = 0.0  # of which only the worker holds (not shared with the master)
 
 
-def warm(server: Server, connections: int, requests: int) -> float:
-    """Warm ``server`` up (imports, first-call caches); its worker's RSS then, MiB."""
+def warm(server: Server, served: Served, connections: int, requests: int) -> None:
+    """Warm ``server`` up (imports, first-call caches); keep its worker's RSS and USS then."""
     load(server.port, requests, connections)
-    return server.worker_rss_mib()
+    served.rss, served.uss = server.worker_memory_mib()
 
 
 def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, Served]:
@@ -257,7 +263,7 @@ def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, S
     with tempfile.TemporaryDirectory(prefix="fender-bench-server-") as tmp:
         plain = Server(framework, apps["bare"][0], Path(tmp), plain=True)
         try:
-            out["plain"].rss = warm(plain, work.connections, warmup)
+            warm(plain, out["plain"], work.connections, warmup)
         finally:
             plain.close()
         servers: dict[str, Server] = {}
@@ -265,7 +271,7 @@ def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, S
             for role, (app, is_plain) in apps.items():
                 servers[role] = Server(framework, app, Path(tmp), plain=is_plain)
             for role, server in servers.items():
-                out[role].rss = warm(server, work.connections, warmup)
+                warm(server, out[role], work.connections, warmup)
             roles = list(servers)
             for round_no in range(rounds):
                 # Rotated, so that no server always runs right after the same one.
@@ -281,8 +287,8 @@ def measure(framework: str, rounds: int, work: Load, warmup: int) -> dict[str, S
     return out
 
 
-def rows(framework: str, got: dict[str, Served]) -> tuple[list[list[str]], float, float]:
-    """The framework's table rows; fender's paired requests/s ratio and its RSS over plain."""
+def rows(framework: str, got: dict[str, Served]) -> tuple[list[list[str]], float, float, float]:
+    """The framework's table rows; fender's paired requests/s ratio, RSS and USS over plain."""
     bare = got["bare"]
     out, ratios = [], {}
     for role, served in got.items():
@@ -297,8 +303,11 @@ def rows(framework: str, got: dict[str, Served]) -> tuple[list[list[str]], float
             f"{statistics.median(served.p99):.0f}",
             f"{served.rss:.1f}",
             f"{served.rss - got['plain'].rss:+.1f}",
+            f"{served.uss:.1f}",
+            f"{served.uss - got['plain'].uss:+.1f}",
         ])  # fmt: skip
-    return out, ratios["fender"], got["fender"].rss - got["plain"].rss
+    fender = got["fender"]
+    return out, ratios["fender"], fender.rss - got["plain"].rss, fender.uss - got["plain"].uss
 
 
 def main() -> None:
@@ -324,7 +333,7 @@ def main() -> None:
         work = Load(args.connections, args.seconds, args.requests, script if use_wrk else None)
         for framework in APPS:
             got = measure(framework, args.rounds, work, args.warmup)
-            framework_rows, ratio, over = rows(framework, got)
+            framework_rows, ratio, over, unique = rows(framework, got)
             table_rows += framework_rows
             notes.append(
                 f"- requests/s: {target_note(framework, ratio, RPS_TARGET, at_most=False)}"
@@ -332,10 +341,15 @@ def main() -> None:
             notes.append(
                 f"- worker RSS over bare: {target_note(framework, over, RSS_TARGET, unit=' MiB')}"
             )
+            notes.append(
+                f"- worker USS over bare (no target; what one more worker adds): {framework} "
+                f"{unique:+.2f} MiB"
+            )
     seconds = time.monotonic() - started
     table = markdown_table(
         ["app", "requests/s (median round)", "requests/s vs bare (paired)", "p50 µs", "p99 µs",
-         "worker RSS MiB after warm-up", "RSS over bare (plain gunicorn)"],
+         "worker RSS MiB after warm-up", "RSS over bare (plain gunicorn)", "worker USS MiB",
+         "USS over bare"],
         table_rows,
     )  # fmt: skip
     client = (
@@ -358,7 +372,9 @@ def main() -> None:
         f">= {RPS_TARGET:.2f}x). Worker RSS: the worker's "
         f"resident size after {args.warmup} warm-up requests; over bare: against the bare app "
         "under plain gunicorn (stock uvicorn worker or gthread, no fender configuration: "
-        f"nothing of fender imported), target <= {RSS_TARGET:.0f} MiB."
+        f"nothing of fender imported), target <= {RSS_TARGET:.0f} MiB. Worker USS: the pages "
+        "only the worker holds (psutil's uss); the rest of its RSS is shared with the master "
+        "(what gunicorn and its config imported before forking) and is paid once a container."
     )
     verdict = "Targets (issue 16), from this run:\n\n" + "\n".join(notes)
     publish(
