@@ -327,6 +327,19 @@ def test_a_bad_cost_is_a_programming_error_not_a_store_failure():
     assert limiter.serving is Tier.REDIS
 
 
+@pytest.mark.parametrize("cost", [-1, True, 1.0, "1", None])
+def test_a_bad_cost_is_refused_by_the_memory_only_limiters_too(cost):
+    policy = parse_policy("1/minute")
+    with pytest.raises(ValueError, match="cost"):
+        TieredLimiter(config()).decide([(fresh_key(), policy)], cost)
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="cost"):
+            await AsyncTieredLimiter(config()).decide([(fresh_key(), policy)], cost)
+
+    asyncio.run(scenario())
+
+
 # -- the async shell -------------------------------------------------------------------------------
 
 

@@ -41,7 +41,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Final, Literal, TypeVar
 
@@ -202,6 +202,13 @@ class RoutePlan:
     policy_header: str
     needs_request: bool
     slot: Literal["global", "key", "route"] | None = None
+    # The RateLimit-Policy header as ASGI sends it, encoded once rather than per request.
+    policy_item: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Encode the ``RateLimit-Policy`` header once."""
+        item = (b"ratelimit-policy", self.policy_header.encode("latin-1"))
+        object.__setattr__(self, "policy_item", item)
 
 
 class RejectionWatch:
@@ -475,7 +482,7 @@ class HttpRateLimit:
         headers: list[tuple[bytes, bytes]] = []
         counted = decision.reason != UNAVAILABLE
         if self._ietf:
-            headers.append((b"ratelimit-policy", plan.policy_header.encode("latin-1")))
+            headers.append(plan.policy_item)
             if counted:
                 headers.append((b"ratelimit", decision.header_value().encode("latin-1")))
         if self._legacy and counted:

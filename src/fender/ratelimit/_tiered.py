@@ -197,8 +197,11 @@ class TieredLimiter:
         Raises:
             ValueError: ``cost`` is not an integer >= 0 (a programming error).
         """
-        check_cost(cost)
+        if cost.__class__ is not int or cost < 0:  # (check_cost's own test, without its call)
+            check_cost(cost)
         core = self.core
+        if not core.redis:  # no REDIS_URL: no lease to spend, no permit to ask for
+            return core.fallback(items, cost)
         leases = self.leases
         leased = leases.spend(items, cost)
         if leased is not None:
@@ -349,8 +352,11 @@ class AsyncTieredLimiter:
         Raises:
             ValueError: ``cost`` is not an integer >= 0 (a programming error).
         """
-        check_cost(cost)
+        if cost.__class__ is not int or cost < 0:  # (check_cost's own test, without its call)
+            check_cost(cost)
         core = self.core
+        if not core.redis:  # no REDIS_URL: no lease to spend, no permit to ask for
+            return core.fallback(items, cost)
         leases = self.leases
         leased = leases.spend(items, cost)
         if leased is not None:
