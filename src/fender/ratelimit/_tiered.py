@@ -76,6 +76,23 @@ logger = logging.getLogger("fender.ratelimit")
 _EXACT = LeaseConfig(mode="exact")
 
 
+def _decided_here(core: TierCore, leases: LeaseBook, items: Items, cost: int) -> Decision | None:
+    """What both shells decide without a Redis call, or None: ask Redis (with a permit).
+
+    Without REDIS_URL the fallback decides (no lease to spend, no permit to ask for); with it, a
+    lease held here answers when it has a request left.
+
+    Raises:
+        ValueError: ``cost`` is not an integer >= 0 (a programming error).
+    """
+    if cost.__class__ is not int or cost < 0:  # (check_cost's own test, without its call)
+        check_cost(cost)
+    if not core.redis:
+        return core.fallback(items, cost)
+    leased = leases.spend(items, cost)
+    return None if leased is None else core.count(leased)
+
+
 def _round_trips_metric() -> Any:
     return metrics.counter(
         "rate_limit_redis_calls",
@@ -197,15 +214,11 @@ class TieredLimiter:
         Raises:
             ValueError: ``cost`` is not an integer >= 0 (a programming error).
         """
-        if cost.__class__ is not int or cost < 0:  # (check_cost's own test, without its call)
-            check_cost(cost)
         core = self.core
-        if not core.redis:  # no REDIS_URL: no lease to spend, no permit to ask for
-            return core.fallback(items, cost)
         leases = self.leases
-        leased = leases.spend(items, cost)
-        if leased is not None:
-            return core.count(leased)
+        decided = _decided_here(core, leases, items, cost)
+        if decided is not None:
+            return decided
         permit = core.redis_permit()
         if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
@@ -352,15 +365,11 @@ class AsyncTieredLimiter:
         Raises:
             ValueError: ``cost`` is not an integer >= 0 (a programming error).
         """
-        if cost.__class__ is not int or cost < 0:  # (check_cost's own test, without its call)
-            check_cost(cost)
         core = self.core
-        if not core.redis:  # no REDIS_URL: no lease to spend, no permit to ask for
-            return core.fallback(items, cost)
         leases = self.leases
-        leased = leases.spend(items, cost)
-        if leased is not None:
-            return core.count(leased)
+        decided = _decided_here(core, leases, items, cost)
+        if decided is not None:
+            return decided
         permit = core.redis_permit()
         if permit is None or self._redis is None or self._client is None:
             return core.fallback(items, cost)
