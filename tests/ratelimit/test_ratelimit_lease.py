@@ -23,12 +23,16 @@ import fender
 import fender.wsgi
 from fender._clock import ManualClock
 from fender.errors import ConfigurationError
+from fender.flask import Fender
 from fender.ratelimit._config import RateLimitConfig
 from fender.ratelimit._lease import LeaseBook, LeaseConfig
-from fender.ratelimit._policy import Algorithm, parse_policy
+from fender.ratelimit._policy import Algorithm, RateLimitPolicy, parse_policy
 from fender.ratelimit._tiered import AsyncTieredLimiter, TieredLimiter
 from fender.ratelimit._tiers import Tier
+from fender.resilience import BreakerState
 from fender.settings import load_settings
+
+from servers import wait_for
 
 _ids = itertools.count()
 LEASE = LeaseConfig(mode="lease", size=10)
@@ -293,3 +297,64 @@ def test_the_app_limiter_takes_its_mode_from_the_settings(environ, leasing):
     wsgi = fender.wsgi.wrap(Flask(__name__), settings=settings).runtime
     assert asgi.limiter.leases.config.leasing is leasing
     assert wsgi.limiter.leases.config.leasing is leasing
+
+
+# -- limits marked exact ---------------------------------------------------------------------------
+
+
+def test_a_policy_marked_exact_is_never_leased():
+    book = LeaseBook(LEASE, algorithm=Algorithm.GCRA, clock=ManualClock())
+    leased = parse_policy("100/minute")
+    exact = RateLimitPolicy(name="login", limits=leased.limits, exact=True)
+    assert book.prepare([("k", leased)], 1, instances=1) is not None
+    assert book.prepare([("k2", exact)], 1, instances=1) is None
+    # stacked with a leasable one: one call decides both, so the request goes exact
+    assert book.prepare([("k3", leased), ("k4", exact)], 1, instances=1) is None
+    with pytest.raises(ConfigurationError) as caught:
+        RateLimitPolicy(name="login", limits=leased.limits, exact="yes")  # type: ignore[arg-type]
+    assert caught.value.field == "exact"
+    with pytest.raises(ConfigurationError) as caught:
+        fender.rate_limit("5/minute", exact=1)  # type: ignore[arg-type]
+    assert caught.value.field == "exact"
+
+
+@pytest.mark.redis
+def test_a_route_marked_exact_asks_redis_for_every_request_in_lease_mode(redis_url):
+    app = Flask(__name__)
+
+    @app.get("/login")
+    @fender.rate_limit("100000/minute", exact=True)
+    def login() -> str:
+        return "ok"
+
+    @app.get("/items")
+    @fender.rate_limit("100000/minute")
+    def items() -> str:
+        return "ok"
+
+    Fender(app, redis_url=redis_url, env="development")
+    runtime = app.extensions["fender"]
+    assert runtime.limiter.leases.config.leasing  # the default mode: lease
+    client = app.test_client()
+    assert client.get("/items").status_code == 200  # a WSGI app starts on its first request
+    # The breaker is the process's ("ratelimit"): an earlier test's dead Redis may have left it
+    # half open, and the limiter serves from memory until its probe closes it.
+    breaker = runtime.limiter.core.breaker
+    wait_for(
+        lambda: breaker.state is BreakerState.CLOSED and runtime.limiter.serving is Tier.REDIS,
+        30,
+        "the limiter on Redis, its breaker closed",
+    )
+    for path in ("/login", "/items"):  # the first calls load the scripts where missing
+        assert client.get(path).status_code == 200
+
+    def round_trips(path: str, requests: int) -> int:
+        before = runtime.limiter.round_trips
+        for _ in range(requests):
+            response = client.get(path)
+            assert response.status_code == 200
+            assert response.headers["ratelimit-policy"]
+        return runtime.limiter.round_trips - before
+
+    assert round_trips("/login", 40) == 40
+    assert round_trips("/items", 40) <= 4  # leases of 20 requests

@@ -126,6 +126,7 @@ class RouteLimit:
     cost: int
     name: str | None
     fallback: FallbackMode | None = None
+    exact: bool = False
 
 
 def rate_limit(
@@ -135,6 +136,7 @@ def rate_limit(
     cost: int = 1,
     name: str | None = None,
     fallback: FallbackMode | None = None,
+    exact: bool = False,
 ) -> Callable[[F], F]:
     """Mark an endpoint (FastAPI, Starlette, Flask view) with its own limit.
 
@@ -153,9 +155,12 @@ def rate_limit(
         fallback: while the shared store does not answer, ``"local"`` (limit in memory with a
             share of the limit), ``"open"`` (admit) or ``"closed"`` (reject: a login or a
             payment route); default: FENDER_RATE_LIMIT_FALLBACK.
+        exact: decide every request of this limit in Redis even in lease mode
+            (FENDER_RATE_LIMIT_MODE=lease, the default): one round trip a request, never over
+            the limit. For limits that must hold to the request: logins, OTPs, paid quotas.
 
     Raises:
-        ConfigurationError: a bad rate, key, cost, name or fallback, at import time.
+        ConfigurationError: a bad rate, key, cost, name, fallback or exact, at import time.
     """
     policy = parse_policy(rate, name=name or "route", field="rate_limit")
     if fallback is not None and fallback not in FALLBACKS:
@@ -164,7 +169,11 @@ def rate_limit(
         raise ConfigurationError("key", key, f"one of {', '.join(_SCOPES)} or a function")
     if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
         raise ConfigurationError("cost", cost, "an integer >= 1")
-    mark = RouteLimit(rate=rate, policy=policy, key=key, cost=cost, name=name, fallback=fallback)
+    if not isinstance(exact, bool):
+        raise ConfigurationError("exact", exact, "True or False")
+    mark = RouteLimit(
+        rate=rate, policy=policy, key=key, cost=cost, name=name, fallback=fallback, exact=exact
+    )
 
     def decorate(fn: F) -> F:
         marks: tuple[RouteLimit, ...] = getattr(fn, RATE_LIMIT_ATTRIBUTE, ())
@@ -341,7 +350,9 @@ class HttpRateLimit:
         # Decorators apply bottom-up: reverse, so the first written is the first named.
         for index, mark in enumerate(reversed(marks)):
             name = mark.name or (base if index == 0 else f"{base}.{index + 1}")
-            policy = RateLimitPolicy(name=name, limits=mark.policy.limits, fallback=mark.fallback)
+            policy = RateLimitPolicy(
+                name=name, limits=mark.policy.limits, fallback=mark.fallback, exact=mark.exact
+            )
             check_no_burst(policy, self.config.algorithm, field="rate_limit", text=mark.rate)
             rules.append(_Rule(mark.key, policy))
         return self._plan(tuple(rules), costs.pop())

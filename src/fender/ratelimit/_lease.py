@@ -178,6 +178,9 @@ class LeaseBook:
         """The lease call for this request, or None: decide it exactly (ratelimit.lua)."""
         if not self.enabled or cost != 1:
             return None
+        for _, policy in items:
+            if policy.exact:  # marked exact (@rate_limit(..., exact=True)): no lease, ever
+                return None
         key = self._key(items)
         if key in self._pending:
             return None

@@ -206,11 +206,14 @@ class RateLimitPolicy:
             limits of one policy apart). Read-only.
         fallback: what to do with this policy when the shared store does not answer (None:
             the configuration's ``fallback``).
+        exact: every request of this policy is decided in the shared store, in lease mode
+            too (no lease taken: never over the limit; a login, a paid quota).
     """
 
     name: str = "default"
     limits: tuple[Limit, ...]
     fallback: FallbackMode | None = None
+    exact: bool = False
     item_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     policy_header: str = field(init=False, repr=False, compare=False)
     cells: Mapping[Algorithm, tuple[tuple[str, str, Limit], ...]] = field(
@@ -232,6 +235,8 @@ class RateLimitPolicy:
         object.__setattr__(self, "limits", limits)
         if self.fallback is not None and self.fallback not in FALLBACKS:
             raise ConfigurationError("fallback", self.fallback, " or ".join(FALLBACKS))
+        if not isinstance(self.exact, bool):
+            raise ConfigurationError("exact", self.exact, "True or False")
         if len(limits) == 1:
             names: tuple[str, ...] = (self.name,)
         else:
