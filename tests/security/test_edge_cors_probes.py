@@ -6,6 +6,7 @@ import pytest
 
 from fender.errors import ConfigurationError
 from fender.security import CorsPolicy, probe_of
+from fender.security._probes import PROBE_SEGMENTS
 from fender.settings import load_settings
 
 
@@ -136,3 +137,9 @@ def test_well_known_probes_are_recognised(path, target, rule):
 )
 def test_ordinary_paths_are_no_probes(path):
     assert probe_of(path, path) is None
+
+
+@pytest.mark.parametrize("rule", sorted(PROBE_SEGMENTS))
+def test_every_probe_rule_is_seen_past_the_fast_path(rule):
+    for path in (f"/{rule}", f"/app/{rule.upper()}/x"):
+        assert probe_of(path, path) is not None, path

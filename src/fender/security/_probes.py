@@ -26,6 +26,8 @@ PROBE_SEGMENTS: Final = frozenset(
 """Path segments (lower-case) that only scanners ask for; ``.env*`` and ``phpmyadmin*`` too."""
 
 _PREFIXES: Final = (".env", "phpmyadmin")
+# The rules a path without "." can match (derived: a rule added above is never missed below).
+_DOTLESS: Final = tuple(sorted({rule for rule in (*PROBE_SEGMENTS, *_PREFIXES) if "." not in rule}))
 # ../ and ..\ as sent, and their percent-encoded forms (%2e%2e, %2f, %5c), lower-cased.
 _TRAVERSALS: Final = ("../", "..\\", "..%2f", "..%5c", "%2e%2e", "%2e.", ".%2e")
 
@@ -40,16 +42,13 @@ def probe_of(path: str, target: str) -> str | None:
     """
     low = path.lower()
     # Every request pays for this: most paths have no "." and no "%" (every traversal pattern
-    # and every dotted rule needs one), and then only the three dotless rules can match.
-    if (
-        "." not in target
-        and "%" not in target
-        and "." not in low
-        and "wp-admin" not in low
-        and "cgi-bin" not in low
-        and "phpmyadmin" not in low
-    ):
-        return None
+    # and every dotted rule needs one), and then only the dotless rules can match.
+    if "." not in target and "%" not in target and "." not in low:
+        for rule in _DOTLESS:
+            if rule in low:
+                break
+        else:
+            return None
     for segment in low.split("/"):
         if segment in PROBE_SEGMENTS:
             return segment
